@@ -1,0 +1,118 @@
+//! `bulwark`: the server and its tools.
+#![forbid(unsafe_code)]
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use bulwark_server::credentials::Source;
+use bulwark_server::{Config, Credentials, Server};
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(name = "bulwark", version, about = "Bulwark: an S3-compatible object store that keeps your data")]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run the S3 server.
+    Server {
+        /// Data directory of the embedded default (six drives in three facilities).
+        #[arg(long, default_value = "data")]
+        data: PathBuf,
+        /// Address to listen on.
+        #[arg(long)]
+        address: Option<SocketAddr>,
+        /// TOML file listing drives, facilities and the erasure geometry.
+        #[arg(long)]
+        config: Option<PathBuf>,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG").unwrap_or_else(|_| "info".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+        Ok(runtime) => runtime,
+        Err(e) => {
+            eprintln!("error: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match cli.command {
+        Command::Server { data, address, config } => runtime.block_on(server(data, address, config)),
+    }
+}
+
+async fn server(data: PathBuf, address: Option<SocketAddr>, config_file: Option<PathBuf>) -> ExitCode {
+    let mut config = match &config_file {
+        Some(path) => match Config::from_file(path) {
+            Ok(config) => config,
+            Err(e) => {
+                eprintln!("error: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        None => Config::embedded(&data),
+    };
+    if let Some(address) = address {
+        config.address = address;
+    }
+    let (credentials, source) = match Credentials::load(&config.state_dir) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: root credentials: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let server = match Server::start(&config, credentials.clone()).await {
+        Ok(server) => server,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let address = server.local_addr().unwrap_or(config.address);
+    match source {
+        Source::Generated(path) => {
+            // Printed this once; afterwards only the 0600 file holds it.
+            println!("Root credentials were generated and saved to {} (mode 0600):", path.display());
+            println!("  AWS_ACCESS_KEY_ID={}", credentials.access_key);
+            println!("  AWS_SECRET_ACCESS_KEY={}", credentials.secret_key.expose());
+        }
+        Source::File(path) => println!("Root credentials: {} (access key {})", path.display(), credentials.access_key),
+        Source::Environment => println!("Root credentials: from the environment (access key {})", credentials.access_key),
+    }
+    println!("Bulwark S3 endpoint: http://{address}  (region {})", config.region);
+    tracing::info!(%address, drives = config.drives.len(), "listening");
+    server.run(shutdown_signal()).await;
+    ExitCode::SUCCESS
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term.recv() => {}
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = ctrl_c.await;
+}

@@ -1,0 +1,791 @@
+//! Black-box test harness: the real `bulwark` binary, driven by real S3 clients.
+//!
+//! Contract: a [`TestServer`] owns one `bulwark server` process, its own temporary
+//! data directory and its own loopback port, so tests may run in parallel. It is
+//! ready (answers `ListBuckets`) when [`TestServer::start`] returns, and it is killed
+//! (SIGKILL) and its directory removed when the value is dropped. If the test
+//! panicked, the tail of the server's log is printed first, so a failure shows what
+//! the server said. Set `BULWARK_E2E_KEEP=1` to keep the data directory for a look.
+//!
+//! The harness knows the default on-disk layout only as far as the fault tests need
+//! it: six drives in three facilities ([`TestServer::drive_path`]), and shard files of
+//! objects larger than the inline threshold under `<drive>/data/<bucket>/` (see
+//! [`shard_files`]). Everything else is observed through the S3 API.
+//!
+//! The binary is found next to the test executable (`<target>/debug/bulwark`) unless
+//! `BULWARK_BIN` names another one; `cargo test --workspace` builds it.
+#![forbid(unsafe_code)]
+
+use std::fs;
+use std::io::Write;
+use std::net::{SocketAddr, TcpListener};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::http::HttpResponse;
+use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation,
+    RuntimeComponents,
+};
+use aws_sdk_s3::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
+use aws_sdk_s3::primitives::ByteStream;
+use md5::{Digest, Md5};
+use rand::{RngCore, SeedableRng};
+
+pub mod raw_http;
+
+/// Access key of the root user every test server is started with.
+pub const ACCESS_KEY: &str = "bulwarkadmin";
+/// Secret key of the root user (40 characters, like an AWS secret key).
+pub const SECRET_KEY: &str = "bulwark-e2e-secret-0123456789abcdefghijk";
+/// The region the server answers for.
+pub const REGION: &str = "us-east-1";
+/// Number of drives in the default layout.
+pub const DRIVE_COUNT: usize = 6;
+/// Objects up to this size are stored inline in the metadata store, not as shards.
+pub const INLINE_SIZE_MAX_BYTES: usize = 128 * 1024;
+/// Smallest size of a multipart part other than the last.
+pub const PART_SIZE_MIN_BYTES: usize = 5 * 1024 * 1024;
+/// Response header with the write receipt `D/N` (durable shards / all shards).
+pub const REDUNDANCY_HEADER: &str = "x-bulwark-redundancy";
+
+const READY_TIMEOUT: Duration = Duration::from_secs(60);
+const READY_POLL_INTERVAL: Duration = Duration::from_millis(50);
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(300);
+const LOG_TAIL_LINES_MAX: usize = 200;
+const START_ATTEMPTS_MAX: usize = 3;
+
+const _: () = assert!(SECRET_KEY.len() == 40);
+
+/// One running `bulwark server` with its own data directory and port.
+pub struct TestServer {
+    dir: tempfile::TempDir,
+    port: u16,
+    child: Option<Child>,
+}
+
+impl TestServer {
+    /// Starts a server on a fresh data directory and a free loopback port, and waits
+    /// until it answers S3 requests.
+    pub async fn start() -> TestServer {
+        let dir = tempfile::Builder::new()
+            .prefix("bulwark-e2e-")
+            .tempdir()
+            .expect("create a temporary directory for the server");
+        fs::create_dir_all(dir.path().join("data")).expect("create the data directory");
+        let mut server = TestServer {
+            dir,
+            port: 0,
+            child: None,
+        };
+        // Another test may grab the port between our probe and the server's bind;
+        // a server that exits before it is ready gets another port.
+        for attempt in 1..=START_ATTEMPTS_MAX {
+            server.port = free_port();
+            server.spawn();
+            match server.wait_ready().await {
+                Ok(()) => return server,
+                Err(reason) if attempt < START_ATTEMPTS_MAX && reason.exited => {
+                    server.append_log_marker(&format!(
+                        "server exited before ready ({}); retrying on another port",
+                        reason.message
+                    ));
+                }
+                Err(reason) => server.fail(&reason.message),
+            }
+        }
+        unreachable!("the start loop returns or panics")
+    }
+
+    /// Kills the server with SIGKILL (no shutdown, no flush) and waits for it to die.
+    pub fn crash(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            // The process may have exited by itself; either way it is gone after wait().
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Starts the server again on the same data directory and port, after [`crash`].
+    ///
+    /// [`crash`]: TestServer::crash
+    pub async fn start_again(&mut self) {
+        assert!(self.child.is_none(), "start_again while the server runs");
+        self.append_log_marker("starting again on the same data directory");
+        self.spawn();
+        if let Err(reason) = self.wait_ready().await {
+            self.fail(&reason.message);
+        }
+    }
+
+    /// Kills the server (SIGKILL) and starts it again on the same data and port.
+    pub async fn restart(&mut self) {
+        self.crash();
+        self.start_again().await;
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    pub fn address(&self) -> SocketAddr {
+        SocketAddr::from(([127, 0, 0, 1], self.port))
+    }
+
+    /// The directory passed as `--data`.
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.path().join("data")
+    }
+
+    /// The directory of drive `index` (1..=6): `facility-F/drive-index`.
+    pub fn drive_path(&self, index: usize) -> PathBuf {
+        assert!((1..=DRIVE_COUNT).contains(&index), "no drive {index}");
+        self.data_dir()
+            .join(format!("facility-{}", index.div_ceil(2)))
+            .join(format!("drive-{index}"))
+    }
+
+    /// The drives of facility `facility` (1..=3).
+    pub fn facility_drives(&self, facility: usize) -> [PathBuf; 2] {
+        assert!((1..=3).contains(&facility), "no facility {facility}");
+        [
+            self.drive_path(facility * 2 - 1),
+            self.drive_path(facility * 2),
+        ]
+    }
+
+    /// A scratch directory beside the data directory, removed with the server.
+    pub fn scratch_dir(&self) -> PathBuf {
+        let path = self.dir.path().join("scratch");
+        fs::create_dir_all(&path).expect("create the scratch directory");
+        path
+    }
+
+    /// Starts a server and creates `bucket` on it; returns the server and a client.
+    pub async fn start_with_bucket(bucket: &str) -> (TestServer, Client) {
+        let server = TestServer::start().await;
+        let client = server.client();
+        create_bucket(&client, bucket).await;
+        (server, client)
+    }
+
+    /// A client with the root credentials and the SDK's standard retries.
+    pub fn client(&self) -> Client {
+        self.client_with(ClientOptions::default())
+    }
+
+    /// A client that makes exactly one attempt per request, so every failure shows.
+    pub fn client_without_retries(&self) -> Client {
+        self.client_with(ClientOptions {
+            retries: false,
+            ..ClientOptions::default()
+        })
+    }
+
+    /// A client signing with the given credentials.
+    pub fn client_with_credentials(&self, access_key: &str, secret_key: &str) -> Client {
+        self.client_with(ClientOptions {
+            access_key: access_key.to_owned(),
+            secret_key: secret_key.to_owned(),
+            ..ClientOptions::default()
+        })
+    }
+
+    pub fn client_with(&self, options: ClientOptions) -> Client {
+        let credentials = Credentials::new(
+            options.access_key,
+            options.secret_key,
+            None,
+            None,
+            "bulwark-e2e",
+        );
+        let retry = if options.retries {
+            RetryConfig::standard()
+        } else {
+            RetryConfig::disabled()
+        };
+        let checksums = if options.checksums_when_supported {
+            RequestChecksumCalculation::WhenSupported
+        } else {
+            RequestChecksumCalculation::WhenRequired
+        };
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(credentials)
+            .region(Region::new(REGION))
+            .endpoint_url(self.endpoint())
+            .force_path_style(true)
+            .retry_config(retry)
+            .request_checksum_calculation(checksums)
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(Duration::from_secs(5))
+                    .operation_timeout(OPERATION_TIMEOUT)
+                    .build(),
+            )
+            .build();
+        Client::from_conf(config)
+    }
+
+    /// Everything the server wrote to stderr so far (all runs).
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.log_path()).unwrap_or_default()
+    }
+
+    fn log_path(&self) -> PathBuf {
+        self.dir.path().join("server.log")
+    }
+
+    fn append_log_marker(&self, text: &str) {
+        if let Ok(mut file) = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+        {
+            let _ = writeln!(file, "===== e2e harness: {text} =====");
+        }
+    }
+
+    fn spawn(&mut self) {
+        let binary = bulwark_binary();
+        let log = fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.log_path())
+            .expect("open the server log file");
+        let child = Command::new(&binary)
+            .arg("server")
+            .arg("--data")
+            .arg(self.data_dir())
+            .arg("--address")
+            .arg(format!("127.0.0.1:{}", self.port))
+            .env("BULWARK_ROOT_USER", ACCESS_KEY)
+            .env("BULWARK_ROOT_PASSWORD", SECRET_KEY)
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
+            )
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().expect("clone the log file handle"))
+            .stderr(log)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
+        self.child = Some(child);
+    }
+
+    async fn wait_ready(&mut self) -> Result<(), NotReady> {
+        let deadline = Instant::now() + READY_TIMEOUT;
+        let client = self.client_without_retries();
+        loop {
+            if let Some(child) = self.child.as_mut()
+                && let Ok(Some(status)) = child.try_wait()
+            {
+                self.child = None;
+                return Err(NotReady {
+                    exited: true,
+                    message: format!("bulwark server exited during startup with {status}"),
+                });
+            }
+            if tokio::net::TcpStream::connect(self.address()).await.is_ok() {
+                match client.list_buckets().send().await {
+                    Ok(_) => return Ok(()),
+                    Err(e) if Instant::now() >= deadline => {
+                        return Err(NotReady {
+                            exited: false,
+                            message: format!(
+                                "ListBuckets still failing after {READY_TIMEOUT:?}: {}",
+                                DisplayErrorContext(&e)
+                            ),
+                        });
+                    }
+                    Err(_) => {}
+                }
+            }
+            if Instant::now() >= deadline {
+                return Err(NotReady {
+                    exited: false,
+                    message: format!("no TCP listener on {} after {READY_TIMEOUT:?}", self.address()),
+                });
+            }
+            tokio::time::sleep(READY_POLL_INTERVAL).await;
+        }
+    }
+
+    fn fail(&mut self, message: &str) -> ! {
+        self.crash();
+        panic!(
+            "bulwark server on port {} did not become ready: {message}\n--- server log ---\n{}",
+            self.port,
+            tail(&self.log(), LOG_TAIL_LINES_MAX)
+        );
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        self.crash();
+        if std::thread::panicking() {
+            eprintln!(
+                "--- bulwark server log (last {LOG_TAIL_LINES_MAX} lines, {}) ---\n{}",
+                self.log_path().display(),
+                tail(&self.log(), LOG_TAIL_LINES_MAX)
+            );
+        }
+        if std::env::var_os("BULWARK_E2E_KEEP").is_some() {
+            let path = self.dir.path().to_path_buf();
+            eprintln!("keeping the server directory {}", path.display());
+            // Replace the directory guard with one that does not delete on drop.
+            let dir = std::mem::replace(
+                &mut self.dir,
+                tempfile::tempdir().expect("create a placeholder temporary directory"),
+            );
+            let _kept = dir.keep();
+        }
+    }
+}
+
+struct NotReady {
+    exited: bool,
+    message: String,
+}
+
+/// How to build a client for a [`TestServer`].
+#[derive(Debug, Clone)]
+pub struct ClientOptions {
+    pub access_key: String,
+    pub secret_key: String,
+    /// SDK standard retries (3 attempts) when true, a single attempt when false.
+    pub retries: bool,
+    /// The SDK's default (CRC trailers on every upload) when true; only where an
+    /// operation requires a checksum when false (needed for clean presigned PUTs).
+    pub checksums_when_supported: bool,
+}
+
+impl Default for ClientOptions {
+    fn default() -> Self {
+        ClientOptions {
+            access_key: ACCESS_KEY.to_owned(),
+            secret_key: SECRET_KEY.to_owned(),
+            retries: true,
+            checksums_when_supported: true,
+        }
+    }
+}
+
+/// Path of the `bulwark` binary under test.
+pub fn bulwark_binary() -> PathBuf {
+    if let Some(path) = std::env::var_os("BULWARK_BIN") {
+        return PathBuf::from(path);
+    }
+    // The test executable is <target>/<profile>/deps/<test>-<hash>.
+    let exe = std::env::current_exe().expect("locate the test executable");
+    let profile_dir = exe
+        .parent()
+        .and_then(Path::parent)
+        .expect("test executable lives in <target>/<profile>/deps");
+    let binary = profile_dir.join("bulwark");
+    assert!(
+        binary.is_file(),
+        "the bulwark binary is missing at {}: build it with `cargo test --workspace` \
+         (or `cargo build -p bulwark-cli`), or point BULWARK_BIN at one",
+        binary.display()
+    );
+    binary
+}
+
+fn free_port() -> u16 {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("bind a probe listener");
+    listener
+        .local_addr()
+        .expect("probe listener address")
+        .port()
+}
+
+fn tail(text: &str, lines: usize) -> String {
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
+}
+
+// ---------------------------------------------------------------------------
+// Payloads and hashes
+
+/// `len` pseudo-random bytes, the same for the same seed, so a test can check an
+/// object by regenerating it instead of keeping a copy.
+pub fn payload(seed: u64, len: usize) -> Vec<u8> {
+    let mut bytes = vec![0u8; len];
+    rand::rngs::StdRng::seed_from_u64(seed).fill_bytes(&mut bytes);
+    bytes
+}
+
+/// Lower-case hex MD5.
+pub fn md5_hex(bytes: &[u8]) -> String {
+    hex::encode(Md5::digest(bytes))
+}
+
+/// The ETag S3 gives a single-part object: the quoted hex MD5 of its bytes.
+pub fn etag_of(bytes: &[u8]) -> String {
+    format!("\"{}\"", md5_hex(bytes))
+}
+
+/// The ETag S3 gives a multipart object: `"md5(md5(part1) ‖ … ‖ md5(partN))-N"`.
+pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
+    let mut hasher = Md5::new();
+    for md5 in part_md5s {
+        hasher.update(md5);
+    }
+    format!(
+        "\"{}-{}\"",
+        hex::encode(hasher.finalize()),
+        part_md5s.len()
+    )
+}
+
+/// Raw MD5 of `bytes`.
+pub fn md5_bytes(bytes: &[u8]) -> [u8; 16] {
+    Md5::digest(bytes).into()
+}
+
+/// Reads a whole body into memory (for small objects).
+pub async fn read_all(body: ByteStream) -> Vec<u8> {
+    body.collect()
+        .await
+        .expect("read the response body")
+        .into_bytes()
+        .to_vec()
+}
+
+/// Streams a body through MD5 without keeping it: `(hex md5, length)`.
+pub async fn md5_of_stream(mut body: ByteStream) -> (String, u64) {
+    let mut hasher = Md5::new();
+    let mut len = 0u64;
+    while let Some(chunk) = body.next().await {
+        let chunk = chunk.expect("read a chunk of the response body");
+        len += chunk.len() as u64;
+        hasher.update(&chunk);
+    }
+    (hex::encode(hasher.finalize()), len)
+}
+
+/// GETs an object and returns its bytes.
+pub async fn get_bytes(client: &Client, bucket: &str, key: &str) -> Vec<u8> {
+    let output = client
+        .get_object()
+        .bucket(bucket)
+        .key(key)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("GET {bucket}/{key}: {}", DisplayErrorContext(&e)));
+    read_all(output.body).await
+}
+
+/// PUTs `bytes` as an object and returns its ETag.
+pub async fn put_bytes(client: &Client, bucket: &str, key: &str, bytes: Vec<u8>) -> String {
+    let output = client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(bytes))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PUT {bucket}/{key}: {}", DisplayErrorContext(&e)));
+    output.e_tag.expect("PutObject returns an ETag")
+}
+
+/// Creates a bucket, panicking with the server's answer on failure.
+pub async fn create_bucket(client: &Client, bucket: &str) {
+    client
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("CreateBucket {bucket}: {}", DisplayErrorContext(&e)));
+}
+
+// ---------------------------------------------------------------------------
+// Errors
+
+/// The S3 error code of a failed request, if the server sent one.
+pub fn error_code<E: ProvideErrorMetadata>(error: &SdkError<E, HttpResponse>) -> Option<String> {
+    error.code().map(str::to_owned)
+}
+
+/// The HTTP status of a failed request, if a response arrived.
+pub fn http_status<E>(error: &SdkError<E, HttpResponse>) -> Option<u16> {
+    error.raw_response().map(|r| r.status().as_u16())
+}
+
+/// Asserts that `result` failed with HTTP `status` and S3 error `code`.
+#[track_caller]
+pub fn assert_s3_error<T, E>(result: Result<T, SdkError<E, HttpResponse>>, status: u16, code: &str)
+where
+    T: std::fmt::Debug,
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+{
+    let error = match result {
+        Ok(output) => panic!("expected {status} {code}, got success: {output:?}"),
+        Err(error) => error,
+    };
+    assert_eq!(
+        (http_status(&error), error_code(&error).as_deref()),
+        (Some(status), Some(code)),
+        "unexpected error: {}",
+        DisplayErrorContext(&error)
+    );
+}
+
+/// Asserts that `result` failed with HTTP `status` (whatever the code, e.g. a HEAD).
+#[track_caller]
+pub fn assert_http_status<T, E>(result: Result<T, SdkError<E, HttpResponse>>, status: u16)
+where
+    T: std::fmt::Debug,
+    E: std::error::Error + 'static,
+{
+    match result {
+        Ok(output) => panic!("expected HTTP {status}, got success: {output:?}"),
+        Err(error) => assert_eq!(
+            http_status(&error),
+            Some(status),
+            "unexpected error: {}",
+            DisplayErrorContext(&error)
+        ),
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Response headers the SDK does not model
+
+/// Captures the status and headers of the last response to the request it is
+/// attached to, for what the SDK does not model (`x-bulwark-redundancy`, 206 vs 200).
+///
+/// ```ignore
+/// let capture = ResponseCapture::new();
+/// client.put_object()…customize().interceptor(capture.clone()).send().await?;
+/// assert_eq!(capture.redundancy().as_deref(), Some("6/6"));
+/// ```
+#[derive(Debug, Clone, Default)]
+pub struct ResponseCapture {
+    seen: Arc<Mutex<Option<CapturedResponse>>>,
+}
+
+#[derive(Debug, Clone)]
+struct CapturedResponse {
+    status: u16,
+    headers: Vec<(String, String)>,
+}
+
+impl ResponseCapture {
+    pub fn new() -> ResponseCapture {
+        ResponseCapture::default()
+    }
+
+    /// The HTTP status of the last response seen.
+    pub fn status(&self) -> Option<u16> {
+        self.last().map(|r| r.status)
+    }
+
+    /// The value of header `name` (case-insensitive) in the last response seen.
+    pub fn header(&self, name: &str) -> Option<String> {
+        self.last().and_then(|r| {
+            r.headers
+                .iter()
+                .find(|(n, _)| n.eq_ignore_ascii_case(name))
+                .map(|(_, v)| v.clone())
+        })
+    }
+
+    /// The `x-bulwark-redundancy` receipt of the last response seen.
+    pub fn redundancy(&self) -> Option<String> {
+        self.header(REDUNDANCY_HEADER)
+    }
+
+    fn last(&self) -> Option<CapturedResponse> {
+        self.seen
+            .lock()
+            .expect("response capture lock is never poisoned")
+            .clone()
+    }
+}
+
+impl Intercept for ResponseCapture {
+    fn name(&self) -> &'static str {
+        "ResponseCapture"
+    }
+
+    fn read_before_deserialization(
+        &self,
+        context: &BeforeDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let response = context.response();
+        let captured = CapturedResponse {
+            status: response.status().as_u16(),
+            headers: response
+                .headers()
+                .iter()
+                .map(|(n, v)| (n.to_owned(), v.to_owned()))
+                .collect(),
+        };
+        *self
+            .seen
+            .lock()
+            .expect("response capture lock is never poisoned") = Some(captured);
+        Ok(())
+    }
+}
+
+/// PUTs an object and returns its `x-bulwark-redundancy` receipt (`None` if absent).
+pub async fn put_with_redundancy(
+    client: &Client,
+    bucket: &str,
+    key: &str,
+    bytes: Vec<u8>,
+) -> Result<Option<String>, SdkError<aws_sdk_s3::operation::put_object::PutObjectError, HttpResponse>>
+{
+    let capture = ResponseCapture::new();
+    client
+        .put_object()
+        .bucket(bucket)
+        .key(key)
+        .body(ByteStream::from(bytes))
+        .customize()
+        .interceptor(capture.clone())
+        .send()
+        .await?;
+    Ok(capture.redundancy())
+}
+
+// ---------------------------------------------------------------------------
+// Drives and shard files
+
+/// Every regular file under `<drive>/data/`, sorted: the shard files of all objects
+/// larger than the inline threshold (and nothing else once writes have settled).
+pub fn shard_files(drive: &Path) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    collect_files(&drive.join("data"), &mut files);
+    files.sort();
+    files
+}
+
+/// The shard files of one bucket on one drive.
+pub fn shard_files_in_bucket(drive: &Path, bucket: &str) -> Vec<PathBuf> {
+    let mut files = Vec::new();
+    collect_files(&drive.join("data").join(bucket), &mut files);
+    files.sort();
+    files
+}
+
+fn collect_files(dir: &Path, files: &mut Vec<PathBuf>) {
+    let Ok(entries) = fs::read_dir(dir) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        match entry.file_type() {
+            Ok(t) if t.is_dir() => collect_files(&path, files),
+            Ok(t) if t.is_file() => files.push(path),
+            _ => {}
+        }
+    }
+}
+
+/// Inverts `count` bytes of `path` starting at `offset` (in place, same length).
+pub fn flip_bytes(path: &Path, offset: u64, count: usize) {
+    use std::os::unix::fs::FileExt;
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {} to corrupt it: {e}", path.display()));
+    let mut bytes = vec![0u8; count];
+    file.read_exact_at(&mut bytes, offset)
+        .unwrap_or_else(|e| panic!("read {} at {offset}: {e}", path.display()));
+    for byte in &mut bytes {
+        *byte = !*byte;
+    }
+    file.write_all_at(&bytes, offset)
+        .unwrap_or_else(|e| panic!("write {} at {offset}: {e}", path.display()));
+    file.sync_all().expect("sync the corrupted file");
+}
+
+/// Flips a few bytes in the middle of a file: the kind of damage bitrot does.
+pub fn corrupt_middle(path: &Path) {
+    let len = fs::metadata(path)
+        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
+        .len();
+    assert!(len >= 16, "{} is too short to corrupt", path.display());
+    flip_bytes(path, len / 2, 8);
+}
+
+/// Deletes a drive directory and everything in it, as a failed disk would vanish.
+pub fn wipe_drive(drive: &Path) {
+    fs::remove_dir_all(drive).unwrap_or_else(|e| panic!("rm -rf {}: {e}", drive.display()));
+}
+
+/// Moves a drive directory away (to `<drive>.away`), as an unmounted disk would.
+pub fn unplug_drive(drive: &Path) -> PathBuf {
+    let away = drive.with_extension("away");
+    fs::rename(drive, &away)
+        .unwrap_or_else(|e| panic!("mv {} {}: {e}", drive.display(), away.display()));
+    away
+}
+
+// ---------------------------------------------------------------------------
+// Signing by hand
+
+/// A presigned URL for `method` on `/bucket/key` valid for `expires_in`, signed with
+/// the root credentials — without the SDK's 7-day limit, to test the server's.
+pub fn presign_url_by_hand(
+    server: &TestServer,
+    method: &str,
+    bucket: &str,
+    key: &str,
+    expires_in: Duration,
+) -> String {
+    use aws_sigv4::http_request::{
+        PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
+    use aws_sigv4::sign::v4;
+
+    let url = format!("{}/{bucket}/{}", server.endpoint(), raw_http::encode_path(key));
+    let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bulwark-e2e").into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::QueryParams;
+    settings.expires_in = Some(expires_in);
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("valid signing parameters")
+        .into();
+    let host = format!("127.0.0.1:{}", server.port);
+    let request = SignableRequest::new(
+        method,
+        &url,
+        std::iter::once(("host", host.as_str())),
+        SignableBody::UnsignedPayload,
+    )
+    .expect("signable request");
+    let (instructions, _signature) = sign(request, &params)
+        .expect("sign the request")
+        .into_parts();
+    let query: Vec<String> = instructions
+        .params()
+        .iter()
+        .map(|(name, value)| format!("{name}={}", raw_http::encode_query_value(value)))
+        .collect();
+    format!("{url}?{}", query.join("&"))
+}

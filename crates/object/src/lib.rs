@@ -1,0 +1,231 @@
+//! The object layer: buckets, objects, multipart uploads and listings over
+//! erasure sets of drives.
+//!
+//! Contract (DESIGN.md D1, D3): a write returns `Ok` only once its shards and
+//! its metadata are durable on every reachable drive of the object's set and
+//! on at least the write quorum `W` of them, spanning at least two facilities;
+//! otherwise it fails with [`Error::InsufficientDrives`] and nothing becomes
+//! visible. A read verifies every piece it uses and rebuilds from parity
+//! whatever is missing or corrupt, never returning a byte it could not verify.
+//!
+//! This crate knows nothing of HTTP or S3 wire formats; the `s3` crate maps
+//! its types and errors onto the protocol.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::pin::Pin;
+
+use bytes::Bytes;
+use futures::Stream;
+
+pub mod meta;
+mod names;
+mod quorum;
+mod read;
+mod set;
+mod store;
+mod write;
+
+pub use meta::ContentHeaders;
+pub use names::{validate_bucket_name, validate_object_key};
+pub use set::{ErasureSet, SetConfig};
+pub use store::{GetOptions, GetOutcome, HealQueue, ObjectStore, RangeSpec, ReadConditions};
+
+/// Objects at most this large are stored inline with their metadata.
+pub const INLINE_SIZE_BYTES_MAX: u64 = 128 * 1024;
+/// Bytes of object data coded together as one erasure block.
+pub const BLOCK_SIZE_BYTES: usize = 1024 * 1024;
+/// Largest single PUT or part (S3's limit).
+pub const OBJECT_SIZE_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Smallest part size for every part but the last of a multipart upload.
+pub const PART_SIZE_BYTES_MIN: u64 = 5 * 1024 * 1024;
+pub const PART_NUMBER_MAX: u32 = 10_000;
+pub const KEY_LENGTH_BYTES_MAX: usize = 1024;
+pub const LIST_KEYS_MAX: usize = 1000;
+const _: () = assert!(INLINE_SIZE_BYTES_MAX <= BLOCK_SIZE_BYTES as u64);
+
+/// A request or response body as a stream of chunks.
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error("no such bucket {0}")]
+    NoSuchBucket(String),
+    #[error("bucket {0} already exists")]
+    BucketAlreadyOwnedByYou(String),
+    #[error("bucket {0} is not empty")]
+    BucketNotEmpty(String),
+    #[error("invalid bucket name: {0}")]
+    InvalidBucketName(String),
+    #[error("no such key")]
+    NoSuchKey,
+    #[error("no such version")]
+    NoSuchVersion,
+    #[error("no such upload")]
+    NoSuchUpload,
+    #[error("invalid part: {0}")]
+    InvalidPart(String),
+    #[error("parts are not in ascending order")]
+    InvalidPartOrder,
+    #[error("part {part} is smaller than the minimum part size")]
+    EntityTooSmall { part: u32 },
+    #[error("object is larger than the maximum size")]
+    EntityTooLarge,
+    #[error("the Content-MD5 you specified did not match what we received")]
+    BadDigest,
+    #[error("the body ended before the declared length")]
+    IncompleteBody,
+    #[error("precondition failed")]
+    PreconditionFailed,
+    #[error("not modified")]
+    NotModified,
+    #[error("the requested range is not satisfiable")]
+    InvalidRange,
+    #[error("key too long")]
+    KeyTooLong,
+    #[error("invalid argument: {0}")]
+    InvalidArgument(String),
+    #[error("only {available} drives usable of the {needed} this write needs")]
+    InsufficientDrives { needed: usize, available: usize },
+    #[error("object {bucket}/{key} is unreadable: {detail}")]
+    Unreadable { bucket: String, key: String, detail: String },
+    #[error("reading the request body failed: {0}")]
+    Body(String),
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// What the caller asks to store with a new object.
+#[derive(Debug, Clone, Default)]
+pub struct PutOptions {
+    pub headers: ContentHeaders,
+    pub user_meta: BTreeMap<String, String>,
+    /// Expected MD5 of the body (Content-MD5), checked before anything is stored.
+    pub content_md5: Option<[u8; 16]>,
+    pub condition: WriteCondition,
+}
+
+/// Conditional write (`If-None-Match: *`, `If-Match: etag`).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub enum WriteCondition {
+    #[default]
+    None,
+    /// Only if no object exists under the key.
+    IfNoneMatchAny,
+    /// Only if the current object has this (unquoted) ETag.
+    IfMatch(String),
+}
+
+/// The durability receipt of a write: `durable` of `total` shards are on disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Redundancy {
+    pub durable: usize,
+    pub total: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct PutOutcome {
+    pub etag: String,
+    pub size: u64,
+    pub version_id: Option<String>,
+    pub redundancy: Redundancy,
+    pub mod_time_ns: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct BucketInfo {
+    pub name: String,
+    pub created_ns: i64,
+}
+
+/// Everything HEAD returns about one version.
+#[derive(Debug, Clone)]
+pub struct ObjectInfo {
+    pub bucket: String,
+    pub key: String,
+    pub version_id: Option<String>,
+    pub size: u64,
+    pub etag: String,
+    pub mod_time_ns: i64,
+    pub headers: ContentHeaders,
+    pub user_meta: BTreeMap<String, String>,
+    pub delete_marker: bool,
+    /// Number of parts for multipart objects.
+    pub parts_count: Option<u32>,
+    /// (number, size) of every part, for partNumber reads.
+    pub part_sizes: Vec<(u32, u64)>,
+}
+
+/// An inclusive byte range already resolved against the object size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ByteRange {
+    pub start: u64,
+    pub end_inclusive: u64,
+}
+
+impl ByteRange {
+    pub fn len(&self) -> u64 {
+        self.end_inclusive - self.start + 1
+    }
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+}
+
+#[derive(Debug)]
+pub struct ListParams {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    /// Return keys strictly after this one.
+    pub start_after: Option<String>,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ListEntry {
+    pub key: String,
+    pub size: u64,
+    pub etag: String,
+    pub mod_time_ns: i64,
+    pub multipart_parts: Option<u32>,
+}
+
+#[derive(Debug, Default)]
+pub struct ListPage {
+    pub objects: Vec<ListEntry>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    /// The last key or common prefix returned, for the next page's marker.
+    pub next_marker: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UploadInfo {
+    pub key: String,
+    pub upload_id: String,
+    pub initiated_ns: i64,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartInfo {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+    pub mod_time_ns: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct UploadsPage {
+    pub uploads: Vec<UploadInfo>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    pub next_upload_id_marker: Option<String>,
+}
+
+pub(crate) fn now_ns() -> i64 {
+    let now = time::OffsetDateTime::now_utc();
+    i64::try_from(now.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}

@@ -1,0 +1,280 @@
+//! The read path: fetch K verified pieces per block (data shards first),
+//! rebuild from parity whatever is missing or fails its checksum, and stream
+//! the requested range block by block.
+//!
+//! A piece is used only after its checksum (bound to shard and block index)
+//! verified, so a corrupt shard is never served: it is skipped like a missing
+//! one, the object is reported for healing, and if fewer than K good pieces
+//! remain the stream fails loudly instead of returning wrong bytes.
+
+use std::sync::Arc;
+
+use bulwark_erasure::{self as erasure, Geometry};
+use bulwark_storage::{BlobReader, VersionUid};
+use bytes::Bytes;
+use futures::future::join_all;
+use tokio::sync::mpsc;
+
+use crate::meta::{DataLayout, PartLayout};
+use crate::set::ErasureSet;
+use crate::{ByteRange, ByteStream, Error, Result};
+
+/// Blocks read ahead of the client.
+const BLOCKS_READ_AHEAD_MAX: usize = 2;
+
+/// Something that wants to know about damaged objects (the heal queue).
+pub(crate) trait DamageSink: Send + Sync {
+    fn report(&self, bucket: &str, key: &str, uid: VersionUid, detail: &str);
+}
+
+enum Slot {
+    Unopened,
+    Blob(Box<dyn BlobReader>),
+    Inline(Bytes),
+    Failed,
+}
+
+/// Reads the blocks of one part.
+struct PartSource {
+    set: Arc<ErasureSet>,
+    bucket: String,
+    key: String,
+    uid: VersionUid,
+    geometry: Geometry,
+    distribution: Vec<usize>,
+    part: PartLayout,
+    inline: bool,
+    slots: Vec<Slot>,
+    damage: Arc<dyn DamageSink>,
+    reported: bool,
+}
+
+impl PartSource {
+    fn new(ctx: &ReadContext, part: &PartLayout) -> PartSource {
+        let slots = ctx
+            .holders
+            .iter()
+            .enumerate()
+            .map(|(p, &holds)| if holds && ctx.set.drives[p].is_online() { Slot::Unopened } else { Slot::Failed })
+            .collect();
+        PartSource {
+            set: ctx.set.clone(),
+            bucket: ctx.bucket.clone(),
+            key: ctx.key.clone(),
+            uid: ctx.uid,
+            geometry: ctx.geometry,
+            distribution: ctx.layout.distribution.clone(),
+            part: part.clone(),
+            inline: ctx.layout.inline,
+            slots,
+            damage: ctx.damage.clone(),
+            reported: false,
+        }
+    }
+
+    fn note_damage(&mut self, detail: &str) {
+        if !self.reported {
+            self.reported = true;
+            self.damage.report(&self.bucket, &self.key, self.uid, detail);
+        }
+    }
+
+    /// Positions to try, data shards first (they need no decoding).
+    fn candidates(&self) -> Vec<usize> {
+        let mut positions: Vec<usize> = (0..self.slots.len())
+            .filter(|&p| !matches!(self.slots[p], Slot::Failed))
+            .collect();
+        positions.sort_by_key(|&p| self.distribution[p]);
+        positions
+    }
+
+    async fn read_block(&mut self, block_index: u64) -> Result<Vec<u8>> {
+        let block_len = self.geometry.block_len(self.part.size, block_index);
+        let piece_len = self.geometry.piece_len(block_len);
+        let offset = self.geometry.shard_offset(block_index);
+        let data = self.geometry.data();
+        let mut pieces: Vec<Option<Vec<u8>>> = vec![None; self.geometry.total()];
+        let mut good = 0;
+        let mut tried = vec![false; self.slots.len()];
+        if self.slots.iter().any(|s| matches!(s, Slot::Failed)) {
+            self.note_damage("record or drive missing");
+        }
+        while good < data {
+            let batch: Vec<usize> = self
+                .candidates()
+                .into_iter()
+                .filter(|&p| !tried[p])
+                .take(data - good)
+                .collect();
+            if batch.is_empty() {
+                self.note_damage("not enough good pieces");
+                return Err(Error::Unreadable {
+                    bucket: self.bucket.clone(),
+                    key: self.key.clone(),
+                    detail: format!("block {block_index} of part {}: only {good} of {data} pieces verified", self.part.number),
+                });
+            }
+            let mut reads = Vec::with_capacity(batch.len());
+            for &position in &batch {
+                tried[position] = true;
+                let slot = std::mem::replace(&mut self.slots[position], Slot::Unopened);
+                reads.push(self.read_piece(position, slot, block_index, offset, piece_len));
+            }
+            let results = join_all(reads).await;
+            for (position, slot, result) in results {
+                match result {
+                    Ok(piece) => {
+                        self.slots[position] = slot;
+                        pieces[self.distribution[position]] = Some(piece);
+                        good += 1;
+                    }
+                    Err(detail) => {
+                        tracing::warn!(
+                            bucket = %self.bucket, key = %self.key, position, block_index, %detail,
+                            "piece unusable; rebuilding from parity"
+                        );
+                        self.slots[position] = Slot::Failed;
+                        self.note_damage(&detail);
+                    }
+                }
+            }
+        }
+        erasure::decode_block(&self.geometry, &pieces, block_len).map_err(|e| Error::Unreadable {
+            bucket: self.bucket.clone(),
+            key: self.key.clone(),
+            detail: e.to_string(),
+        })
+    }
+
+    fn read_piece(
+        &self,
+        position: usize,
+        slot: Slot,
+        block_index: u64,
+        offset: u64,
+        piece_len: usize,
+    ) -> impl std::future::Future<Output = (usize, Slot, Result<Vec<u8>, String>)> + Send + 'static {
+        let drive = self.set.drives[position].clone();
+        let bucket = self.bucket.clone();
+        let blob = self.part.blob.clone();
+        let inline = self.inline;
+        let uid = self.uid;
+        let shard = self.distribution[position];
+        let framed_len = piece_len + erasure::HASH_LEN_BYTES;
+        async move {
+            let slot = match slot {
+                Slot::Unopened if inline => match drive.get_inline(uid).await {
+                    Ok(Some(bytes)) => Slot::Inline(bytes),
+                    Ok(None) => return (position, Slot::Failed, Err("inline shard missing".into())),
+                    Err(e) => return (position, Slot::Failed, Err(e.to_string())),
+                },
+                Slot::Unopened => {
+                    let Some(blob) = blob.as_deref().and_then(parse_blob_id) else {
+                        return (position, Slot::Failed, Err("record names no blob".into()));
+                    };
+                    match drive.open_blob(&bucket, blob).await {
+                        Ok(reader) => Slot::Blob(reader),
+                        Err(e) => return (position, Slot::Failed, Err(e.to_string())),
+                    }
+                }
+                other => other,
+            };
+            let framed = match &slot {
+                Slot::Blob(reader) => reader.read_at(offset, framed_len).await.map_err(|e| e.to_string()),
+                Slot::Inline(bytes) => {
+                    let start = offset as usize;
+                    bytes
+                        .get(start..start + framed_len)
+                        .map(Bytes::copy_from_slice)
+                        .ok_or_else(|| "inline shard truncated".to_owned())
+                }
+                Slot::Unopened | Slot::Failed => Err("slot unusable".into()),
+            };
+            let result = framed.and_then(|framed| {
+                erasure::open_piece(shard, block_index, &framed, piece_len)
+                    .map(<[u8]>::to_vec)
+                    .map_err(|e| format!("shard {shard} block {block_index}: {e}"))
+            });
+            (position, slot, result)
+        }
+    }
+}
+
+pub(crate) fn parse_blob_id(hex_id: &str) -> Option<[u8; 16]> {
+    let bytes = hex::decode(hex_id).ok()?;
+    bytes.try_into().ok()
+}
+
+/// Everything needed to read one resolved version.
+pub(crate) struct ReadContext {
+    pub set: Arc<ErasureSet>,
+    pub bucket: String,
+    pub key: String,
+    pub uid: VersionUid,
+    pub layout: DataLayout,
+    pub holders: Vec<bool>,
+    pub geometry: Geometry,
+    pub damage: Arc<dyn DamageSink>,
+}
+
+/// Streams `range` of the object. Blocks are produced by a task that runs
+/// at most `BLOCKS_READ_AHEAD_MAX` blocks ahead of the consumer.
+pub(crate) fn stream_range(ctx: ReadContext, range: Option<ByteRange>) -> ByteStream {
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(BLOCKS_READ_AHEAD_MAX);
+    tokio::spawn(async move {
+        if let Err(e) = produce(&ctx, range, &sender).await {
+            tracing::error!(bucket = %ctx.bucket, key = %ctx.key, error = %e, "read failed mid-stream");
+            let _ = sender.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    Box::pin(ChannelStream(receiver))
+}
+
+/// The consumer side of the read-ahead channel, as a `Stream`.
+struct ChannelStream(mpsc::Receiver<Result<Bytes, std::io::Error>>);
+
+impl futures::Stream for ChannelStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
+}
+
+async fn produce(ctx: &ReadContext, range: Option<ByteRange>, sender: &mpsc::Sender<Result<Bytes, std::io::Error>>) -> Result<()> {
+    let total: u64 = ctx.layout.parts.iter().map(|p| p.size).sum();
+    if total == 0 {
+        return Ok(());
+    }
+    let range = range.unwrap_or(ByteRange {
+        start: 0,
+        end_inclusive: total - 1,
+    });
+    let block_size = ctx.geometry.block_size_bytes() as u64;
+    let mut part_start = 0u64;
+    for part in &ctx.layout.parts {
+        let part_end = part_start + part.size; // exclusive
+        if part.size == 0 || part_end <= range.start || part_start > range.end_inclusive {
+            part_start = part_end;
+            continue;
+        }
+        let from = range.start.max(part_start) - part_start;
+        let to = (range.end_inclusive + 1).min(part_end) - part_start; // exclusive, within part
+        let mut source = PartSource::new(ctx, part);
+        for block_index in from / block_size..to.div_ceil(block_size) {
+            let block = source.read_block(block_index).await?;
+            let block_start = block_index * block_size;
+            let lo = from.max(block_start) - block_start;
+            let hi = to.min(block_start + block.len() as u64) - block_start;
+            let chunk = Bytes::from(block).slice(lo as usize..hi as usize);
+            if sender.send(Ok(chunk)).await.is_err() {
+                return Ok(()); // the client went away
+            }
+        }
+        part_start = part_end;
+    }
+    Ok(())
+}

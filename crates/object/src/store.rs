@@ -1,0 +1,1401 @@
+//! The object store API used by the protocol layer.
+
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+
+use bulwark_storage::{MetaOp, ScanFrom, StoredVersion, VersionUid};
+use bytes::Bytes;
+use futures::future::join_all;
+use md5::{Digest, Md5};
+
+use crate::meta::{self, BucketRecord, DataLayout, PartLayout, PartRecord, UploadRecord, VersionRecord};
+use crate::quorum::{self, Resolved};
+use crate::read::{self, DamageSink, ReadContext};
+use crate::set::ErasureSet;
+use crate::write::{self, BlobWrite, BodyReader};
+use crate::{
+    BLOCK_SIZE_BYTES, BucketInfo, ByteRange, ByteStream, Error, INLINE_SIZE_BYTES_MAX, LIST_KEYS_MAX, ListEntry,
+    ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo, PART_NUMBER_MAX, PART_SIZE_BYTES_MIN, PartInfo, PutOptions,
+    PutOutcome, Redundancy, Result, UploadInfo, UploadsPage, WriteCondition, now_ns,
+};
+
+/// Objects waiting for repair held in memory at most (issue 5 persists them).
+const HEAL_QUEUE_MAX: usize = 100_000;
+/// Version records fetched per drive per listing round trip.
+const LIST_BATCH: usize = 1000;
+
+/// A requested byte range before it is resolved against the object size.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RangeSpec {
+    /// `bytes=first-` or `bytes=first-last`.
+    FromTo { first: u64, last: Option<u64> },
+    /// `bytes=-length`.
+    Suffix { length: u64 },
+}
+
+/// HTTP conditional request headers (already parsed).
+#[derive(Debug, Clone, Default)]
+pub struct ReadConditions {
+    pub if_match: Option<String>,
+    pub if_none_match: Option<String>,
+    pub if_modified_since_ns: Option<i64>,
+    pub if_unmodified_since_ns: Option<i64>,
+    /// For copy sources every failed condition is 412, never 304.
+    pub copy_source: bool,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct GetOptions {
+    pub version_id: Option<String>,
+    pub range: Option<RangeSpec>,
+    pub part_number: Option<u32>,
+    pub conditions: ReadConditions,
+}
+
+pub struct GetOutcome {
+    pub info: ObjectInfo,
+    /// The range served, when the request asked for one (or a part).
+    pub range: Option<ByteRange>,
+    pub body: ByteStream,
+}
+
+/// Objects that a read or write found short of full redundancy.
+#[derive(Default)]
+pub struct HealQueue {
+    inner: Mutex<(VecDeque<(String, String, VersionUid)>, std::collections::HashSet<(String, String, VersionUid)>)>,
+}
+
+impl HealQueue {
+    pub fn push(&self, bucket: &str, key: &str, uid: VersionUid) {
+        let Ok(mut inner) = self.inner.lock() else { return };
+        let entry = (bucket.to_owned(), key.to_owned(), uid);
+        if inner.0.len() < HEAL_QUEUE_MAX && inner.1.insert(entry.clone()) {
+            inner.0.push_back(entry);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.inner.lock().map(|i| i.0.len()).unwrap_or(0)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+impl DamageSink for HealQueue {
+    fn report(&self, bucket: &str, key: &str, uid: VersionUid, detail: &str) {
+        tracing::warn!(%bucket, %key, uid = %hex::encode(uid), %detail, "object below full redundancy; queued for heal");
+        self.push(bucket, key, uid);
+    }
+}
+
+/// Serialises the commit step of writes to one key (condition check +
+/// metadata commit), so conditional writes are atomic on this node.
+#[derive(Default)]
+struct KeyLocks {
+    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl KeyLocks {
+    async fn lock(&self, bucket: &str, key: &str) -> KeyGuard<'_> {
+        let lock = {
+            let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
+            locks.entry((bucket.to_owned(), key.to_owned())).or_default().clone()
+        };
+        let guard = lock.clone().lock_owned().await;
+        KeyGuard {
+            locks: self,
+            key: (bucket.to_owned(), key.to_owned()),
+            _guard: guard,
+        }
+    }
+}
+
+struct KeyGuard<'a> {
+    locks: &'a KeyLocks,
+    key: (String, String),
+    _guard: tokio::sync::OwnedMutexGuard<()>,
+}
+
+impl Drop for KeyGuard<'_> {
+    fn drop(&mut self) {
+        let mut locks = self.locks.locks.lock().unwrap_or_else(|e| e.into_inner());
+        // Two references: the map's and the one inside our guard.
+        if locks.get(&self.key).is_some_and(|l| Arc::strong_count(l) <= 2) {
+            locks.remove(&self.key);
+        }
+    }
+}
+
+pub struct ObjectStore {
+    sets: Vec<Arc<ErasureSet>>,
+    buckets: RwLock<BTreeMap<String, BucketRecord>>,
+    bucket_lock: tokio::sync::Mutex<()>,
+    locks: KeyLocks,
+    heal: Arc<HealQueue>,
+}
+
+fn new_uid() -> VersionUid {
+    *uuid::Uuid::now_v7().as_bytes()
+}
+
+impl ObjectStore {
+    /// Opens the store over its sets and loads the bucket list (a bucket
+    /// exists when at least K drives of the first set hold its record).
+    pub async fn open(sets: Vec<ErasureSet>) -> Result<ObjectStore> {
+        if sets.is_empty() {
+            return Err(Error::InvalidArgument("at least one erasure set is needed".into()));
+        }
+        let sets: Vec<Arc<ErasureSet>> = sets.into_iter().map(Arc::new).collect();
+        let store = ObjectStore {
+            sets,
+            buckets: RwLock::new(BTreeMap::new()),
+            bucket_lock: tokio::sync::Mutex::new(()),
+            locks: KeyLocks::default(),
+            heal: Arc::new(HealQueue::default()),
+        };
+        store.load_buckets().await?;
+        Ok(store)
+    }
+
+    pub fn sets(&self) -> &[Arc<ErasureSet>] {
+        &self.sets
+    }
+
+    pub fn heal_queue(&self) -> &HealQueue {
+        &self.heal
+    }
+
+    async fn load_buckets(&self) -> Result<()> {
+        let set = &self.sets[0];
+        let answers = join_all(set.online_positions().into_iter().map(|p| {
+            let drive = set.drives[p].clone();
+            async move { drive.list_buckets().await }
+        }))
+        .await;
+        let mut votes: BTreeMap<String, (usize, Bytes)> = BTreeMap::new();
+        for answer in answers.into_iter().flatten() {
+            for (name, record) in answer {
+                let entry = votes.entry(name).or_insert((0, record));
+                entry.0 += 1;
+            }
+        }
+        let mut buckets = self.buckets.write().unwrap_or_else(|e| e.into_inner());
+        for (name, (count, raw)) in votes {
+            if count < set.data() {
+                continue;
+            }
+            match meta::decode::<BucketRecord>("bucket", &raw) {
+                Ok(record) => {
+                    buckets.insert(name, record);
+                }
+                Err(e) => tracing::error!(bucket = %name, error = %e, "bucket record unreadable"),
+            }
+        }
+        drop(buckets);
+        self.repair_bucket_records().await;
+        Ok(())
+    }
+
+    /// A drive that came back blank (replaced) gets the bucket records back.
+    async fn repair_bucket_records(&self) {
+        let buckets: Vec<(String, BucketRecord)> = self.bucket_snapshot();
+        for set in &self.sets {
+            for p in set.online_positions() {
+                let drive = &set.drives[p];
+                let Ok(have) = drive.list_buckets().await else { continue };
+                let ops: Vec<MetaOp> = buckets
+                    .iter()
+                    .filter(|(name, _)| !have.iter().any(|(h, _)| h == name))
+                    .map(|(name, record)| MetaOp::PutBucket {
+                        bucket: name.clone(),
+                        record: meta::encode(record),
+                    })
+                    .collect();
+                if !ops.is_empty() {
+                    tracing::info!(drive = %drive.info().label, count = ops.len(), "restoring bucket records");
+                    if let Err(e) = drive.commit(ops).await {
+                        tracing::warn!(drive = %drive.info().label, error = %e, "could not restore bucket records");
+                    }
+                }
+            }
+        }
+    }
+
+    fn bucket_snapshot(&self) -> Vec<(String, BucketRecord)> {
+        let buckets = self.buckets.read().unwrap_or_else(|e| e.into_inner());
+        buckets.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+    }
+
+    fn require_bucket(&self, bucket: &str) -> Result<BucketRecord> {
+        let buckets = self.buckets.read().unwrap_or_else(|e| e.into_inner());
+        buckets.get(bucket).cloned().ok_or_else(|| Error::NoSuchBucket(bucket.to_owned()))
+    }
+
+    fn set_for(&self, bucket: &str, key: &str) -> Arc<ErasureSet> {
+        if self.sets.len() == 1 {
+            return self.sets[0].clone();
+        }
+        let hash = blake3::hash(format!("{bucket}/{key}").as_bytes());
+        let index = u64::from_le_bytes(hash.as_bytes()[8..16].try_into().unwrap_or([0; 8])) % self.sets.len() as u64;
+        self.sets[index as usize].clone()
+    }
+
+    // ---- buckets -------------------------------------------------------
+
+    pub async fn make_bucket(&self, bucket: &str) -> Result<()> {
+        crate::validate_bucket_name(bucket)?;
+        let _guard = self.bucket_lock.lock().await;
+        if self.require_bucket(bucket).is_ok() {
+            return Err(Error::BucketAlreadyOwnedByYou(bucket.to_owned()));
+        }
+        let record = BucketRecord { created_ns: now_ns() };
+        let raw = meta::encode(&record);
+        for set in &self.sets {
+            let positions = set.usable_positions().await;
+            set.require_writable(&positions)?;
+            let ok = commit_on(set, &positions, |_| {
+                vec![MetaOp::PutBucket {
+                    bucket: bucket.to_owned(),
+                    record: raw.clone(),
+                }]
+            })
+            .await;
+            set.require_writable(&ok)?;
+        }
+        self.buckets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(bucket.to_owned(), record);
+        Ok(())
+    }
+
+    pub fn head_bucket(&self, bucket: &str) -> Result<BucketInfo> {
+        let record = self.require_bucket(bucket)?;
+        Ok(BucketInfo {
+            name: bucket.to_owned(),
+            created_ns: record.created_ns,
+        })
+    }
+
+    pub fn list_buckets(&self) -> Vec<BucketInfo> {
+        self.bucket_snapshot()
+            .into_iter()
+            .map(|(name, record)| BucketInfo {
+                name,
+                created_ns: record.created_ns,
+            })
+            .collect()
+    }
+
+    pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
+        let _guard = self.bucket_lock.lock().await;
+        self.require_bucket(bucket)?;
+        let page = self
+            .list_objects(
+                bucket,
+                ListParams {
+                    prefix: String::new(),
+                    delimiter: None,
+                    start_after: None,
+                    max_keys: 1,
+                },
+            )
+            .await?;
+        if !page.objects.is_empty() {
+            return Err(Error::BucketNotEmpty(bucket.to_owned()));
+        }
+        for set in &self.sets {
+            let positions = set.usable_positions().await;
+            set.require_writable(&positions)?;
+            let ok = commit_on(set, &positions, |_| {
+                vec![MetaOp::DeleteBucket {
+                    bucket: bucket.to_owned(),
+                }]
+            })
+            .await;
+            set.require_writable(&ok)?;
+        }
+        self.buckets.write().unwrap_or_else(|e| e.into_inner()).remove(bucket);
+        Ok(())
+    }
+
+    // ---- reading metadata ----------------------------------------------
+
+    /// Asks every online drive of the set for the versions of a key.
+    async fn fetch_versions(&self, set: &ErasureSet, bucket: &str, key: &str) -> Vec<Option<Vec<StoredVersion>>> {
+        let answers = join_all((0..set.total()).map(|p| {
+            let drive = set.drives[p].clone();
+            async move {
+                if !drive.is_online() {
+                    return None;
+                }
+                match drive.get_versions(bucket, key).await {
+                    Ok(versions) => Some(versions),
+                    Err(e) => {
+                        tracing::warn!(drive = %drive.info().label, error = %e, "metadata read failed");
+                        None
+                    }
+                }
+            }
+        }))
+        .await;
+        answers
+    }
+
+    async fn resolve_key(&self, set: &ErasureSet, bucket: &str, key: &str) -> Vec<Resolved> {
+        let answers = self.fetch_versions(set, bucket, key).await;
+        quorum::resolve(&answers, set.data())
+    }
+
+    /// The version a read addresses: latest, or by id ("null" is the null version).
+    fn pick_version(versions: &[Resolved], version_id: Option<&str>) -> Result<Resolved> {
+        match version_id {
+            None => {
+                let latest = versions.first().ok_or(Error::NoSuchKey)?;
+                if latest.record.delete_marker {
+                    return Err(Error::NoSuchKey);
+                }
+                Ok(latest.clone())
+            }
+            Some(id) => {
+                let wanted = if id == "null" { None } else { Some(id) };
+                versions
+                    .iter()
+                    .find(|v| v.record.version_id.as_deref() == wanted)
+                    .cloned()
+                    .ok_or(Error::NoSuchVersion)
+            }
+        }
+    }
+
+    fn info_of(bucket: &str, key: &str, resolved: &Resolved) -> ObjectInfo {
+        let record = &resolved.record;
+        let (parts_count, part_sizes) = match &record.layout {
+            Some(layout) if layout.multipart => (
+                Some(layout.parts.len() as u32),
+                layout.parts.iter().map(|p| (p.number, p.size)).collect(),
+            ),
+            _ => (None, vec![(1, record.size)]),
+        };
+        ObjectInfo {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            version_id: record.version_id.clone(),
+            size: record.size,
+            etag: record.etag.clone(),
+            mod_time_ns: record.mod_time_ns,
+            headers: record.headers.clone(),
+            user_meta: record.user_meta.clone(),
+            delete_marker: record.delete_marker,
+            parts_count,
+            part_sizes,
+        }
+    }
+
+    pub async fn head_object(&self, bucket: &str, key: &str, opts: &GetOptions) -> Result<(ObjectInfo, Option<ByteRange>)> {
+        self.require_bucket(bucket)?;
+        let set = self.set_for(bucket, key);
+        let versions = self.resolve_key(&set, bucket, key).await;
+        let resolved = Self::pick_version(&versions, opts.version_id.as_deref())?;
+        let info = Self::info_of(bucket, key, &resolved);
+        check_conditions(&info, &opts.conditions)?;
+        let range = resolve_range(&info, opts)?;
+        Ok((info, range))
+    }
+
+    pub async fn get_object(&self, bucket: &str, key: &str, opts: &GetOptions) -> Result<GetOutcome> {
+        self.require_bucket(bucket)?;
+        let set = self.set_for(bucket, key);
+        let versions = self.resolve_key(&set, bucket, key).await;
+        let resolved = Self::pick_version(&versions, opts.version_id.as_deref())?;
+        let info = Self::info_of(bucket, key, &resolved);
+        check_conditions(&info, &opts.conditions)?;
+        let range = resolve_range(&info, opts)?;
+        let body: ByteStream = match &resolved.record.layout {
+            Some(layout) if info.size > 0 => {
+                if resolved.holder_count() < set.total() {
+                    self.heal.report(bucket, key, resolved.uid, "metadata missing on some drives");
+                }
+                let geometry = bulwark_erasure::Geometry::new(layout.data, layout.parity, layout.block_size)
+                    .map_err(|e| Error::Internal(format!("stored geometry invalid: {e}")))?;
+                let ctx = ReadContext {
+                    set: set.clone(),
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    uid: resolved.uid,
+                    layout: layout.clone(),
+                    holders: resolved.holders.clone(),
+                    geometry,
+                    damage: self.heal.clone(),
+                };
+                read::stream_range(ctx, range)
+            }
+            _ => Box::pin(futures::stream::empty()),
+        };
+        Ok(GetOutcome { info, range, body })
+    }
+
+    // ---- writing objects -----------------------------------------------
+
+    /// Stores a new object from `body`. `size` is the declared length, when known.
+    pub async fn put_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        body: ByteStream,
+        size: Option<u64>,
+        opts: PutOptions,
+    ) -> Result<PutOutcome> {
+        self.require_bucket(bucket)?;
+        crate::validate_object_key(key)?;
+        if size.is_some_and(|s| s > OBJECT_SIZE_BYTES_MAX) {
+            return Err(Error::EntityTooLarge);
+        }
+        let set = self.set_for(bucket, key);
+        let positions = set.usable_positions().await;
+        set.require_writable(&positions)?;
+        let distribution = set.distribution(bucket, key);
+        let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX));
+        let data = self
+            .write_data(&set, bucket, &distribution, &positions, &mut reader, true)
+            .await?;
+        let total = reader.total();
+        let md5 = reader.finish_md5();
+        if let Err(e) = verify_body(size, total, &opts.content_md5, &md5) {
+            data.discard(&set, bucket).await;
+            return Err(e);
+        }
+        let etag = hex::encode(md5);
+        let mod_time_ns = now_ns();
+        let record = VersionRecord {
+            version_id: None,
+            mod_time_ns,
+            delete_marker: false,
+            size: total,
+            etag: etag.clone(),
+            headers: opts.headers,
+            user_meta: opts.user_meta,
+            layout: Some(DataLayout {
+                data: set.data(),
+                parity: set.total() - set.data(),
+                block_size: BLOCK_SIZE_BYTES,
+                distribution: distribution.clone(),
+                inline: data.inline.is_some(),
+                parts: vec![PartLayout {
+                    number: 1,
+                    size: total,
+                    etag: etag.clone(),
+                    blob: data.blob.map(hex::encode),
+                }],
+                multipart: false,
+            }),
+        };
+        let durable = self
+            .commit_version(&set, bucket, key, record, data, &opts.condition, Vec::new())
+            .await?;
+        Ok(PutOutcome {
+            etag,
+            size: total,
+            version_id: None,
+            redundancy: Redundancy {
+                durable,
+                total: set.total(),
+            },
+            mod_time_ns,
+        })
+    }
+
+    /// Streams the body to the drives: inline for small objects (when
+    /// `allow_inline`), else as a blob. Returns where the data is durable.
+    async fn write_data(
+        &self,
+        set: &Arc<ErasureSet>,
+        bucket: &str,
+        distribution: &[usize],
+        positions: &[usize],
+        reader: &mut BodyReader,
+        allow_inline: bool,
+    ) -> Result<WrittenData> {
+        let first = reader.next_block(BLOCK_SIZE_BYTES).await?;
+        let first_len = first.as_ref().map_or(0, |b| b.len() as u64);
+        // A first block shorter than a block means the body has ended.
+        if allow_inline && first_len <= INLINE_SIZE_BYTES_MAX {
+            let shards = write::encode_inline(&set.geometry, first.as_deref().unwrap_or_default())?;
+            return Ok(WrittenData {
+                durable: positions.to_vec(),
+                inline: Some(shards),
+                blob: None,
+            });
+        }
+        let blob = write::new_blob_id();
+        let mut sink = BlobWrite::start(set.clone(), bucket, blob, distribution.to_vec(), positions);
+        let mut next = first;
+        while let Some(block) = next {
+            if let Err(e) = sink.write_block(&block).await {
+                sink.abort().await;
+                return Err(e);
+            }
+            next = match reader.next_block(BLOCK_SIZE_BYTES).await {
+                Ok(next) => next,
+                Err(e) => {
+                    sink.abort().await;
+                    return Err(e);
+                }
+            };
+        }
+        let durable = sink.commit().await;
+        let written = WrittenData {
+            durable,
+            inline: None,
+            blob: Some(blob),
+        };
+        if let Err(e) = set.require_writable(&written.durable) {
+            written.discard(set, bucket).await;
+            return Err(e);
+        }
+        Ok(written)
+    }
+
+    /// Commits a version record where its data is durable, under the key
+    /// lock, after checking the write condition. Rolls back and fails if the
+    /// write rule is not met. `extra` adds per-drive ops to the same atomic batch.
+    #[allow(clippy::too_many_arguments)]
+    async fn commit_version(
+        &self,
+        set: &Arc<ErasureSet>,
+        bucket: &str,
+        key: &str,
+        record: VersionRecord,
+        data: WrittenData,
+        condition: &WriteCondition,
+        extra: Vec<MetaOp>,
+    ) -> Result<usize> {
+        let uid = new_uid();
+        let guard = self.locks.lock(bucket, key).await;
+        if *condition != WriteCondition::None {
+            let versions = self.resolve_key(set, bucket, key).await;
+            let current = versions.first().filter(|v| !v.record.delete_marker);
+            let failed = match (condition, current) {
+                (WriteCondition::IfNoneMatchAny, Some(_)) => Some(Error::PreconditionFailed),
+                (WriteCondition::IfMatch(_), None) => Some(Error::NoSuchKey),
+                (WriteCondition::IfMatch(etag), Some(current)) if !etag_matches(etag, &current.record.etag) => {
+                    Some(Error::PreconditionFailed)
+                }
+                _ => None,
+            };
+            if let Some(e) = failed {
+                drop(guard);
+                data.discard(set, bucket).await;
+                return Err(e);
+            }
+        }
+        let raw = meta::encode(&record);
+        let distribution = record.layout.as_ref().map(|l| l.distribution.clone());
+        let committed = commit_on(set, &data.durable, |position| {
+            let inline = match (&data.inline, &distribution) {
+                (Some(shards), Some(distribution)) => Some(Bytes::from(shards[distribution[position]].clone())),
+                _ => None,
+            };
+            let mut ops = vec![MetaOp::PutVersion {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                uid,
+                record: raw.clone(),
+                inline,
+            }];
+            ops.extend(extra.iter().cloned());
+            ops
+        })
+        .await;
+        if !set.write_satisfied(&committed) {
+            // Undo where it landed: a minority record is invisible anyway, but
+            // leave nothing behind that a later quorum could resurrect.
+            commit_on(set, &committed, |_| {
+                vec![MetaOp::DeleteVersion {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    uid,
+                }]
+            })
+            .await;
+            drop(guard);
+            data.discard(set, bucket).await;
+            return Err(Error::InsufficientDrives {
+                needed: set.config.write_quorum,
+                available: committed.len(),
+            });
+        }
+        drop(guard);
+        if committed.len() < set.total() {
+            self.heal.report(bucket, key, uid, "degraded write");
+        }
+        if record.version_id.is_none() {
+            let set = set.clone();
+            let bucket = bucket.to_owned();
+            let key = key.to_owned();
+            tokio::spawn(async move { purge_null_versions(&set, &bucket, &key, Some(uid)).await });
+        }
+        Ok(committed.len())
+    }
+
+    // ---- deleting objects ------------------------------------------------
+
+    /// Deletes the null version of `key` (unversioned buckets). Deleting a
+    /// missing key succeeds, as in S3.
+    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
+        self.require_bucket(bucket)?;
+        let set = self.set_for(bucket, key);
+        let positions = set.usable_positions().await;
+        set.require_writable(&positions)?;
+        let _guard = self.locks.lock(bucket, key).await;
+        let done = purge_null_versions(&set, bucket, key, None).await;
+        set.require_writable(&done)
+    }
+
+    // ---- listing ---------------------------------------------------------
+
+    pub async fn list_objects(&self, bucket: &str, params: ListParams) -> Result<ListPage> {
+        self.require_bucket(bucket)?;
+        let max_keys = params.max_keys.min(LIST_KEYS_MAX);
+        let mut page = ListPage::default();
+        if max_keys == 0 {
+            return Ok(page);
+        }
+        let mut cursors = Vec::new();
+        for (set_index, set) in self.sets.iter().enumerate() {
+            for position in set.online_positions() {
+                cursors.push(Cursor {
+                    set: set_index,
+                    position,
+                    buffer: VecDeque::new(),
+                    from: match &params.start_after {
+                        Some(after) if after.as_str() >= params.prefix.as_str() => ScanFrom::AfterKey(after.clone()),
+                        _ => ScanFrom::Start,
+                    },
+                    exhausted: false,
+                    failed: false,
+                });
+            }
+        }
+        let mut count = 0;
+        loop {
+            let Some(key) = self.next_key(bucket, &params.prefix, &mut cursors).await else {
+                break;
+            };
+            // Roll up keys that contain the delimiter after the prefix.
+            if let Some(delimiter) = params.delimiter.as_deref().filter(|d| !d.is_empty())
+                && let Some(index) = key[params.prefix.len()..].find(delimiter)
+            {
+                let common = key[..params.prefix.len() + index + delimiter.len()].to_owned();
+                skip_prefix(&mut cursors, &common);
+                if params.start_after.as_deref().is_some_and(|after| common.as_str() <= after) {
+                    continue;
+                }
+                if count == max_keys {
+                    page.is_truncated = true;
+                    break;
+                }
+                count += 1;
+                page.next_marker = Some(common.clone());
+                page.common_prefixes.push(common);
+                continue;
+            }
+            let per_set = self.take_key(&key, &mut cursors);
+            let Some(latest) = per_set.and_then(|(set, answers)| {
+                quorum::resolve(&answers, self.sets[set].data()).into_iter().next()
+            }) else {
+                continue;
+            };
+            if latest.record.delete_marker {
+                continue;
+            }
+            if count == max_keys {
+                page.is_truncated = true;
+                break;
+            }
+            count += 1;
+            page.next_marker = Some(key.clone());
+            page.objects.push(ListEntry {
+                key,
+                size: latest.record.size,
+                etag: latest.record.etag.clone(),
+                mod_time_ns: latest.record.mod_time_ns,
+                multipart_parts: latest
+                    .record
+                    .layout
+                    .as_ref()
+                    .filter(|l| l.multipart)
+                    .map(|l| l.parts.len() as u32),
+            });
+        }
+        Ok(page)
+    }
+
+    /// The smallest key at the front of any cursor, refilling as needed.
+    async fn next_key(&self, bucket: &str, prefix: &str, cursors: &mut [Cursor]) -> Option<String> {
+        let refills = cursors
+            .iter_mut()
+            .filter(|c| c.buffer.is_empty() && !c.exhausted && !c.failed)
+            .map(|cursor| {
+                let drive = self.sets[cursor.set].drives[cursor.position].clone();
+                async move {
+                    match drive.scan_versions(bucket, prefix, cursor.from.clone(), LIST_BATCH).await {
+                        Ok(rows) => {
+                            if rows.len() < LIST_BATCH {
+                                cursor.exhausted = true;
+                            }
+                            if let Some(last) = rows.last() {
+                                cursor.from = ScanFrom::AfterVersion(last.key.clone(), last.uid);
+                            }
+                            cursor.buffer.extend(rows);
+                        }
+                        Err(e) => {
+                            tracing::warn!(drive = %drive.info().label, error = %e, "listing scan failed");
+                            cursor.failed = true;
+                        }
+                    }
+                }
+            });
+        join_all(refills).await;
+        cursors
+            .iter()
+            .filter_map(|c| c.buffer.front().map(|v| v.key.clone()))
+            .min()
+    }
+
+    /// Removes every entry of `key` from the cursors and groups them per set.
+    /// Assumes the cursors' buffers hold all of the key's versions, which
+    /// holds unless one key has more than a batch of versions on one drive;
+    /// then the remainder is skipped (listing only needs the latest).
+    fn take_key(&self, key: &str, cursors: &mut [Cursor]) -> Option<(usize, Vec<Option<Vec<StoredVersion>>>)> {
+        let mut per_set: BTreeMap<usize, Vec<Option<Vec<StoredVersion>>>> = BTreeMap::new();
+        for cursor in cursors.iter_mut() {
+            let answers = per_set
+                .entry(cursor.set)
+                .or_insert_with(|| vec![None; self.sets[cursor.set].total()]);
+            if cursor.failed {
+                continue;
+            }
+            let mut mine = Vec::new();
+            while cursor.buffer.front().is_some_and(|v| v.key == key) {
+                if let Some(v) = cursor.buffer.pop_front() {
+                    mine.push(v);
+                }
+            }
+            if !mine.is_empty() && cursor.buffer.is_empty() && !cursor.exhausted {
+                cursor.from = ScanFrom::AfterKey(key.to_owned());
+            }
+            answers[cursor.position] = Some(mine);
+        }
+        per_set.into_iter().find(|(_, answers)| answers.iter().flatten().any(|a| !a.is_empty()))
+    }
+
+    // ---- multipart -------------------------------------------------------
+
+    pub async fn create_multipart_upload(&self, bucket: &str, key: &str, opts: PutOptions) -> Result<String> {
+        self.require_bucket(bucket)?;
+        crate::validate_object_key(key)?;
+        let set = self.set_for(bucket, key);
+        let positions = set.usable_positions().await;
+        set.require_writable(&positions)?;
+        let upload_id = uuid::Uuid::new_v4().simple().to_string();
+        let record = UploadRecord {
+            initiated_ns: now_ns(),
+            headers: opts.headers,
+            user_meta: opts.user_meta,
+            distribution: set.distribution(bucket, key),
+            data: set.data(),
+            parity: set.total() - set.data(),
+            block_size: BLOCK_SIZE_BYTES,
+        };
+        let raw = meta::encode(&record);
+        let ok = commit_on(&set, &positions, |_| {
+            vec![MetaOp::PutUpload {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                upload_id: upload_id.clone(),
+                record: raw.clone(),
+            }]
+        })
+        .await;
+        set.require_writable(&ok)?;
+        Ok(upload_id)
+    }
+
+    async fn get_upload(&self, set: &ErasureSet, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+        let answers = join_all(set.online_positions().into_iter().map(|p| {
+            let drive = set.drives[p].clone();
+            async move { drive.get_upload(bucket, key, upload_id).await.ok().flatten() }
+        }))
+        .await;
+        let mut votes: BTreeMap<Bytes, usize> = BTreeMap::new();
+        for raw in answers.into_iter().flatten() {
+            *votes.entry(raw).or_default() += 1;
+        }
+        let (raw, count) = votes.into_iter().max_by_key(|(_, c)| *c).ok_or(Error::NoSuchUpload)?;
+        if count < set.data() {
+            return Err(Error::NoSuchUpload);
+        }
+        meta::decode("upload", &raw).map_err(|e| Error::Internal(e.to_string()))
+    }
+
+    /// Part records per drive: `parts[position]` maps part number → (raw, record).
+    async fn fetch_parts(&self, set: &ErasureSet, upload_id: &str) -> Vec<Option<BTreeMap<u32, (Bytes, PartRecord)>>> {
+        join_all((0..set.total()).map(|p| {
+            let drive = set.drives[p].clone();
+            async move {
+                if !drive.is_online() {
+                    return None;
+                }
+                let rows = drive.list_parts(upload_id).await.ok()?;
+                Some(
+                    rows.into_iter()
+                        .filter_map(|(n, raw)| meta::decode::<PartRecord>("part", &raw).ok().map(|r| (n, (raw, r))))
+                        .collect(),
+                )
+            }
+        }))
+        .await
+    }
+
+    /// Merges per-drive part records: for each number, the record most drives
+    /// hold, with the positions holding it.
+    fn merge_parts(parts: &[Option<BTreeMap<u32, (Bytes, PartRecord)>>]) -> BTreeMap<u32, (PartRecord, Vec<usize>)> {
+        let mut votes: BTreeMap<u32, BTreeMap<Bytes, (PartRecord, Vec<usize>)>> = BTreeMap::new();
+        for (position, answer) in parts.iter().enumerate() {
+            for (number, (raw, record)) in answer.iter().flatten() {
+                votes
+                    .entry(*number)
+                    .or_default()
+                    .entry(raw.clone())
+                    .or_insert_with(|| (record.clone(), Vec::new()))
+                    .1
+                    .push(position);
+            }
+        }
+        votes
+            .into_iter()
+            .filter_map(|(number, variants)| {
+                variants
+                    .into_values()
+                    .max_by_key(|(_, holders)| holders.len())
+                    .map(|v| (number, v))
+            })
+            .collect()
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    pub async fn upload_part(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        number: u32,
+        body: ByteStream,
+        size: Option<u64>,
+        content_md5: Option<[u8; 16]>,
+    ) -> Result<PutOutcome> {
+        self.require_bucket(bucket)?;
+        if !(1..=PART_NUMBER_MAX).contains(&number) {
+            return Err(Error::InvalidArgument(format!(
+                "part number must be an integer between 1 and {PART_NUMBER_MAX}"
+            )));
+        }
+        if size.is_some_and(|s| s > OBJECT_SIZE_BYTES_MAX) {
+            return Err(Error::EntityTooLarge);
+        }
+        let set = self.set_for(bucket, key);
+        let upload = self.get_upload(&set, bucket, key, upload_id).await?;
+        let positions = set.usable_positions().await;
+        set.require_writable(&positions)?;
+        let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX));
+        let data = self
+            .write_data(&set, bucket, &upload.distribution, &positions, &mut reader, false)
+            .await?;
+        let total = reader.total();
+        let md5 = reader.finish_md5();
+        if let Err(e) = verify_body(size, total, &content_md5, &md5) {
+            data.discard(&set, bucket).await;
+            return Err(e);
+        }
+        let etag = hex::encode(md5);
+        let mod_time_ns = now_ns();
+        let Some(blob) = data.blob else {
+            return Err(Error::Internal("part written without a blob".into()));
+        };
+        let record = PartRecord {
+            size: total,
+            etag: etag.clone(),
+            blob: hex::encode(blob),
+            mod_time_ns,
+        };
+        let raw = meta::encode(&record);
+        let lock_name = format!("{upload_id}#{number}");
+        let guard = self.locks.lock(bucket, &lock_name).await;
+        let previous = self.fetch_parts(&set, upload_id).await;
+        let committed = commit_on(&set, &data.durable, |_| {
+            vec![MetaOp::PutPart {
+                upload_id: upload_id.to_owned(),
+                number,
+                record: raw.clone(),
+            }]
+        })
+        .await;
+        drop(guard);
+        if !set.write_satisfied(&committed) {
+            data.discard(&set, bucket).await;
+            return Err(Error::InsufficientDrives {
+                needed: set.config.write_quorum,
+                available: committed.len(),
+            });
+        }
+        // A re-uploaded part replaces the old one: free the old blob.
+        for (position, answer) in previous.iter().enumerate() {
+            if let Some((_, old)) = answer.as_ref().and_then(|parts| parts.get(&number))
+                && old.blob != record.blob
+                && let Some(old_blob) = read::parse_blob_id(&old.blob)
+            {
+                let _ = set.drives[position].delete_blobs(bucket, vec![old_blob]).await;
+            }
+        }
+        Ok(PutOutcome {
+            etag,
+            size: total,
+            version_id: None,
+            redundancy: Redundancy {
+                durable: committed.len(),
+                total: set.total(),
+            },
+            mod_time_ns,
+        })
+    }
+
+    pub async fn complete_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+        requested: &[(u32, String)],
+        condition: &WriteCondition,
+    ) -> Result<PutOutcome> {
+        self.require_bucket(bucket)?;
+        let set = self.set_for(bucket, key);
+        let upload = self.get_upload(&set, bucket, key, upload_id).await?;
+        if requested.is_empty() {
+            return Err(Error::InvalidArgument(
+                "you must specify at least one part".into(),
+            ));
+        }
+        if requested.windows(2).any(|w| w[0].0 >= w[1].0) {
+            return Err(Error::InvalidPartOrder);
+        }
+        let per_drive = self.fetch_parts(&set, upload_id).await;
+        let merged = Self::merge_parts(&per_drive);
+        let mut layouts = Vec::with_capacity(requested.len());
+        let mut md5_concat = Md5::new();
+        let mut size = 0u64;
+        let mut holders_all: Vec<bool> = vec![true; set.total()];
+        for (index, (number, etag)) in requested.iter().enumerate() {
+            let Some((record, holders)) = merged.get(number) else {
+                return Err(Error::InvalidPart(format!("part {number} was not uploaded")));
+            };
+            if !etag_matches(etag, &record.etag) {
+                return Err(Error::InvalidPart(format!("part {number}: ETag does not match")));
+            }
+            if holders.len() < set.data() {
+                return Err(Error::InvalidPart(format!("part {number} is not readable")));
+            }
+            if index + 1 < requested.len() && record.size < PART_SIZE_BYTES_MIN {
+                return Err(Error::EntityTooSmall { part: *number });
+            }
+            for (position, holds) in holders_all.iter_mut().enumerate() {
+                *holds &= holders.contains(&position);
+            }
+            md5_concat.update(hex::decode(&record.etag).map_err(|e| Error::Internal(e.to_string()))?);
+            size += record.size;
+            layouts.push(PartLayout {
+                number: *number,
+                size: record.size,
+                etag: record.etag.clone(),
+                blob: Some(record.blob.clone()),
+            });
+        }
+        let etag = format!("{}-{}", hex::encode(md5_concat.finalize()), requested.len());
+        let mod_time_ns = now_ns();
+        let record = VersionRecord {
+            version_id: None,
+            mod_time_ns,
+            delete_marker: false,
+            size,
+            etag: etag.clone(),
+            headers: upload.headers.clone(),
+            user_meta: upload.user_meta.clone(),
+            layout: Some(DataLayout {
+                data: upload.data,
+                parity: upload.parity,
+                block_size: upload.block_size,
+                distribution: upload.distribution.clone(),
+                inline: false,
+                parts: layouts.clone(),
+                multipart: true,
+            }),
+        };
+        let positions = set.usable_positions().await;
+        set.require_writable(&positions)?;
+        let data = WrittenData {
+            durable: positions.clone(),
+            inline: None,
+            blob: None,
+        };
+        let extra = vec![MetaOp::DeleteUpload {
+            bucket: bucket.to_owned(),
+            key: key.to_owned(),
+            upload_id: upload_id.to_owned(),
+        }];
+        let committed = self
+            .commit_version(&set, bucket, key, record, data, condition, extra)
+            .await?;
+        // Parts uploaded but not used are garbage now.
+        let used: Vec<&str> = layouts.iter().filter_map(|l| l.blob.as_deref()).collect();
+        for (position, answer) in per_drive.iter().enumerate() {
+            let unused: Vec<[u8; 16]> = answer
+                .iter()
+                .flatten()
+                .filter(|(_, (_, r))| !used.contains(&r.blob.as_str()))
+                .filter_map(|(_, (_, r))| read::parse_blob_id(&r.blob))
+                .collect();
+            if !unused.is_empty() {
+                let _ = set.drives[position].delete_blobs(bucket, unused).await;
+            }
+        }
+        // The receipt counts drives that hold the record and every part's shard.
+        let durable = positions.iter().filter(|&&p| holders_all[p]).count().min(committed);
+        if durable < set.total() {
+            self.heal.push(bucket, key, [0; 16]);
+        }
+        Ok(PutOutcome {
+            etag,
+            size,
+            version_id: None,
+            redundancy: Redundancy {
+                durable,
+                total: set.total(),
+            },
+            mod_time_ns,
+        })
+    }
+
+    pub async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+        self.require_bucket(bucket)?;
+        let set = self.set_for(bucket, key);
+        self.get_upload(&set, bucket, key, upload_id).await?;
+        let positions = set.usable_positions().await;
+        set.require_writable(&positions)?;
+        let per_drive = self.fetch_parts(&set, upload_id).await;
+        let ok = commit_on(&set, &positions, |_| {
+            vec![MetaOp::DeleteUpload {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+            }]
+        })
+        .await;
+        for (position, answer) in per_drive.iter().enumerate() {
+            let blobs: Vec<[u8; 16]> = answer
+                .iter()
+                .flatten()
+                .filter_map(|(_, (_, r))| read::parse_blob_id(&r.blob))
+                .collect();
+            if !blobs.is_empty() {
+                let _ = set.drives[position].delete_blobs(bucket, blobs).await;
+            }
+        }
+        set.require_writable(&ok)
+    }
+
+    pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(UploadInfo, Vec<PartInfo>)> {
+        self.require_bucket(bucket)?;
+        let set = self.set_for(bucket, key);
+        let upload = self.get_upload(&set, bucket, key, upload_id).await?;
+        let merged = Self::merge_parts(&self.fetch_parts(&set, upload_id).await);
+        let parts = merged
+            .into_iter()
+            .map(|(number, (record, _))| PartInfo {
+                number,
+                size: record.size,
+                etag: record.etag,
+                mod_time_ns: record.mod_time_ns,
+            })
+            .collect();
+        Ok((
+            UploadInfo {
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+                initiated_ns: upload.initiated_ns,
+            },
+            parts,
+        ))
+    }
+
+    pub async fn list_multipart_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        delimiter: Option<&str>,
+        key_marker: Option<&str>,
+        upload_id_marker: Option<&str>,
+        max_uploads: usize,
+    ) -> Result<UploadsPage> {
+        self.require_bucket(bucket)?;
+        let after = key_marker.map(|k| (k.to_owned(), upload_id_marker.unwrap_or("\u{10FFFF}").to_owned()));
+        let mut votes: BTreeMap<(String, String), (usize, Bytes)> = BTreeMap::new();
+        let mut quorum_of: BTreeMap<(String, String), usize> = BTreeMap::new();
+        for set in &self.sets {
+            let answers = join_all(set.online_positions().into_iter().map(|p| {
+                let drive = set.drives[p].clone();
+                let after = after.clone();
+                async move { drive.list_uploads(bucket, prefix, after, 10_000).await.unwrap_or_default() }
+            }))
+            .await;
+            for (key, upload_id, raw) in answers.into_iter().flatten() {
+                let id = (key, upload_id);
+                votes.entry(id.clone()).or_insert((0, raw)).0 += 1;
+                quorum_of.insert(id, set.data());
+            }
+        }
+        let mut page = UploadsPage::default();
+        let max_uploads = max_uploads.min(LIST_KEYS_MAX);
+        let mut count = 0;
+        for ((key, upload_id), (holders, raw)) in votes {
+            if holders < quorum_of.get(&(key.clone(), upload_id.clone())).copied().unwrap_or(1) {
+                continue;
+            }
+            if let Some(delimiter) = delimiter.filter(|d| !d.is_empty())
+                && let Some(index) = key[prefix.len()..].find(delimiter)
+            {
+                let common = key[..prefix.len() + index + delimiter.len()].to_owned();
+                if page.common_prefixes.last() != Some(&common) && key_marker.is_none_or(|m| common.as_str() > m) {
+                    if count == max_uploads {
+                        page.is_truncated = true;
+                        break;
+                    }
+                    count += 1;
+                    page.next_key_marker = Some(common.clone());
+                    page.common_prefixes.push(common);
+                }
+                continue;
+            }
+            let Ok(record) = meta::decode::<UploadRecord>("upload", &raw) else { continue };
+            if count == max_uploads {
+                page.is_truncated = true;
+                break;
+            }
+            count += 1;
+            page.next_key_marker = Some(key.clone());
+            page.next_upload_id_marker = Some(upload_id.clone());
+            page.uploads.push(UploadInfo {
+                key,
+                upload_id,
+                initiated_ns: record.initiated_ns,
+            });
+        }
+        Ok(page)
+    }
+}
+
+/// Where a write's data landed.
+struct WrittenData {
+    durable: Vec<usize>,
+    /// Framed shards by shard index, for inline objects.
+    inline: Option<Vec<Vec<u8>>>,
+    blob: Option<[u8; 16]>,
+}
+
+impl WrittenData {
+    async fn discard(&self, set: &ErasureSet, bucket: &str) {
+        if let Some(blob) = self.blob {
+            join_all(self.durable.iter().map(|&p| set.drives[p].delete_blobs(bucket, vec![blob]))).await;
+        }
+    }
+}
+
+struct Cursor {
+    set: usize,
+    position: usize,
+    buffer: VecDeque<StoredVersion>,
+    from: ScanFrom,
+    exhausted: bool,
+    failed: bool,
+}
+
+fn skip_prefix(cursors: &mut [Cursor], common: &str) {
+    for cursor in cursors.iter_mut() {
+        while cursor.buffer.front().is_some_and(|v| v.key.starts_with(common)) {
+            cursor.buffer.pop_front();
+        }
+        if cursor.buffer.is_empty() && !cursor.exhausted {
+            cursor.from = ScanFrom::AfterKey(format!("{common}\u{10FFFF}"));
+        }
+    }
+}
+
+/// Commits per-position batches on `positions` in parallel; returns where it succeeded.
+async fn commit_on(set: &ErasureSet, positions: &[usize], ops_for: impl Fn(usize) -> Vec<MetaOp>) -> Vec<usize> {
+    let commits = positions.iter().map(|&position| {
+        let drive = set.drives[position].clone();
+        let ops = ops_for(position);
+        async move {
+            match drive.commit(ops).await {
+                Ok(()) => Some(position),
+                Err(e) => {
+                    tracing::warn!(drive = %drive.info().label, error = %e, "metadata commit failed");
+                    None
+                }
+            }
+        }
+    });
+    join_all(commits).await.into_iter().flatten().collect()
+}
+
+/// Removes null-version records of `key` older than `newer_than` (all of them
+/// when `None`) from every online drive, then their blobs. Returns the
+/// positions where the removal is durable.
+async fn purge_null_versions(set: &ErasureSet, bucket: &str, key: &str, newer_than: Option<VersionUid>) -> Vec<usize> {
+    let work = set.online_positions().into_iter().map(|position| {
+        let drive = set.drives[position].clone();
+        async move {
+            let versions = drive.get_versions(bucket, key).await.ok()?;
+            let mut ops = Vec::new();
+            let mut blobs = Vec::new();
+            for stored in versions {
+                if newer_than.is_some_and(|uid| stored.uid >= uid) {
+                    continue;
+                }
+                let Ok(record) = meta::decode::<VersionRecord>("version", &stored.record) else {
+                    continue;
+                };
+                if record.version_id.is_some() {
+                    continue;
+                }
+                ops.push(MetaOp::DeleteVersion {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    uid: stored.uid,
+                });
+                if let Some(layout) = &record.layout {
+                    blobs.extend(layout.parts.iter().filter_map(|p| p.blob.as_deref().and_then(read::parse_blob_id)));
+                }
+            }
+            if !ops.is_empty() {
+                drive.commit(ops).await.ok()?;
+            }
+            if !blobs.is_empty()
+                && let Err(e) = drive.delete_blobs(bucket, blobs).await
+            {
+                tracing::warn!(drive = %drive.info().label, error = %e, "old blobs not deleted");
+            }
+            Some(position)
+        }
+    });
+    join_all(work).await.into_iter().flatten().collect()
+}
+
+fn verify_body(declared: Option<u64>, total: u64, expected_md5: &Option<[u8; 16]>, md5: &[u8; 16]) -> Result<()> {
+    if declared.is_some_and(|d| d != total) {
+        return Err(Error::IncompleteBody);
+    }
+    if let Some(expected) = expected_md5
+        && expected != md5
+    {
+        return Err(Error::BadDigest);
+    }
+    Ok(())
+}
+
+fn etag_matches(condition: &str, etag: &str) -> bool {
+    condition
+        .split(',')
+        .map(|c| c.trim().trim_start_matches("W/").trim_matches('"'))
+        .any(|c| c == "*" || c == etag)
+}
+
+/// RFC 7232 precedence, as S3 applies it.
+fn check_conditions(info: &ObjectInfo, c: &ReadConditions) -> Result<()> {
+    let seconds = |ns: i64| ns.div_euclid(1_000_000_000);
+    let modified = seconds(info.mod_time_ns);
+    if let Some(if_match) = &c.if_match {
+        if !etag_matches(if_match, &info.etag) {
+            return Err(Error::PreconditionFailed);
+        }
+    } else if let Some(since) = c.if_unmodified_since_ns
+        && modified > seconds(since)
+    {
+        return Err(Error::PreconditionFailed);
+    }
+    let not_modified = if c.copy_source { Error::PreconditionFailed } else { Error::NotModified };
+    if let Some(if_none_match) = &c.if_none_match {
+        if etag_matches(if_none_match, &info.etag) {
+            return Err(not_modified);
+        }
+    } else if let Some(since) = c.if_modified_since_ns
+        && modified <= seconds(since)
+    {
+        return Err(not_modified);
+    }
+    Ok(())
+}
+
+fn resolve_range(info: &ObjectInfo, opts: &GetOptions) -> Result<Option<ByteRange>> {
+    if let Some(number) = opts.part_number {
+        let mut start = 0;
+        for (n, size) in &info.part_sizes {
+            if *n == number {
+                if *size == 0 {
+                    return Ok(None);
+                }
+                return Ok(Some(ByteRange {
+                    start,
+                    end_inclusive: start + size - 1,
+                }));
+            }
+            start += size;
+        }
+        return Err(Error::InvalidRange);
+    }
+    let Some(spec) = opts.range else { return Ok(None) };
+    let size = info.size;
+    let range = match spec {
+        RangeSpec::FromTo { first, last } => {
+            if first >= size {
+                return Err(Error::InvalidRange);
+            }
+            let last = last.unwrap_or(size - 1).min(size - 1);
+            if last < first {
+                return Err(Error::InvalidRange);
+            }
+            ByteRange {
+                start: first,
+                end_inclusive: last,
+            }
+        }
+        RangeSpec::Suffix { length } => {
+            if length == 0 || size == 0 {
+                return Err(Error::InvalidRange);
+            }
+            ByteRange {
+                start: size.saturating_sub(length),
+                end_inclusive: size - 1,
+            }
+        }
+    };
+    Ok(Some(range))
+}
+
+impl std::fmt::Debug for ObjectStore {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ObjectStore").field("sets", &self.sets.len()).finish_non_exhaustive()
+    }
+}
+

@@ -1,0 +1,224 @@
+//! The write path: hash the body while cutting it into blocks, erasure-code
+//! each block and stream the framed pieces to every usable drive in parallel.
+//!
+//! Memory is bounded per request: one block being assembled, plus at most
+//! `PIECES_IN_FLIGHT_MAX` framed pieces queued per drive. A drive that fails
+//! is dropped from the write (its partial blob aborted); the write continues
+//! while the remaining drives can still satisfy the write rule, and fails
+//! with `InsufficientDrives` as soon as they cannot.
+
+use std::sync::Arc;
+
+use bulwark_erasure::{self as erasure, Geometry};
+use bulwark_storage::{BlobId, Drive};
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use md5::{Digest, Md5};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+use crate::set::ErasureSet;
+use crate::{ByteStream, Error, Result};
+
+/// Framed pieces queued per drive before the writer waits for that drive.
+const PIECES_IN_FLIGHT_MAX: usize = 2;
+
+/// Reads a body stream in blocks, hashing everything it hands out.
+pub(crate) struct BodyReader {
+    stream: ByteStream,
+    pending: BytesMut,
+    done: bool,
+    md5: Md5,
+    total: u64,
+    limit: u64,
+}
+
+impl BodyReader {
+    pub fn new(stream: ByteStream, limit: u64) -> BodyReader {
+        BodyReader {
+            stream,
+            pending: BytesMut::new(),
+            done: false,
+            md5: Md5::new(),
+            total: 0,
+            limit,
+        }
+    }
+
+    /// Next block of exactly `size` bytes, or fewer at the end of the body;
+    /// `None` when the body is exhausted.
+    pub async fn next_block(&mut self, size: usize) -> Result<Option<Bytes>> {
+        while self.pending.len() < size && !self.done {
+            match self.stream.next().await {
+                Some(Ok(chunk)) => {
+                    self.total += chunk.len() as u64;
+                    if self.total > self.limit {
+                        return Err(Error::EntityTooLarge);
+                    }
+                    self.pending.extend_from_slice(&chunk);
+                }
+                Some(Err(e)) => return Err(Error::Body(e.to_string())),
+                None => self.done = true,
+            }
+        }
+        if self.pending.is_empty() {
+            return Ok(None);
+        }
+        let take = size.min(self.pending.len());
+        let block = self.pending.split_to(take).freeze();
+        self.md5.update(&block);
+        Ok(Some(block))
+    }
+
+    pub fn total(&self) -> u64 {
+        self.total
+    }
+
+    pub fn finish_md5(self) -> [u8; 16] {
+        self.md5.finalize().into()
+    }
+}
+
+enum PieceMsg {
+    Piece(Bytes),
+    Commit,
+}
+
+/// One drive's side of a streaming blob write.
+struct DriveSink {
+    position: usize,
+    sender: Option<mpsc::Sender<PieceMsg>>,
+    task: JoinHandle<Result<(), String>>,
+}
+
+/// Writes one blob (one part of one object) to the usable drives of a set.
+pub(crate) struct BlobWrite {
+    set: Arc<ErasureSet>,
+    geometry: Geometry,
+    distribution: Vec<usize>,
+    sinks: Vec<DriveSink>,
+    block_index: u64,
+}
+
+impl BlobWrite {
+    pub fn start(set: Arc<ErasureSet>, bucket: &str, blob: BlobId, distribution: Vec<usize>, positions: &[usize]) -> BlobWrite {
+        let geometry = set.geometry;
+        let sinks = positions
+            .iter()
+            .map(|&position| {
+                let (sender, receiver) = mpsc::channel(PIECES_IN_FLIGHT_MAX);
+                let drive = set.drives[position].clone();
+                let task = tokio::spawn(drive_writer(drive, bucket.to_owned(), blob, receiver));
+                DriveSink {
+                    position,
+                    sender: Some(sender),
+                    task,
+                }
+            })
+            .collect();
+        BlobWrite {
+            set,
+            geometry,
+            distribution,
+            sinks,
+            block_index: 0,
+        }
+    }
+
+    fn live_positions(&self) -> Vec<usize> {
+        self.sinks.iter().filter(|s| s.sender.is_some()).map(|s| s.position).collect()
+    }
+
+    /// Codes one block and queues its pieces to every live drive.
+    pub async fn write_block(&mut self, block: &[u8]) -> Result<()> {
+        let pieces = erasure::encode_block(&self.geometry, block).map_err(|e| Error::Internal(e.to_string()))?;
+        let block_index = self.block_index;
+        self.block_index += 1;
+        let distribution = &self.distribution;
+        let sends = self.sinks.iter_mut().filter(|s| s.sender.is_some()).map(|sink| {
+            let shard = distribution[sink.position];
+            let mut framed = Vec::with_capacity(pieces[shard].len() + erasure::HASH_LEN_BYTES);
+            erasure::frame_piece(shard, block_index, &pieces[shard], &mut framed);
+            async move {
+                let ok = match &sink.sender {
+                    Some(sender) => sender.send(PieceMsg::Piece(Bytes::from(framed))).await.is_ok(),
+                    None => false,
+                };
+                if !ok {
+                    // The drive's task ended early: it failed and aborted its blob.
+                    sink.sender = None;
+                }
+            }
+        });
+        futures::future::join_all(sends).await;
+        let live = self.live_positions();
+        self.set.require_writable(&live)
+    }
+
+    /// Makes the blob durable on every live drive; returns the positions where it is.
+    pub async fn commit(mut self) -> Vec<usize> {
+        for sink in &mut self.sinks {
+            if let Some(sender) = sink.sender.take() {
+                let _ = sender.send(PieceMsg::Commit).await;
+            }
+        }
+        let mut durable = Vec::new();
+        for sink in self.sinks {
+            match sink.task.await {
+                Ok(Ok(())) => durable.push(sink.position),
+                Ok(Err(e)) => tracing::warn!(position = sink.position, error = %e, "shard write failed"),
+                Err(e) => tracing::warn!(position = sink.position, error = %e, "shard writer task failed"),
+            }
+        }
+        durable
+    }
+
+    /// Discards the blob everywhere (dropping the senders aborts each writer).
+    pub async fn abort(self) {
+        for sink in self.sinks {
+            drop(sink.sender);
+            let _ = sink.task.await;
+        }
+    }
+}
+
+async fn drive_writer(
+    drive: Arc<dyn Drive>,
+    bucket: String,
+    blob: BlobId,
+    mut receiver: mpsc::Receiver<PieceMsg>,
+) -> Result<(), String> {
+    let mut writer = drive.create_blob(&bucket, blob).await.map_err(|e| e.to_string())?;
+    loop {
+        match receiver.recv().await {
+            Some(PieceMsg::Piece(framed)) => {
+                if let Err(e) = writer.write(framed).await {
+                    writer.abort().await;
+                    return Err(e.to_string());
+                }
+            }
+            Some(PieceMsg::Commit) => return writer.commit().await.map_err(|e| e.to_string()),
+            None => {
+                writer.abort().await;
+                return Err("write abandoned".into());
+            }
+        }
+    }
+}
+
+/// Codes a small object entirely in memory: returns each shard's framed bytes,
+/// indexed by shard number.
+pub(crate) fn encode_inline(geometry: &Geometry, data: &[u8]) -> Result<Vec<Vec<u8>>> {
+    let mut shards = vec![Vec::new(); geometry.total()];
+    for (block_index, block) in data.chunks(geometry.block_size_bytes()).enumerate() {
+        let pieces = erasure::encode_block(geometry, block).map_err(|e| Error::Internal(e.to_string()))?;
+        for (shard, piece) in pieces.iter().enumerate() {
+            erasure::frame_piece(shard, block_index as u64, piece, &mut shards[shard]);
+        }
+    }
+    Ok(shards)
+}
+
+pub(crate) fn new_blob_id() -> BlobId {
+    *uuid::Uuid::new_v4().as_bytes()
+}

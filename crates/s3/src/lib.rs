@@ -1,0 +1,982 @@
+//! The S3 protocol adapter: implements the `s3s::S3` trait over the object
+//! layer. This is the only crate that knows S3 DTOs, XML and error codes;
+//! `s3s` (pinned, behind this crate) parses requests and checks signatures.
+//!
+//! Contract: every handler validates its input, calls the object layer, and
+//! maps the outcome; errors are mapped in [`errors::to_s3`] only.
+#![forbid(unsafe_code)]
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use base64::Engine;
+use bulwark_object::{
+    ByteStream, ContentHeaders, GetOptions, ListParams, ObjectInfo, ObjectStore, PutOptions, PutOutcome, RangeSpec,
+    ReadConditions, WriteCondition,
+};
+use futures::StreamExt;
+use http::HeaderValue;
+use s3s::dto::*;
+use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
+
+pub mod auth;
+pub mod errors;
+
+use errors::to_s3;
+
+/// Receipt header: shards durable now / shards of the layout.
+pub const REDUNDANCY_HEADER: &str = "x-bulwark-redundancy";
+
+/// Identity shown as bucket and object owner.
+#[derive(Debug, Clone)]
+pub struct Owner {
+    pub id: String,
+    pub display_name: String,
+}
+
+pub struct Bulwark {
+    store: Arc<ObjectStore>,
+    owner: Owner,
+    region: String,
+}
+
+impl Bulwark {
+    pub fn new(store: Arc<ObjectStore>, owner: Owner, region: String) -> Bulwark {
+        Bulwark { store, owner, region }
+    }
+
+    fn owner(&self) -> s3s::dto::Owner {
+        s3s::dto::Owner {
+            display_name: Some(self.owner.display_name.clone()),
+            id: Some(self.owner.id.clone()),
+        }
+    }
+}
+
+fn timestamp(ns: i64) -> Timestamp {
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    // S3 reports times with millisecond precision at most.
+    let t = t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
+    Timestamp::from(t)
+}
+
+fn ts_to_ns(ts: &Timestamp) -> i64 {
+    let t: time::OffsetDateTime = ts.clone().into();
+    i64::try_from(t.unix_timestamp_nanos()).unwrap_or(i64::MAX)
+}
+
+fn http_date(ts: &Timestamp) -> Option<String> {
+    let mut out = Vec::new();
+    ts.format(TimestampFormat::HttpDate, &mut out).ok()?;
+    String::from_utf8(out).ok()
+}
+
+fn parse_http_date(s: &str) -> Option<Timestamp> {
+    Timestamp::parse(TimestampFormat::HttpDate, s).ok()
+}
+
+fn etag(value: &str) -> ETag {
+    ETag::Strong(value.to_owned())
+}
+
+fn condition_str(c: &ETagCondition) -> String {
+    match c.as_etag() {
+        Some(e) => e.value().to_owned(),
+        None => "*".to_owned(),
+    }
+}
+
+fn decode_content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
+    let Some(value) = value else { return Ok(None) };
+    let bytes = base64::engine::general_purpose::STANDARD
+        .decode(value.trim())
+        .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."))?;
+    let digest: [u8; 16] = bytes
+        .try_into()
+        .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."))?;
+    Ok(Some(digest))
+}
+
+fn body_stream(body: Option<StreamingBlob>) -> ByteStream {
+    match body {
+        Some(blob) => Box::pin(blob.map(|chunk| chunk.map_err(std::io::Error::other))),
+        None => Box::pin(futures::stream::empty()),
+    }
+}
+
+fn declared_length(len: Option<i64>) -> S3Result<Option<u64>> {
+    match len {
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "Content-Length must not be negative")),
+        Some(n) => Ok(Some(n as u64)),
+        None => Ok(None),
+    }
+}
+
+fn user_meta(metadata: Option<Metadata>) -> BTreeMap<String, String> {
+    metadata
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(k, v)| (k.to_ascii_lowercase(), v))
+        .collect()
+}
+
+fn metadata_out(meta: &BTreeMap<String, String>) -> Option<Metadata> {
+    if meta.is_empty() {
+        None
+    } else {
+        Some(meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+    }
+}
+
+fn with_receipt<T>(output: T, outcome: &PutOutcome) -> S3Response<T> {
+    let mut response = S3Response::new(output);
+    let receipt = format!("{}/{}", outcome.redundancy.durable, outcome.redundancy.total);
+    if let Ok(value) = HeaderValue::from_str(&receipt) {
+        response.headers.insert(REDUNDANCY_HEADER, value);
+    }
+    response
+}
+
+fn range_spec(range: Option<Range>) -> Option<RangeSpec> {
+    range.map(|r| match r {
+        Range::Int { first, last } => RangeSpec::FromTo { first, last },
+        Range::Suffix { length } => RangeSpec::Suffix { length },
+    })
+}
+
+fn part_number(n: Option<i32>) -> S3Result<Option<u32>> {
+    match n {
+        None => Ok(None),
+        Some(n) if (1..=10_000).contains(&n) => Ok(Some(n as u32)),
+        Some(_) => Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")),
+    }
+}
+
+fn read_conditions(
+    if_match: Option<&ETagCondition>,
+    if_none_match: Option<&ETagCondition>,
+    if_modified_since: Option<&Timestamp>,
+    if_unmodified_since: Option<&Timestamp>,
+    copy_source: bool,
+) -> ReadConditions {
+    ReadConditions {
+        if_match: if_match.map(condition_str),
+        if_none_match: if_none_match.map(condition_str),
+        if_modified_since_ns: if_modified_since.map(ts_to_ns),
+        if_unmodified_since_ns: if_unmodified_since.map(ts_to_ns),
+        copy_source,
+    }
+}
+
+fn content_range(range: &bulwark_object::ByteRange, size: u64) -> String {
+    format!("bytes {}-{}/{}", range.start, range.end_inclusive, size)
+}
+
+/// Percent-encodes for `encoding-type=url` (everything but unreserved and `/`).
+fn url_encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for byte in s.bytes() {
+        if byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'_' | b'.' | b'~' | b'/') {
+            out.push(byte as char);
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+fn encoder(encoding: Option<&EncodingType>) -> S3Result<fn(&str) -> String> {
+    match encoding.map(EncodingType::as_str) {
+        None => Ok(str::to_owned),
+        Some("url") => Ok(url_encode),
+        Some(other) => Err(S3Error::with_message(
+            S3ErrorCode::InvalidArgument,
+            format!("Invalid Encoding Method specified in Request: {other}"),
+        )),
+    }
+}
+
+fn max_keys(value: Option<i32>) -> S3Result<usize> {
+    match value {
+        None => Ok(1000),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be a non-negative integer")),
+        Some(n) => Ok(n as usize),
+    }
+}
+
+fn object_headers_put(
+    content_type: Option<String>,
+    content_encoding: Option<String>,
+    content_disposition: Option<String>,
+    content_language: Option<String>,
+    cache_control: Option<String>,
+    expires: Option<&Timestamp>,
+) -> ContentHeaders {
+    ContentHeaders {
+        content_type,
+        content_encoding,
+        content_disposition,
+        content_language,
+        cache_control,
+        expires: expires.and_then(http_date),
+    }
+}
+
+fn copy_source_of(source: &CopySource) -> S3Result<(String, String, Option<String>)> {
+    match source {
+        CopySource::Bucket { bucket, key, version_id } => {
+            Ok((bucket.to_string(), key.to_string(), version_id.as_ref().map(|v| v.to_string())))
+        }
+        _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported")),
+    }
+}
+
+fn parse_copy_range(value: &str) -> S3Result<RangeSpec> {
+    let invalid = || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last");
+    let spec = value.strip_prefix("bytes=").ok_or_else(invalid)?;
+    let (first, last) = spec.split_once('-').ok_or_else(invalid)?;
+    let first: u64 = first.parse().map_err(|_| invalid())?;
+    let last: u64 = last.parse().map_err(|_| invalid())?;
+    if last < first {
+        return Err(invalid());
+    }
+    Ok(RangeSpec::FromTo { first, last: Some(last) })
+}
+
+impl Bulwark {
+    fn head_output(&self, info: &ObjectInfo, range: Option<&bulwark_object::ByteRange>) -> HeadObjectOutput {
+        HeadObjectOutput {
+            accept_ranges: Some("bytes".into()),
+            cache_control: info.headers.cache_control.clone(),
+            content_disposition: info.headers.content_disposition.clone(),
+            content_encoding: info.headers.content_encoding.clone(),
+            content_language: info.headers.content_language.clone(),
+            content_length: Some(range.map_or(info.size, |r| r.len()) as i64),
+            content_range: range.map(|r| content_range(r, info.size)),
+            content_type: info.headers.content_type.clone(),
+            e_tag: Some(etag(&info.etag)),
+            expires: info.headers.expires.as_deref().and_then(parse_http_date),
+            last_modified: Some(timestamp(info.mod_time_ns)),
+            metadata: metadata_out(&info.user_meta),
+            parts_count: info.parts_count.map(|n| n as i32),
+            version_id: info.version_id.clone(),
+            ..Default::default()
+        }
+    }
+}
+
+#[async_trait::async_trait]
+impl S3 for Bulwark {
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+        let bucket = &req.input.bucket;
+        if let Some(constraint) = req
+            .input
+            .create_bucket_configuration
+            .as_ref()
+            .and_then(|c| c.location_constraint.as_ref())
+            && constraint.as_str() != self.region
+            && !(constraint.as_str().is_empty() && self.region == "us-east-1")
+        {
+            return Err(s3_error!(
+                IllegalLocationConstraintException,
+                "The specified location-constraint is not valid for this server's region"
+            ));
+        }
+        self.store.make_bucket(bucket).await.map_err(to_s3)?;
+        Ok(S3Response::new(CreateBucketOutput {
+            location: Some(format!("/{bucket}")),
+            ..Default::default()
+        }))
+    }
+
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+        self.store.head_bucket(&req.input.bucket).map_err(to_s3)?;
+        Ok(S3Response::new(HeadBucketOutput {
+            bucket_region: Some(self.region.clone()),
+            ..Default::default()
+        }))
+    }
+
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.store.delete_bucket(&req.input.bucket).await.map_err(to_s3)?;
+        Ok(S3Response::new(DeleteBucketOutput {}))
+    }
+
+    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+        let buckets = self
+            .store
+            .list_buckets()
+            .into_iter()
+            .map(|b| Bucket {
+                name: Some(b.name),
+                creation_date: Some(timestamp(b.created_ns)),
+                bucket_region: Some(self.region.clone()),
+            })
+            .collect();
+        Ok(S3Response::new(ListBucketsOutput {
+            buckets: Some(buckets),
+            owner: Some(self.owner()),
+            ..Default::default()
+        }))
+    }
+
+    async fn get_bucket_location(
+        &self,
+        req: S3Request<GetBucketLocationInput>,
+    ) -> S3Result<S3Response<GetBucketLocationOutput>> {
+        self.store.head_bucket(&req.input.bucket).map_err(to_s3)?;
+        let location_constraint = if self.region == "us-east-1" {
+            None
+        } else {
+            Some(BucketLocationConstraint::from(self.region.clone()))
+        };
+        Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+    }
+
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let input = req.input;
+        if input.write_offset_bytes.is_some() {
+            return Err(s3_error!(NotImplemented, "Appending with x-amz-write-offset-bytes is not supported"));
+        }
+        let condition = match (&input.if_none_match, &input.if_match) {
+            (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
+            (Some(_), _) => {
+                return Err(s3_error!(NotImplemented, "If-None-Match on PUT supports only '*'"));
+            }
+            (None, Some(c)) => WriteCondition::IfMatch(condition_str(c)),
+            (None, None) => WriteCondition::None,
+        };
+        let opts = PutOptions {
+            headers: object_headers_put(
+                input.content_type,
+                input.content_encoding,
+                input.content_disposition,
+                input.content_language,
+                input.cache_control,
+                input.expires.as_ref(),
+            ),
+            user_meta: user_meta(input.metadata),
+            content_md5: decode_content_md5(input.content_md5.as_deref())?,
+            condition,
+        };
+        let size = declared_length(input.content_length)?;
+        let outcome = self
+            .store
+            .put_object(&input.bucket, &input.key, body_stream(input.body), size, opts)
+            .await
+            .map_err(to_s3)?;
+        let output = PutObjectOutput {
+            e_tag: Some(etag(&outcome.etag)),
+            size: Some(outcome.size as i64),
+            version_id: outcome.version_id.clone(),
+            ..Default::default()
+        };
+        Ok(with_receipt(output, &outcome))
+    }
+
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let input = req.input;
+        if input.range.is_some() && input.part_number.is_some() {
+            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+        }
+        let opts = GetOptions {
+            version_id: input.version_id.clone(),
+            range: range_spec(input.range),
+            part_number: part_number(input.part_number)?,
+            conditions: read_conditions(
+                input.if_match.as_ref(),
+                input.if_none_match.as_ref(),
+                input.if_modified_since.as_ref(),
+                input.if_unmodified_since.as_ref(),
+                false,
+            ),
+        };
+        let outcome = self.store.get_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
+        let head = self.head_output(&outcome.info, outcome.range.as_ref());
+        let output = GetObjectOutput {
+            accept_ranges: head.accept_ranges,
+            body: Some(StreamingBlob::wrap(outcome.body)),
+            cache_control: head.cache_control,
+            content_disposition: head.content_disposition,
+            content_encoding: head.content_encoding,
+            content_language: head.content_language,
+            content_length: head.content_length,
+            content_range: head.content_range,
+            content_type: head.content_type,
+            e_tag: head.e_tag,
+            expires: head.expires,
+            last_modified: head.last_modified,
+            metadata: head.metadata,
+            parts_count: head.parts_count,
+            version_id: head.version_id,
+            ..Default::default()
+        };
+        Ok(S3Response::new(output))
+    }
+
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        let input = req.input;
+        if input.range.is_some() && input.part_number.is_some() {
+            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+        }
+        let opts = GetOptions {
+            version_id: input.version_id.clone(),
+            range: range_spec(input.range),
+            part_number: part_number(input.part_number)?,
+            conditions: read_conditions(
+                input.if_match.as_ref(),
+                input.if_none_match.as_ref(),
+                input.if_modified_since.as_ref(),
+                input.if_unmodified_since.as_ref(),
+                false,
+            ),
+        };
+        let (info, range) = self.store.head_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
+        Ok(S3Response::new(self.head_output(&info, range.as_ref())))
+    }
+
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+        let input = req.input;
+        if input.version_id.as_deref().is_some_and(|v| v != "null") {
+            // Unversioned buckets only hold the null version; deleting another id is a no-op.
+            self.store.head_bucket(&input.bucket).map_err(to_s3)?;
+            return Ok(S3Response::new(DeleteObjectOutput::default()));
+        }
+        self.store.delete_object(&input.bucket, &input.key).await.map_err(to_s3)?;
+        Ok(S3Response::new(DeleteObjectOutput::default()))
+    }
+
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+        let input = req.input;
+        self.store.head_bucket(&input.bucket).map_err(to_s3)?;
+        if input.delete.objects.len() > 1000 {
+            return Err(s3_error!(MalformedXML, "The request may not name more than 1000 keys"));
+        }
+        let quiet = input.delete.quiet.unwrap_or(false);
+        let mut deleted = Vec::new();
+        let mut errors = Vec::new();
+        for object in input.delete.objects {
+            let result = if object.version_id.as_deref().is_some_and(|v| v != "null") {
+                Ok(())
+            } else {
+                self.store.delete_object(&input.bucket, &object.key).await
+            };
+            match result {
+                Ok(()) => {
+                    if !quiet {
+                        deleted.push(DeletedObject {
+                            key: Some(object.key),
+                            version_id: object.version_id,
+                            ..Default::default()
+                        });
+                    }
+                }
+                Err(e) => {
+                    let e = to_s3(e);
+                    errors.push(s3s::dto::Error {
+                        code: Some(e.code().as_str().to_owned()),
+                        key: Some(object.key),
+                        message: e.message().map(str::to_owned),
+                        version_id: object.version_id,
+                    });
+                }
+            }
+        }
+        Ok(S3Response::new(DeleteObjectsOutput {
+            deleted: Some(deleted),
+            errors: if errors.is_empty() { None } else { Some(errors) },
+            ..Default::default()
+        }))
+    }
+
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        let input = req.input;
+        let (source_bucket, source_key, source_version) = copy_source_of(&input.copy_source)?;
+        let replace = match input.metadata_directive.as_ref().map(MetadataDirective::as_str) {
+            None | Some("COPY") => false,
+            Some("REPLACE") => true,
+            Some(other) => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    format!("Unknown metadata directive: {other}"),
+                ));
+            }
+        };
+        if source_bucket == input.bucket && source_key == input.key && source_version.is_none() && !replace {
+            return Err(s3_error!(
+                InvalidRequest,
+                "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
+            ));
+        }
+        let opts = GetOptions {
+            version_id: source_version.clone(),
+            conditions: read_conditions(
+                input.copy_source_if_match.as_ref(),
+                input.copy_source_if_none_match.as_ref(),
+                input.copy_source_if_modified_since.as_ref(),
+                input.copy_source_if_unmodified_since.as_ref(),
+                true,
+            ),
+            ..Default::default()
+        };
+        self.store.head_bucket(&input.bucket).map_err(to_s3)?;
+        let source = self
+            .store
+            .get_object(&source_bucket, &source_key, &opts)
+            .await
+            .map_err(to_s3)?;
+        let (headers, meta) = if replace {
+            (
+                object_headers_put(
+                    input.content_type,
+                    input.content_encoding,
+                    input.content_disposition,
+                    input.content_language,
+                    input.cache_control,
+                    input.expires.as_ref(),
+                ),
+                user_meta(input.metadata),
+            )
+        } else {
+            (source.info.headers.clone(), source.info.user_meta.clone())
+        };
+        let put = PutOptions {
+            headers,
+            user_meta: meta,
+            content_md5: None,
+            condition: WriteCondition::None,
+        };
+        let outcome = self
+            .store
+            .put_object(&input.bucket, &input.key, source.body, Some(source.info.size), put)
+            .await
+            .map_err(to_s3)?;
+        let output = CopyObjectOutput {
+            copy_object_result: Some(CopyObjectResult {
+                e_tag: Some(etag(&outcome.etag)),
+                last_modified: Some(timestamp(outcome.mod_time_ns)),
+                ..Default::default()
+            }),
+            copy_source_version_id: source_version,
+            version_id: outcome.version_id.clone(),
+            ..Default::default()
+        };
+        Ok(with_receipt(output, &outcome))
+    }
+
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+        let input = req.input;
+        let encode = encoder(input.encoding_type.as_ref())?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let page = self
+            .store
+            .list_objects(
+                &input.bucket,
+                ListParams {
+                    prefix: prefix.clone(),
+                    delimiter: input.delimiter.clone(),
+                    start_after: input.marker.clone().filter(|m| !m.is_empty()),
+                    max_keys: max_keys(input.max_keys)?,
+                },
+            )
+            .await
+            .map_err(to_s3)?;
+        let owner = self.owner();
+        let contents = page
+            .objects
+            .iter()
+            .map(|o| Object {
+                key: Some(encode(&o.key)),
+                size: Some(o.size as i64),
+                e_tag: Some(etag(&o.etag)),
+                last_modified: Some(timestamp(o.mod_time_ns)),
+                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                owner: Some(owner.clone()),
+                ..Default::default()
+            })
+            .collect();
+        let common_prefixes = page
+            .common_prefixes
+            .iter()
+            .map(|p| CommonPrefix { prefix: Some(encode(p)) })
+            .collect();
+        Ok(S3Response::new(ListObjectsOutput {
+            name: Some(input.bucket),
+            prefix: Some(encode(&prefix)),
+            marker: Some(input.marker.as_deref().map(encode).unwrap_or_default()),
+            max_keys: Some(input.max_keys.unwrap_or(1000)),
+            is_truncated: Some(page.is_truncated),
+            contents: Some(contents),
+            common_prefixes: Some(common_prefixes),
+            delimiter: input.delimiter.as_deref().map(encode),
+            next_marker: if page.is_truncated && input.delimiter.is_some() {
+                page.next_marker.as_deref().map(encode)
+            } else {
+                None
+            },
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+        let input = req.input;
+        let encode = encoder(input.encoding_type.as_ref())?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let after_token = match &input.continuation_token {
+            Some(token) => Some(
+                base64::engine::general_purpose::URL_SAFE_NO_PAD
+                    .decode(token)
+                    .ok()
+                    .and_then(|raw| String::from_utf8(raw).ok())
+                    .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
+            ),
+            None => None,
+        };
+        let start_after = after_token.or_else(|| input.start_after.clone().filter(|s| !s.is_empty()));
+        let page = self
+            .store
+            .list_objects(
+                &input.bucket,
+                ListParams {
+                    prefix: prefix.clone(),
+                    delimiter: input.delimiter.clone(),
+                    start_after,
+                    max_keys: max_keys(input.max_keys)?,
+                },
+            )
+            .await
+            .map_err(to_s3)?;
+        let fetch_owner = input.fetch_owner.unwrap_or(false);
+        let owner = self.owner();
+        let contents: Vec<Object> = page
+            .objects
+            .iter()
+            .map(|o| Object {
+                key: Some(encode(&o.key)),
+                size: Some(o.size as i64),
+                e_tag: Some(etag(&o.etag)),
+                last_modified: Some(timestamp(o.mod_time_ns)),
+                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                owner: fetch_owner.then(|| owner.clone()),
+                ..Default::default()
+            })
+            .collect();
+        let common_prefixes: Vec<CommonPrefix> = page
+            .common_prefixes
+            .iter()
+            .map(|p| CommonPrefix { prefix: Some(encode(p)) })
+            .collect();
+        let key_count = (contents.len() + common_prefixes.len()) as i32;
+        let next_token = if page.is_truncated {
+            page.next_marker
+                .as_deref()
+                .map(|m| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m))
+        } else {
+            None
+        };
+        Ok(S3Response::new(ListObjectsV2Output {
+            name: Some(input.bucket),
+            prefix: Some(encode(&prefix)),
+            max_keys: Some(input.max_keys.unwrap_or(1000)),
+            key_count: Some(key_count),
+            continuation_token: input.continuation_token,
+            is_truncated: Some(page.is_truncated),
+            next_continuation_token: next_token,
+            contents: Some(contents),
+            common_prefixes: Some(common_prefixes),
+            delimiter: input.delimiter.as_deref().map(encode),
+            encoding_type: input.encoding_type,
+            start_after: input.start_after.as_deref().map(encode),
+            ..Default::default()
+        }))
+    }
+
+    async fn create_multipart_upload(
+        &self,
+        req: S3Request<CreateMultipartUploadInput>,
+    ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
+        let input = req.input;
+        let opts = PutOptions {
+            headers: object_headers_put(
+                input.content_type,
+                input.content_encoding,
+                input.content_disposition,
+                input.content_language,
+                input.cache_control,
+                input.expires.as_ref(),
+            ),
+            user_meta: user_meta(input.metadata),
+            content_md5: None,
+            condition: WriteCondition::None,
+        };
+        let upload_id = self
+            .store
+            .create_multipart_upload(&input.bucket, &input.key, opts)
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(CreateMultipartUploadOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(upload_id),
+            ..Default::default()
+        }))
+    }
+
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        let input = req.input;
+        let number = part_number(Some(input.part_number))?.unwrap_or(1);
+        let outcome = self
+            .store
+            .upload_part(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                number,
+                body_stream(input.body),
+                declared_length(input.content_length)?,
+                decode_content_md5(input.content_md5.as_deref())?,
+            )
+            .await
+            .map_err(to_s3)?;
+        let output = UploadPartOutput {
+            e_tag: Some(etag(&outcome.etag)),
+            ..Default::default()
+        };
+        Ok(with_receipt(output, &outcome))
+    }
+
+    async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let input = req.input;
+        let (source_bucket, source_key, source_version) = copy_source_of(&input.copy_source)?;
+        let number = part_number(Some(input.part_number))?.unwrap_or(1);
+        let opts = GetOptions {
+            version_id: source_version.clone(),
+            range: input.copy_source_range.as_deref().map(parse_copy_range).transpose()?,
+            conditions: read_conditions(
+                input.copy_source_if_match.as_ref(),
+                input.copy_source_if_none_match.as_ref(),
+                input.copy_source_if_modified_since.as_ref(),
+                input.copy_source_if_unmodified_since.as_ref(),
+                true,
+            ),
+            ..Default::default()
+        };
+        self.store.head_bucket(&input.bucket).map_err(to_s3)?;
+        let source = self
+            .store
+            .get_object(&source_bucket, &source_key, &opts)
+            .await
+            .map_err(|e| match e {
+                bulwark_object::Error::InvalidRange => S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    "The x-amz-copy-source-range value is outside the source object",
+                ),
+                other => to_s3(other),
+            })?;
+        let length = source.range.map_or(source.info.size, |r| r.len());
+        let outcome = self
+            .store
+            .upload_part(&input.bucket, &input.key, &input.upload_id, number, source.body, Some(length), None)
+            .await
+            .map_err(to_s3)?;
+        let output = UploadPartCopyOutput {
+            copy_part_result: Some(CopyPartResult {
+                e_tag: Some(etag(&outcome.etag)),
+                last_modified: Some(timestamp(outcome.mod_time_ns)),
+                ..Default::default()
+            }),
+            copy_source_version_id: source_version,
+            ..Default::default()
+        };
+        Ok(with_receipt(output, &outcome))
+    }
+
+    async fn complete_multipart_upload(
+        &self,
+        req: S3Request<CompleteMultipartUploadInput>,
+    ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
+        let input = req.input;
+        let parts = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        let mut requested = Vec::with_capacity(parts.len());
+        for part in parts {
+            let number = part
+                .part_number
+                .ok_or_else(|| s3_error!(InvalidPart, "Every part must name its PartNumber"))?;
+            let number = part_number(Some(number))?.unwrap_or(1);
+            let tag = part
+                .e_tag
+                .map(|e| e.value().to_owned())
+                .ok_or_else(|| s3_error!(InvalidPart, "Every part must carry its ETag"))?;
+            requested.push((number, tag));
+        }
+        if requested.is_empty() {
+            return Err(s3_error!(MalformedXML, "The XML you provided did not list any parts"));
+        }
+        let condition = match (&input.if_none_match, &input.if_match) {
+            (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
+            (None, Some(c)) => WriteCondition::IfMatch(condition_str(c)),
+            _ => WriteCondition::None,
+        };
+        let outcome = self
+            .store
+            .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, &requested, &condition)
+            .await
+            .map_err(to_s3)?;
+        let output = CompleteMultipartUploadOutput {
+            bucket: Some(input.bucket.clone()),
+            key: Some(input.key.clone()),
+            e_tag: Some(etag(&outcome.etag)),
+            location: Some(format!("/{}/{}", input.bucket, input.key)),
+            version_id: outcome.version_id.clone(),
+            ..Default::default()
+        };
+        Ok(with_receipt(output, &outcome))
+    }
+
+    async fn abort_multipart_upload(
+        &self,
+        req: S3Request<AbortMultipartUploadInput>,
+    ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
+        let input = req.input;
+        self.store
+            .abort_multipart_upload(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(AbortMultipartUploadOutput::default()))
+    }
+
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+        let input = req.input;
+        let (upload, parts) = self
+            .store
+            .list_parts(&input.bucket, &input.key, &input.upload_id)
+            .await
+            .map_err(to_s3)?;
+        let _ = upload;
+        let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
+        let max_parts = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+        let after: Vec<_> = parts.into_iter().filter(|p| p.number > marker).collect();
+        let is_truncated = after.len() > max_parts;
+        let page: Vec<_> = after.into_iter().take(max_parts).collect();
+        let next_marker = page.last().map(|p| p.number as i32);
+        let owner = self.owner();
+        Ok(S3Response::new(ListPartsOutput {
+            bucket: Some(input.bucket),
+            key: Some(input.key),
+            upload_id: Some(input.upload_id),
+            part_number_marker: input.part_number_marker,
+            next_part_number_marker: next_marker,
+            max_parts: Some(max_parts as i32),
+            is_truncated: Some(is_truncated),
+            parts: Some(
+                page.into_iter()
+                    .map(|p| Part {
+                        part_number: Some(p.number as i32),
+                        size: Some(p.size as i64),
+                        e_tag: Some(etag(&p.etag)),
+                        last_modified: Some(timestamp(p.mod_time_ns)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            owner: Some(owner.clone()),
+            initiator: Some(Initiator {
+                display_name: owner.display_name,
+                id: owner.id,
+            }),
+            storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            ..Default::default()
+        }))
+    }
+
+    async fn list_multipart_uploads(
+        &self,
+        req: S3Request<ListMultipartUploadsInput>,
+    ) -> S3Result<S3Response<ListMultipartUploadsOutput>> {
+        let input = req.input;
+        let encode = encoder(input.encoding_type.as_ref())?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let max_uploads = input.max_uploads.unwrap_or(1000).max(0) as usize;
+        let page = self
+            .store
+            .list_multipart_uploads(
+                &input.bucket,
+                &prefix,
+                input.delimiter.as_deref(),
+                input.key_marker.as_deref().filter(|m| !m.is_empty()),
+                input.upload_id_marker.as_deref().filter(|m| !m.is_empty()),
+                max_uploads,
+            )
+            .await
+            .map_err(to_s3)?;
+        let owner = self.owner();
+        Ok(S3Response::new(ListMultipartUploadsOutput {
+            bucket: Some(input.bucket),
+            prefix: Some(encode(&prefix)),
+            delimiter: input.delimiter.as_deref().map(encode),
+            key_marker: input.key_marker.as_deref().map(encode),
+            upload_id_marker: input.upload_id_marker,
+            max_uploads: Some(max_uploads as i32),
+            is_truncated: Some(page.is_truncated),
+            next_key_marker: page.next_key_marker.as_deref().map(encode),
+            next_upload_id_marker: page.next_upload_id_marker,
+            common_prefixes: Some(
+                page.common_prefixes
+                    .iter()
+                    .map(|p| CommonPrefix { prefix: Some(encode(p)) })
+                    .collect(),
+            ),
+            uploads: Some(
+                page.uploads
+                    .into_iter()
+                    .map(|u| MultipartUpload {
+                        key: Some(encode(&u.key)),
+                        upload_id: Some(u.upload_id),
+                        initiated: Some(timestamp(u.initiated_ns)),
+                        owner: Some(owner.clone()),
+                        initiator: Some(Initiator {
+                            display_name: owner.display_name.clone(),
+                            id: owner.id.clone(),
+                        }),
+                        storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+                        ..Default::default()
+                    })
+                    .collect(),
+            ),
+            encoding_type: input.encoding_type,
+            ..Default::default()
+        }))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn url_encoding_keeps_slashes_and_unreserved() {
+        assert_eq!(url_encode("a/b c+d%é"), "a/b%20c%2Bd%25%C3%A9");
+        assert_eq!(url_encode("A-z_0.9~"), "A-z_0.9~");
+    }
+
+    #[test]
+    fn copy_ranges_must_be_closed() {
+        assert_eq!(
+            parse_copy_range("bytes=0-9").expect("valid"),
+            RangeSpec::FromTo { first: 0, last: Some(9) }
+        );
+        assert!(parse_copy_range("bytes=5-").is_err());
+        assert!(parse_copy_range("bytes=9-0").is_err());
+        assert!(parse_copy_range("0-9").is_err());
+    }
+
+    #[test]
+    fn content_md5_must_be_sixteen_base64_bytes() {
+        assert!(decode_content_md5(Some("1B2M2Y8AsgTpgAmY7PhCfg==")).expect("valid").is_some());
+        for bad in ["not base64!", "AAAA"] {
+            let e = decode_content_md5(Some(bad)).expect_err("invalid");
+            assert_eq!(e.code(), &S3ErrorCode::InvalidDigest);
+        }
+    }
+}

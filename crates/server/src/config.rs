@@ -1,0 +1,222 @@
+//! Server configuration: the embedded default and the TOML file.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+pub const DEFAULT_ADDRESS: &str = "127.0.0.1:9000";
+pub const DEFAULT_REGION: &str = "us-east-1";
+
+/// One drive of the topology.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct DriveConfig {
+    pub path: PathBuf,
+    pub facility: String,
+}
+
+/// Erasure geometry and write rules, shared by every set.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ErasureConfig {
+    pub data: usize,
+    pub parity: usize,
+    /// Defaults to data + 1; never lower.
+    #[serde(default)]
+    pub write_quorum: Option<usize>,
+    /// Refuse (503) writes that would not survive losing any one facility.
+    #[serde(default)]
+    pub strict_facility: bool,
+}
+
+/// The TOML file (`bulwark server --config FILE`).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub address: Option<SocketAddr>,
+    #[serde(default)]
+    pub region: Option<String>,
+    /// Directory for server state such as the generated root credentials.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
+    pub erasure: ErasureConfig,
+    /// Drives in set order: the first N form set 0, the next N set 1, …
+    pub drives: Vec<DriveConfig>,
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub address: SocketAddr,
+    pub region: String,
+    pub state_dir: PathBuf,
+    pub erasure: ErasureConfig,
+    pub drives: Vec<DriveConfig>,
+    /// Create missing drive directories (only for the embedded default; a
+    /// configured drive that is missing is a fault, not something to create).
+    pub create_drives: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read { path: PathBuf, source: std::io::Error },
+    #[error("invalid config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("invalid configuration: {0}")]
+    Invalid(String),
+}
+
+impl Config {
+    /// The embedded default: six drives in three facilities under `data_dir`,
+    /// one 4+2 set, write quorum 5.
+    pub fn embedded(data_dir: &Path) -> Config {
+        let drives = (1..=6)
+            .map(|drive| {
+                let facility = format!("facility-{}", (drive + 1) / 2);
+                DriveConfig {
+                    path: data_dir.join(&facility).join(format!("drive-{drive}")),
+                    facility,
+                }
+            })
+            .collect();
+        Config {
+            address: DEFAULT_ADDRESS.parse().expect("constant address parses"),
+            region: DEFAULT_REGION.to_owned(),
+            state_dir: data_dir.to_path_buf(),
+            erasure: ErasureConfig {
+                data: 4,
+                parity: 2,
+                write_quorum: None,
+                strict_facility: false,
+            },
+            drives,
+            create_drives: true,
+        }
+    }
+
+    pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
+        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        let config = Config {
+            address: file.address.unwrap_or_else(|| DEFAULT_ADDRESS.parse().expect("constant address parses")),
+            region: file.region.unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            state_dir: file.state_dir.unwrap_or_else(|| PathBuf::from("data")),
+            erasure: file.erasure,
+            drives: file.drives,
+            create_drives: false,
+        };
+        config.validate()?;
+        Ok(config)
+    }
+
+    pub fn write_quorum(&self) -> usize {
+        self.erasure.write_quorum.unwrap_or(self.erasure.data + 1)
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        let n = self.erasure.data + self.erasure.parity;
+        if self.erasure.data == 0 || self.erasure.parity == 0 {
+            return Err(ConfigError::Invalid("erasure data and parity must both be at least 1".into()));
+        }
+        if self.drives.is_empty() || self.drives.len() % n != 0 {
+            return Err(ConfigError::Invalid(format!(
+                "{} drives cannot be cut into sets of {n}",
+                self.drives.len()
+            )));
+        }
+        let w = self.write_quorum();
+        if w <= self.erasure.data || w > n {
+            return Err(ConfigError::Invalid(format!(
+                "write_quorum {w} must be between {} and {n}",
+                self.erasure.data + 1
+            )));
+        }
+        let mut paths: Vec<&PathBuf> = self.drives.iter().map(|d| &d.path).collect();
+        paths.sort();
+        if paths.windows(2).any(|w| w[0] == w[1]) {
+            return Err(ConfigError::Invalid("a drive path is listed twice".into()));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn embedded_default_is_six_drives_in_three_facilities() {
+        let config = Config::embedded(Path::new("data"));
+        let layout: Vec<(String, String)> = config
+            .drives
+            .iter()
+            .map(|d| (d.path.display().to_string(), d.facility.clone()))
+            .collect();
+        assert_eq!(layout[0], ("data/facility-1/drive-1".into(), "facility-1".into()));
+        assert_eq!(layout[1], ("data/facility-1/drive-2".into(), "facility-1".into()));
+        assert_eq!(layout[2], ("data/facility-2/drive-3".into(), "facility-2".into()));
+        assert_eq!(layout[5], ("data/facility-3/drive-6".into(), "facility-3".into()));
+        assert_eq!(config.write_quorum(), 5);
+        config.validate().expect("valid");
+    }
+
+    #[test]
+    fn toml_config_lists_drives_and_geometry() {
+        let text = r#"
+            address = "0.0.0.0:9100"
+            [erasure]
+            data = 2
+            parity = 1
+            write_quorum = 3
+            [[drives]]
+            path = "/mnt/a"
+            facility = "rack-a"
+            [[drives]]
+            path = "/mnt/b"
+            facility = "rack-b"
+            [[drives]]
+            path = "/mnt/c"
+            facility = "rack-c"
+        "#;
+        let config = Config::from_toml(text, Path::new("x.toml")).expect("parses");
+        assert_eq!(config.drives.len(), 3);
+        assert_eq!(config.write_quorum(), 3);
+        assert_eq!(config.address.port(), 9100);
+        assert!(!config.create_drives);
+    }
+
+    #[test]
+    fn a_write_quorum_of_k_is_refused() {
+        let text = r#"
+            [erasure]
+            data = 2
+            parity = 1
+            write_quorum = 2
+            [[drives]]
+            path = "/a"
+            facility = "f1"
+            [[drives]]
+            path = "/b"
+            facility = "f2"
+            [[drives]]
+            path = "/c"
+            facility = "f3"
+        "#;
+        assert!(Config::from_toml(text, Path::new("x.toml")).is_err());
+        let unknown = "[erasure]\ndata = 2\nparity = 1\nbogus = 1\n";
+        assert!(Config::from_toml(unknown, Path::new("x.toml")).is_err());
+    }
+}

@@ -1,0 +1,912 @@
+//! A drive that is one local directory.
+//!
+//! Layout (see `docs/design/drive-layout.md`):
+//! ```text
+//! <root>/.bulwark/format.json   identity: cluster, set, position (written once, fsynced)
+//! <root>/.bulwark/meta.redb     metadata records (redb; every commit fsynced)
+//! <root>/.bulwark/tmp/          blobs being written; emptied at start-up
+//! <root>/data/<bucket>/<xx>/<blob-id-hex>   committed blobs (xx = first byte of the id)
+//! ```
+//!
+//! Durability: a blob is written under `tmp/`, fsynced, renamed into `data/`,
+//! and the target directory is fsynced (and its parent, when the directory was
+//! just created), so after `commit` returns the blob survives power loss.
+//! Metadata batches go through one committer thread per drive that folds all
+//! batches waiting at the moment into a single redb write transaction with
+//! immediate durability: many concurrent small PUTs share one fsync (group
+//! commit), and no caller is answered before its batch is on disk.
+//!
+//! Health: before every metadata commit and on [`Drive::check_health`], the
+//! format file is checked against the identity read at open time, so a drive
+//! that was wiped or swapped while the server runs is taken offline instead of
+//! silently accepting writes into an unlinked file.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, mpsc};
+
+use async_trait::async_trait;
+use bytes::Bytes;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+use serde::{Deserialize, Serialize};
+use tokio::sync::oneshot;
+
+use crate::keys;
+use crate::{BlobId, BlobReader, BlobWriter, Drive, DriveInfo, Error, MetaOp, Result, ScanFrom, StoredVersion, VersionUid};
+
+const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
+const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
+const INLINE: TableDefinition<&[u8], &[u8]> = TableDefinition::new("inline");
+const UPLOADS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("uploads");
+const PARTS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("parts");
+const SYSTEM: TableDefinition<&str, &[u8]> = TableDefinition::new("system");
+
+/// Batches folded into one metadata transaction at most.
+const COMMIT_BATCHES_MAX: usize = 512;
+/// Page cache of the metadata store of one drive.
+const META_CACHE_BYTES: usize = 32 * 1024 * 1024;
+/// The format file's version marker.
+pub const FORMAT_VERSION: u32 = 1;
+
+const SYSTEM_DIR: &str = ".bulwark";
+const FORMAT_FILE: &str = "format.json";
+
+/// The identity of a drive, written once when it joins the cluster.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Format {
+    pub format: u32,
+    pub cluster_id: String,
+    pub drive_id: String,
+    pub set_index: usize,
+    pub position: usize,
+    pub facility: String,
+}
+
+impl Format {
+    /// Reads the format file of the drive at `root`; `Ok(None)` if there is none.
+    pub fn read(root: &Path) -> Result<Option<Format>> {
+        let path = root.join(SYSTEM_DIR).join(FORMAT_FILE);
+        let bytes = match fs::read(&path) {
+            Ok(bytes) => bytes,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(io_error(root, e)),
+        };
+        let format: Format = serde_json::from_slice(&bytes).map_err(|e| Error::Format {
+            drive: root.display().to_string(),
+            detail: format!("unreadable format file: {e}"),
+        })?;
+        if format.format != FORMAT_VERSION {
+            return Err(Error::Format {
+                drive: root.display().to_string(),
+                detail: format!("unsupported format version {}", format.format),
+            });
+        }
+        Ok(Some(format))
+    }
+
+    /// Writes the format file durably (temp, fsync, rename, fsync directory).
+    pub fn write(&self, root: &Path) -> Result<()> {
+        let system = root.join(SYSTEM_DIR);
+        create_dir_durable(&system).map_err(|e| io_error(root, e))?;
+        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Format {
+            drive: root.display().to_string(),
+            detail: e.to_string(),
+        })?;
+        let tmp = system.join(format!("{FORMAT_FILE}.tmp"));
+        write_file_durable(&tmp, &bytes).map_err(|e| io_error(root, e))?;
+        fs::rename(&tmp, system.join(FORMAT_FILE)).map_err(|e| io_error(root, e))?;
+        sync_dir(&system).map_err(|e| io_error(root, e))
+    }
+}
+
+pub struct LocalDrive {
+    info: DriveInfo,
+    root: PathBuf,
+    format: Format,
+    db: Arc<Database>,
+    online: Arc<AtomicBool>,
+    committer: mpsc::Sender<CommitRequest>,
+}
+
+struct CommitRequest {
+    ops: Vec<MetaOp>,
+    reply: oneshot::Sender<Result<()>>,
+}
+
+impl std::fmt::Debug for LocalDrive {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LocalDrive").field("root", &self.root).finish_non_exhaustive()
+    }
+}
+
+impl LocalDrive {
+    /// Opens a formatted drive: sweeps leftovers of interrupted writes, opens
+    /// the metadata store and starts the committer thread.
+    pub fn open(root: &Path, format: Format) -> Result<LocalDrive> {
+        let label = root.display().to_string();
+        let on_disk = Format::read(root)?;
+        if on_disk.as_ref() != Some(&format) {
+            return Err(Error::Format {
+                drive: label,
+                detail: "format file does not match the expected identity".into(),
+            });
+        }
+        let system = root.join(SYSTEM_DIR);
+        let tmp = system.join("tmp");
+        // Leftovers of writes interrupted by a crash: never committed, never referenced.
+        if tmp.exists() {
+            fs::remove_dir_all(&tmp).map_err(|e| io_error(root, e))?;
+        }
+        create_dir_durable(&tmp).map_err(|e| io_error(root, e))?;
+        create_dir_durable(&root.join("data")).map_err(|e| io_error(root, e))?;
+
+        let db = Database::builder()
+            .set_cache_size(META_CACHE_BYTES)
+            .create(system.join("meta.redb"))
+            .map_err(|e| store_error(&label, e))?;
+        let db = Arc::new(db);
+        {
+            let txn = db.begin_write().map_err(|e| store_error(&label, e))?;
+            for open in [
+                |t: &redb::WriteTransaction| t.open_table(VERSIONS).map(drop),
+                |t: &redb::WriteTransaction| t.open_table(INLINE).map(drop),
+                |t: &redb::WriteTransaction| t.open_table(UPLOADS).map(drop),
+                |t: &redb::WriteTransaction| t.open_table(PARTS).map(drop),
+            ] {
+                open(&txn).map_err(|e| store_error(&label, e))?;
+            }
+            txn.open_table(BUCKETS).map_err(|e| store_error(&label, e))?;
+            txn.open_table(SYSTEM).map_err(|e| store_error(&label, e))?;
+            txn.commit().map_err(|e| store_error(&label, e))?;
+        }
+        let online = Arc::new(AtomicBool::new(true));
+        let (sender, receiver) = mpsc::channel();
+        let thread_db = db.clone();
+        let thread_root = root.to_path_buf();
+        let thread_format = format.clone();
+        let thread_online = online.clone();
+        std::thread::Builder::new()
+            .name(format!("commit-{}", format.position))
+            .spawn(move || committer(thread_root, thread_format, thread_db, thread_online, receiver))
+            .map_err(|e| io_error(root, e))?;
+        Ok(LocalDrive {
+            info: DriveInfo {
+                label,
+                facility: format.facility.clone(),
+            },
+            root: root.to_path_buf(),
+            format,
+            db,
+            online,
+            committer: sender,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn blob_path(&self, bucket: &str, blob: &BlobId) -> PathBuf {
+        let hex = hex::encode(blob);
+        self.root.join("data").join(bucket).join(&hex[..2]).join(hex)
+    }
+
+    fn label(&self) -> &str {
+        &self.info.label
+    }
+
+    fn ensure_online(&self) -> Result<()> {
+        if self.online.load(Ordering::Acquire) {
+            Ok(())
+        } else {
+            Err(Error::Offline {
+                drive: self.label().to_owned(),
+            })
+        }
+    }
+
+    /// Runs a read-only closure against the metadata store off the async runtime.
+    async fn read<T, F>(&self, f: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: FnOnce(&redb::ReadTransaction) -> Result<T, redb::Error> + Send + 'static,
+    {
+        self.ensure_online()?;
+        let db = self.db.clone();
+        let label = self.label().to_owned();
+        tokio::task::spawn_blocking(move || {
+            let txn = db.begin_read().map_err(|e| store_error(&label, e))?;
+            f(&txn).map_err(|e| store_error(&label, e))
+        })
+        .await
+        .map_err(|e| Error::Store {
+            drive: self.label().to_owned(),
+            detail: format!("reader task failed: {e}"),
+        })?
+    }
+}
+
+fn io_error(root: &Path, source: io::Error) -> Error {
+    Error::Io {
+        drive: root.display().to_string(),
+        source,
+    }
+}
+
+fn store_error(label: &str, e: impl Into<redb::Error>) -> Error {
+    Error::Store {
+        drive: label.to_owned(),
+        detail: e.into().to_string(),
+    }
+}
+
+fn sync_dir(path: &Path) -> io::Result<()> {
+    File::open(path)?.sync_all()
+}
+
+/// Creates `path` (and missing parents), fsyncing each parent whose entries changed.
+fn create_dir_durable(path: &Path) -> io::Result<()> {
+    if path.is_dir() {
+        return Ok(());
+    }
+    if let Some(parent) = path.parent() {
+        create_dir_durable(parent)?;
+    }
+    match fs::create_dir(path) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
+        Err(e) => return Err(e),
+    }
+    if let Some(parent) = path.parent() {
+        sync_dir(parent)?;
+    }
+    Ok(())
+}
+
+fn write_file_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut file = File::create(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+fn format_still_ours(root: &Path, format: &Format) -> bool {
+    matches!(Format::read(root), Ok(Some(on_disk)) if on_disk == *format)
+}
+
+/// The committer thread: folds every waiting batch into one durable transaction.
+fn committer(
+    root: PathBuf,
+    format: Format,
+    db: Arc<Database>,
+    online: Arc<AtomicBool>,
+    receiver: mpsc::Receiver<CommitRequest>,
+) {
+    let label = root.display().to_string();
+    while let Ok(first) = receiver.recv() {
+        let mut batch = vec![first];
+        while batch.len() < COMMIT_BATCHES_MAX {
+            match receiver.try_recv() {
+                Ok(request) => batch.push(request),
+                Err(_) => break,
+            }
+        }
+        let result = if !format_still_ours(&root, &format) {
+            online.store(false, Ordering::Release);
+            tracing::warn!(drive = %label, "drive lost its format file; taking it offline");
+            Err(Error::Offline { drive: label.clone() })
+        } else if !online.load(Ordering::Acquire) {
+            Err(Error::Offline { drive: label.clone() })
+        } else {
+            apply_batch(&db, &label, &batch)
+        };
+        for request in batch {
+            let reply = match &result {
+                Ok(()) => Ok(()),
+                Err(e) => Err(clone_error(e)),
+            };
+            let _ = request.reply.send(reply);
+        }
+    }
+}
+
+fn clone_error(e: &Error) -> Error {
+    match e {
+        Error::Offline { drive } => Error::Offline { drive: drive.clone() },
+        other => Error::Store {
+            drive: match other {
+                Error::Store { drive, .. } | Error::Io { drive, .. } | Error::Format { drive, .. } => drive.clone(),
+                _ => String::new(),
+            },
+            detail: other.to_string(),
+        },
+    }
+}
+
+fn apply_batch(db: &Database, label: &str, batch: &[CommitRequest]) -> Result<()> {
+    let txn = db.begin_write().map_err(|e| store_error(label, e))?;
+    {
+        let mut buckets = txn.open_table(BUCKETS).map_err(|e| store_error(label, e))?;
+        let mut versions = txn.open_table(VERSIONS).map_err(|e| store_error(label, e))?;
+        let mut inline = txn.open_table(INLINE).map_err(|e| store_error(label, e))?;
+        let mut uploads = txn.open_table(UPLOADS).map_err(|e| store_error(label, e))?;
+        let mut parts = txn.open_table(PARTS).map_err(|e| store_error(label, e))?;
+        let mut system = txn.open_table(SYSTEM).map_err(|e| store_error(label, e))?;
+        for op in batch.iter().flat_map(|request| request.ops.iter()) {
+            let r: Result<(), redb::Error> = (|| {
+                match op {
+                    MetaOp::PutBucket { bucket, record } => {
+                        buckets.insert(bucket.as_str(), record.as_ref())?;
+                    }
+                    MetaOp::DeleteBucket { bucket } => {
+                        buckets.remove(bucket.as_str())?;
+                    }
+                    MetaOp::PutVersion {
+                        bucket,
+                        key,
+                        uid,
+                        record,
+                        inline: shard,
+                    } => {
+                        versions.insert(keys::version_key(bucket, key, uid).as_slice(), record.as_ref())?;
+                        if let Some(shard) = shard {
+                            inline.insert(uid.as_slice(), shard.as_ref())?;
+                        }
+                    }
+                    MetaOp::DeleteVersion { bucket, key, uid } => {
+                        versions.remove(keys::version_key(bucket, key, uid).as_slice())?;
+                        inline.remove(uid.as_slice())?;
+                    }
+                    MetaOp::PutUpload {
+                        bucket,
+                        key,
+                        upload_id,
+                        record,
+                    } => {
+                        uploads.insert(upload_key(bucket, key, upload_id).as_slice(), record.as_ref())?;
+                    }
+                    MetaOp::DeleteUpload { bucket, key, upload_id } => {
+                        uploads.remove(upload_key(bucket, key, upload_id).as_slice())?;
+                        let mut start = Vec::new();
+                        keys::push_component(&mut start, upload_id);
+                        let mut end = start.clone();
+                        end.extend_from_slice(&[0xFF; 5]);
+                        parts.retain_in(start.as_slice()..end.as_slice(), |_, _| false)?;
+                    }
+                    MetaOp::PutPart {
+                        upload_id,
+                        number,
+                        record,
+                    } => {
+                        parts.insert(part_key(upload_id, *number).as_slice(), record.as_ref())?;
+                    }
+                    MetaOp::PutSystem { name, value } => {
+                        system.insert(name.as_str(), value.as_ref())?;
+                    }
+                    MetaOp::DeleteSystem { name } => {
+                        system.remove(name.as_str())?;
+                    }
+                }
+                Ok(())
+            })();
+            r.map_err(|e| store_error(label, e))?;
+        }
+    }
+    txn.commit().map_err(|e| store_error(label, e))
+}
+
+fn upload_key(bucket: &str, key: &str, upload_id: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    keys::push_component(&mut out, bucket);
+    keys::push_component(&mut out, key);
+    keys::push_component(&mut out, upload_id);
+    out
+}
+
+fn part_key(upload_id: &str, number: u32) -> Vec<u8> {
+    let mut out = Vec::new();
+    keys::push_component(&mut out, upload_id);
+    out.extend_from_slice(&number.to_be_bytes());
+    out
+}
+
+fn bucket_prefix(bucket: &str) -> Vec<u8> {
+    let mut out = Vec::new();
+    keys::push_component(&mut out, bucket);
+    out
+}
+
+/// Collects up to `limit` entries of `table` in `[start, end)` (start exclusive if asked).
+fn scan_range(
+    table: &impl ReadableTable<&'static [u8], &'static [u8]>,
+    start: &[u8],
+    start_exclusive: bool,
+    end: Option<&[u8]>,
+    limit: usize,
+) -> Result<Vec<(Vec<u8>, Vec<u8>)>, redb::Error> {
+    let mut out = Vec::new();
+    let range = match end {
+        Some(end) => table.range(start..end)?,
+        None => table.range(start..)?,
+    };
+    for entry in range {
+        let (k, v) = entry?;
+        if start_exclusive && k.value() == start {
+            continue;
+        }
+        out.push((k.value().to_vec(), v.value().to_vec()));
+        if out.len() >= limit {
+            break;
+        }
+    }
+    Ok(out)
+}
+
+#[async_trait]
+impl Drive for LocalDrive {
+    fn info(&self) -> &DriveInfo {
+        &self.info
+    }
+
+    fn is_online(&self) -> bool {
+        self.online.load(Ordering::Acquire)
+    }
+
+    async fn check_health(&self) -> bool {
+        let root = self.root.clone();
+        let format = self.format.clone();
+        let ok = tokio::task::spawn_blocking(move || format_still_ours(&root, &format))
+            .await
+            .unwrap_or(false);
+        if !ok && self.online.swap(false, Ordering::AcqRel) {
+            tracing::warn!(drive = %self.label(), "drive failed its health check; offline");
+        }
+        ok && self.is_online()
+    }
+
+    async fn create_blob(&self, bucket: &str, blob: BlobId) -> Result<Box<dyn BlobWriter>> {
+        self.ensure_online()?;
+        let tmp_path = self
+            .root
+            .join(SYSTEM_DIR)
+            .join("tmp")
+            .join(format!("{}.{}", hex::encode(blob), uuid::Uuid::new_v4().simple()));
+        let final_path = self.blob_path(bucket, &blob);
+        let root = self.root.clone();
+        let open_path = tmp_path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            OpenOptions::new().write(true).create_new(true).open(&open_path)
+        })
+        .await
+        .map_err(|e| io_error(&root, io::Error::other(e)))?
+        .map_err(|e| io_error(&self.root, e))?;
+        Ok(Box::new(LocalBlobWriter {
+            root: self.root.clone(),
+            tmp_path,
+            final_path,
+            file: Some(file),
+        }))
+    }
+
+    async fn open_blob(&self, bucket: &str, blob: BlobId) -> Result<Box<dyn BlobReader>> {
+        self.ensure_online()?;
+        let path = self.blob_path(bucket, &blob);
+        let label = self.label().to_owned();
+        let root = self.root.clone();
+        let (file, len) = tokio::task::spawn_blocking(move || -> io::Result<(File, u64)> {
+            let file = File::open(&path)?;
+            let len = file.metadata()?.len();
+            Ok((file, len))
+        })
+        .await
+        .map_err(|e| io_error(&root, io::Error::other(e)))?
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::BlobNotFound { drive: label.clone() }
+            } else {
+                io_error(&root, e)
+            }
+        })?;
+        Ok(Box::new(LocalBlobReader {
+            label,
+            file: Arc::new(file),
+            len,
+        }))
+    }
+
+    async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> Result<()> {
+        self.ensure_online()?;
+        let paths: Vec<PathBuf> = blobs.iter().map(|b| self.blob_path(bucket, b)).collect();
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut dirs = Vec::new();
+            for path in paths {
+                match fs::remove_file(&path) {
+                    Ok(()) => {
+                        if let Some(dir) = path.parent() {
+                            dirs.push(dir.to_path_buf());
+                        }
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+                    Err(e) => return Err(e),
+                }
+            }
+            dirs.sort();
+            dirs.dedup();
+            for dir in dirs {
+                sync_dir(&dir)?;
+            }
+            Ok(())
+        })
+        .await
+        .map_err(|e| io_error(&root, io::Error::other(e)))?
+        .map_err(|e| io_error(&root, e))
+    }
+
+    async fn commit(&self, ops: Vec<MetaOp>) -> Result<()> {
+        self.ensure_online()?;
+        let (reply, wait) = oneshot::channel();
+        self.committer
+            .send(CommitRequest { ops, reply })
+            .map_err(|_| Error::Offline {
+                drive: self.label().to_owned(),
+            })?;
+        wait.await.map_err(|_| Error::Offline {
+            drive: self.label().to_owned(),
+        })?
+    }
+
+    async fn get_versions(&self, bucket: &str, key: &str) -> Result<Vec<StoredVersion>> {
+        let mut start = Vec::new();
+        keys::push_component(&mut start, bucket);
+        keys::push_component(&mut start, key);
+        let key = key.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(VERSIONS)?;
+            let end = keys::prefix_end(&start);
+            let rows = scan_range(&table, &start, false, end.as_deref(), usize::MAX)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let (_, _, uid) = keys::split_version_key(&k)?;
+                    Some(StoredVersion {
+                        key: key.clone(),
+                        uid,
+                        record: Bytes::from(v),
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>> {
+        self.read(move |txn| {
+            let table = txn.open_table(INLINE)?;
+            Ok(table.get(uid.as_slice())?.map(|v| Bytes::copy_from_slice(v.value())))
+        })
+        .await
+    }
+
+    async fn scan_versions(&self, bucket: &str, prefix: &str, from: ScanFrom, limit: usize) -> Result<Vec<StoredVersion>> {
+        let mut lower = bucket_prefix(bucket);
+        keys::push_escaped(&mut lower, prefix);
+        let end = keys::prefix_end(&lower);
+        let (start, exclusive) = match from {
+            ScanFrom::Start => (lower, false),
+            ScanFrom::AfterKey(key) => {
+                let mut start = bucket_prefix(bucket);
+                keys::push_component(&mut start, &key);
+                start.extend_from_slice(&[0xFF; 16]);
+                (start.max(lower), true)
+            }
+            ScanFrom::AfterVersion(key, uid) => (keys::version_key(bucket, &key, &uid).max(lower), true),
+        };
+        self.read(move |txn| {
+            let table = txn.open_table(VERSIONS)?;
+            let rows = scan_range(&table, &start, exclusive, end.as_deref(), limit)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let (_, key, uid) = keys::split_version_key(&k)?;
+                    Some(StoredVersion {
+                        key,
+                        uid,
+                        record: Bytes::from(v),
+                    })
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn list_buckets(&self) -> Result<Vec<(String, Bytes)>> {
+        self.read(|txn| {
+            let table = txn.open_table(BUCKETS)?;
+            let mut out = Vec::new();
+            for entry in table.iter()? {
+                let (k, v) = entry?;
+                out.push((k.value().to_owned(), Bytes::copy_from_slice(v.value())));
+            }
+            Ok(out)
+        })
+        .await
+    }
+
+    async fn bucket_is_empty(&self, bucket: &str) -> Result<bool> {
+        let start = bucket_prefix(bucket);
+        self.read(move |txn| {
+            let end = keys::prefix_end(&start);
+            let versions = txn.open_table(VERSIONS)?;
+            let uploads = txn.open_table(UPLOADS)?;
+            Ok(scan_range(&versions, &start, false, end.as_deref(), 1)?.is_empty()
+                && scan_range(&uploads, &start, false, end.as_deref(), 1)?.is_empty())
+        })
+        .await
+    }
+
+    async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<Option<Bytes>> {
+        let raw = upload_key(bucket, key, upload_id);
+        self.read(move |txn| {
+            let table = txn.open_table(UPLOADS)?;
+            Ok(table.get(raw.as_slice())?.map(|v| Bytes::copy_from_slice(v.value())))
+        })
+        .await
+    }
+
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> Result<Vec<(String, String, Bytes)>> {
+        let mut lower = bucket_prefix(bucket);
+        keys::push_escaped(&mut lower, prefix);
+        let end = keys::prefix_end(&lower);
+        let (start, exclusive) = match after {
+            None => (lower, false),
+            Some((key, upload_id)) => (upload_key(bucket, &key, &upload_id).max(lower), true),
+        };
+        self.read(move |txn| {
+            let table = txn.open_table(UPLOADS)?;
+            let rows = scan_range(&table, &start, exclusive, end.as_deref(), limit)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let (_, rest) = keys::pop_component(&k)?;
+                    let (key, rest) = keys::pop_component(rest)?;
+                    let (upload_id, _) = keys::pop_component(rest)?;
+                    Some((key, upload_id, Bytes::from(v)))
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn list_parts(&self, upload_id: &str) -> Result<Vec<(u32, Bytes)>> {
+        let mut start = Vec::new();
+        keys::push_component(&mut start, upload_id);
+        self.read(move |txn| {
+            let table = txn.open_table(PARTS)?;
+            let end = keys::prefix_end(&start);
+            let rows = scan_range(&table, &start, false, end.as_deref(), usize::MAX)?;
+            Ok(rows
+                .into_iter()
+                .filter_map(|(k, v)| {
+                    let number: [u8; 4] = k.get(start.len()..)?.try_into().ok()?;
+                    Some((u32::from_be_bytes(number), Bytes::from(v)))
+                })
+                .collect())
+        })
+        .await
+    }
+
+    async fn get_system(&self, name: &str) -> Result<Option<Bytes>> {
+        let name = name.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(SYSTEM)?;
+            Ok(table.get(name.as_str())?.map(|v| Bytes::copy_from_slice(v.value())))
+        })
+        .await
+    }
+
+    async fn list_system(&self, prefix: &str) -> Result<Vec<(String, Bytes)>> {
+        let prefix = prefix.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(SYSTEM)?;
+            let mut out = Vec::new();
+            for entry in table.range(prefix.as_str()..)? {
+                let (k, v) = entry?;
+                if !k.value().starts_with(prefix.as_str()) {
+                    break;
+                }
+                out.push((k.value().to_owned(), Bytes::copy_from_slice(v.value())));
+            }
+            Ok(out)
+        })
+        .await
+    }
+}
+
+struct LocalBlobWriter {
+    root: PathBuf,
+    tmp_path: PathBuf,
+    final_path: PathBuf,
+    file: Option<File>,
+}
+
+#[async_trait]
+impl BlobWriter for LocalBlobWriter {
+    async fn write(&mut self, data: Bytes) -> Result<()> {
+        let mut file = self.file.take().ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
+        let (file, result) = tokio::task::spawn_blocking(move || {
+            let result = file.write_all(&data);
+            (file, result)
+        })
+        .await
+        .map_err(|e| io_error(&self.root, io::Error::other(e)))?;
+        self.file = Some(file);
+        result.map_err(|e| io_error(&self.root, e))
+    }
+
+    async fn commit(mut self: Box<Self>) -> Result<()> {
+        let file = self.file.take().ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
+        let tmp_path = self.tmp_path.clone();
+        let final_path = self.final_path.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<()> {
+            file.sync_all()?;
+            drop(file);
+            let dir = final_path.parent().ok_or_else(|| io::Error::other("blob path has no parent"))?;
+            create_dir_durable(dir)?;
+            fs::rename(&tmp_path, &final_path)?;
+            sync_dir(dir)
+        })
+        .await
+        .map_err(|e| io_error(&self.root, io::Error::other(e)))?
+        .map_err(|e| io_error(&self.root, e))
+    }
+
+    async fn abort(mut self: Box<Self>) {
+        self.file.take();
+        let tmp_path = self.tmp_path.clone();
+        let _ = tokio::task::spawn_blocking(move || fs::remove_file(tmp_path)).await;
+    }
+}
+
+struct LocalBlobReader {
+    label: String,
+    file: Arc<File>,
+    len: u64,
+}
+
+#[async_trait]
+impl BlobReader for LocalBlobReader {
+    fn len(&self) -> u64 {
+        self.len
+    }
+
+    async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        if offset.saturating_add(len as u64) > self.len {
+            return Err(Error::ShortRead {
+                drive: self.label.clone(),
+                offset,
+                wanted: len,
+                len: self.len,
+            });
+        }
+        let file = self.file.clone();
+        let label = self.label.clone();
+        tokio::task::spawn_blocking(move || {
+            use std::os::unix::fs::FileExt;
+            let mut buf = vec![0u8; len];
+            file.read_exact_at(&mut buf, offset).map(|()| Bytes::from(buf))
+        })
+        .await
+        .map_err(|e| Error::Io {
+            drive: self.label.clone(),
+            source: io::Error::other(e),
+        })?
+        .map_err(|source| {
+            if source.kind() == io::ErrorKind::UnexpectedEof {
+                Error::ShortRead {
+                    drive: label,
+                    offset,
+                    wanted: len,
+                    len: self.len,
+                }
+            } else {
+                Error::Io { drive: label, source }
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn format(position: usize) -> Format {
+        Format {
+            format: FORMAT_VERSION,
+            cluster_id: "c".into(),
+            drive_id: format!("d{position}"),
+            set_index: 0,
+            position,
+            facility: "f1".into(),
+        }
+    }
+
+    fn open(dir: &Path) -> LocalDrive {
+        let f = format(0);
+        f.write(dir).expect("format");
+        LocalDrive::open(dir, f).expect("open")
+    }
+
+    #[tokio::test]
+    async fn committed_versions_scan_in_key_then_age_order() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let drive = open(dir.path());
+        let put = |key: &str, uid: u8| MetaOp::PutVersion {
+            bucket: "b".into(),
+            key: key.into(),
+            uid: [uid; 16],
+            record: Bytes::from(format!("{key}{uid}")),
+            inline: None,
+        };
+        drive
+            .commit(vec![put("a", 1), put("a", 2), put("b", 1), put("a/x", 3)])
+            .await
+            .expect("commit");
+        let all = drive.scan_versions("b", "", ScanFrom::Start, 10).await.expect("scan");
+        let seen: Vec<(String, u8)> = all.iter().map(|v| (v.key.clone(), v.uid[0])).collect();
+        assert_eq!(
+            seen,
+            vec![("a".into(), 2), ("a".into(), 1), ("a/x".into(), 3), ("b".into(), 1)]
+        );
+        let after = drive
+            .scan_versions("b", "", ScanFrom::AfterVersion("a".into(), [2; 16]), 10)
+            .await
+            .expect("scan");
+        assert_eq!(after[0].uid, [1; 16]);
+        let after_key = drive
+            .scan_versions("b", "a", ScanFrom::AfterKey("a".into()), 10)
+            .await
+            .expect("scan");
+        assert_eq!(after_key.len(), 1);
+        assert_eq!(after_key[0].key, "a/x");
+        assert!(!drive.bucket_is_empty("b").await.expect("empty"));
+        assert!(drive.bucket_is_empty("c").await.expect("empty"));
+    }
+
+    #[tokio::test]
+    async fn blobs_are_invisible_until_committed_and_survive_deletion_while_open() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let drive = open(dir.path());
+        let mut writer = drive.create_blob("b", [7; 16]).await.expect("create");
+        writer.write(Bytes::from_static(b"hello ")).await.expect("write");
+        writer.write(Bytes::from_static(b"world")).await.expect("write");
+        assert!(matches!(drive.open_blob("b", [7; 16]).await, Err(Error::BlobNotFound { .. })));
+        writer.commit().await.expect("commit");
+        let reader = drive.open_blob("b", [7; 16]).await.expect("open");
+        drive.delete_blobs("b", vec![[7; 16]]).await.expect("delete");
+        assert_eq!(&reader.read_at(6, 5).await.expect("read")[..], b"world");
+        assert!(matches!(reader.read_at(8, 5).await, Err(Error::ShortRead { .. })));
+    }
+
+    #[tokio::test]
+    async fn a_wiped_drive_refuses_commits() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let drive = open(dir.path());
+        fs::remove_dir_all(dir.path().join(SYSTEM_DIR)).expect("wipe");
+        let result = drive
+            .commit(vec![MetaOp::PutSystem {
+                name: "x".into(),
+                value: Bytes::new(),
+            }])
+            .await;
+        assert!(matches!(result, Err(Error::Offline { .. })), "{result:?}");
+        assert!(!drive.is_online());
+    }
+}
