@@ -18,7 +18,11 @@ fn help_lists_the_server_command() {
 fn a_bad_config_file_is_refused_with_a_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("bulwark.toml");
-    std::fs::write(&config, "[erasure]\ndata = 4\nparity = 2\nwrite_quorum = 4\ndrives = []\n").expect("write");
+    std::fs::write(
+        &config,
+        "[erasure]\ndata = 4\nparity = 2\nwrite_quorum = 4\ndrives = []\n",
+    )
+    .expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(["server", "--config"])
         .arg(&config)

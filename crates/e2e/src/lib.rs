@@ -311,7 +311,10 @@ impl TestServer {
             if Instant::now() >= deadline {
                 return Err(NotReady {
                     exited: false,
-                    message: format!("no TCP listener on {} after {READY_TIMEOUT:?}", self.address()),
+                    message: format!(
+                        "no TCP listener on {} after {READY_TIMEOUT:?}",
+                        self.address()
+                    ),
                 });
             }
             tokio::time::sleep(READY_POLL_INTERVAL).await;
@@ -440,11 +443,7 @@ pub fn multipart_etag(part_md5s: &[[u8; 16]]) -> String {
     for md5 in part_md5s {
         hasher.update(md5);
     }
-    format!(
-        "\"{}-{}\"",
-        hex::encode(hasher.finalize()),
-        part_md5s.len()
-    )
+    format!("\"{}-{}\"", hex::encode(hasher.finalize()), part_md5s.len())
 }
 
 /// Raw MD5 of `bytes`.
@@ -755,7 +754,11 @@ pub fn presign_url_by_hand(
     };
     use aws_sigv4::sign::v4;
 
-    let url = format!("{}/{bucket}/{}", server.endpoint(), raw_http::encode_path(key));
+    let url = format!(
+        "{}/{bucket}/{}",
+        server.endpoint(),
+        raw_http::encode_path(key)
+    );
     let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bulwark-e2e").into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;

@@ -91,7 +91,10 @@ async fn send_inner(method: &str, url: &str, headers: &[(&str, &str)], body: &[u
             Err(_) if !raw.is_empty() => break,
             Err(e) => panic!("read the response to {method} {url}: {e}"),
         }
-        assert!(raw.len() <= RESPONSE_BYTES_MAX, "response to {url} is too large");
+        assert!(
+            raw.len() <= RESPONSE_BYTES_MAX,
+            "response to {url} is too large"
+        );
     }
     parse_response(&raw, method == "HEAD")
         .unwrap_or_else(|reason| panic!("bad response to {method} {url}: {reason}"))

@@ -52,7 +52,10 @@ async fn a_presigned_get_url_downloads_the_object_without_credentials() {
     let headers: Vec<(&str, &str)> = presigned.headers().collect();
     let response = fetch("GET", presigned.uri(), &headers, b"").await;
     assert_eq!(response.status, 200, "{}", response.text());
-    assert!(response.body == data, "presigned GET returned different bytes");
+    assert!(
+        response.body == data,
+        "presigned GET returned different bytes"
+    );
     assert_eq!(response.header("etag"), Some(etag_of(&data).as_str()));
 }
 
@@ -106,10 +109,21 @@ async fn a_presigned_url_may_be_valid_for_seven_days_but_not_longer() {
 
     let week = presign_url_by_hand(&server, "GET", BUCKET, "k", SEVEN_DAYS);
     let response = fetch("GET", &week, &[], b"").await;
-    assert_eq!(response.status, 200, "a 7-day URL works: {}", response.text());
+    assert_eq!(
+        response.status,
+        200,
+        "a 7-day URL works: {}",
+        response.text()
+    );
     assert!(response.body == data);
 
-    let longer = presign_url_by_hand(&server, "GET", BUCKET, "k", SEVEN_DAYS + Duration::from_secs(1));
+    let longer = presign_url_by_hand(
+        &server,
+        "GET",
+        BUCKET,
+        "k",
+        SEVEN_DAYS + Duration::from_secs(1),
+    );
     let response = fetch("GET", &longer, &[], b"").await;
     assert_refused(&response, 400, "AuthorizationQueryParametersError");
 }
@@ -135,7 +149,11 @@ async fn a_presigned_url_does_not_open_another_key_or_survive_tampering() {
 
     let signature_at = url.find("X-Amz-Signature=").expect("URL has a signature") + 16;
     let mut tampered = url.clone().into_bytes();
-    tampered[signature_at] = if tampered[signature_at] == b'0' { b'1' } else { b'0' };
+    tampered[signature_at] = if tampered[signature_at] == b'0' {
+        b'1'
+    } else {
+        b'0'
+    };
     let tampered = String::from_utf8(tampered).expect("ASCII URL");
     let response = fetch("GET", &tampered, &[], b"").await;
     assert_refused(&response, 403, "SignatureDoesNotMatch");
@@ -145,7 +163,11 @@ async fn a_presigned_url_does_not_open_another_key_or_survive_tampering() {
 async fn a_wrong_secret_is_signature_does_not_match() {
     let (server, _client) = TestServer::start_with_bucket(BUCKET).await;
     let intruder = server.client_with_credentials(ACCESS_KEY, WRONG_SECRET);
-    assert_s3_error(intruder.list_buckets().send().await, 403, "SignatureDoesNotMatch");
+    assert_s3_error(
+        intruder.list_buckets().send().await,
+        403,
+        "SignatureDoesNotMatch",
+    );
     let get = intruder.get_object().bucket(BUCKET).key("k").send().await;
     assert_s3_error(get, 403, "SignatureDoesNotMatch");
 }
@@ -154,7 +176,11 @@ async fn a_wrong_secret_is_signature_does_not_match() {
 async fn an_unknown_access_key_is_invalid_access_key_id() {
     let (server, _client) = TestServer::start_with_bucket(BUCKET).await;
     let stranger = server.client_with_credentials(UNKNOWN_ACCESS_KEY, SECRET_KEY);
-    assert_s3_error(stranger.list_buckets().send().await, 403, "InvalidAccessKeyId");
+    assert_s3_error(
+        stranger.list_buckets().send().await,
+        403,
+        "InvalidAccessKeyId",
+    );
     let put = stranger
         .put_object()
         .bucket(BUCKET)
@@ -178,7 +204,10 @@ async fn requests_with_a_failing_signature_create_change_and_delete_nothing() {
 
     let bucket = intruder.create_bucket().bucket("ghost-bucket").send().await;
     assert_s3_error(bucket, 403, "SignatureDoesNotMatch");
-    assert_http_status(client.head_bucket().bucket("ghost-bucket").send().await, 404);
+    assert_http_status(
+        client.head_bucket().bucket("ghost-bucket").send().await,
+        404,
+    );
 
     for (key, size) in [("ghost-small", 1000), ("ghost-large", 2 * 1024 * 1024)] {
         let put = intruder
@@ -201,7 +230,12 @@ async fn requests_with_a_failing_signature_create_change_and_delete_nothing() {
         .send()
         .await;
     assert_s3_error(overwrite, 403, "SignatureDoesNotMatch");
-    let delete = intruder.delete_object().bucket(BUCKET).key("kept").send().await;
+    let delete = intruder
+        .delete_object()
+        .bucket(BUCKET)
+        .key("kept")
+        .send()
+        .await;
     assert_s3_error(delete, 403, "SignatureDoesNotMatch");
     let delete_bucket = intruder.delete_bucket().bucket(BUCKET).send().await;
     assert_s3_error(delete_bucket, 403, "SignatureDoesNotMatch");
@@ -213,7 +247,10 @@ async fn requests_with_a_failing_signature_create_change_and_delete_nothing() {
         .await;
     assert_s3_error(upload, 403, "SignatureDoesNotMatch");
 
-    assert!(get_bytes(&client, BUCKET, "kept").await == kept, "the object is unchanged");
+    assert!(
+        get_bytes(&client, BUCKET, "kept").await == kept,
+        "the object is unchanged"
+    );
     let listed = client
         .list_objects_v2()
         .bucket(BUCKET)
@@ -241,14 +278,28 @@ async fn anonymous_requests_are_access_denied_and_store_nothing() {
     assert_refused(&get, 403, "AccessDenied");
     let list = fetch("GET", &format!("{endpoint}/"), &[], b"").await;
     assert_refused(&list, 403, "AccessDenied");
-    let put = fetch("PUT", &format!("{endpoint}/{BUCKET}/anonymous"), &[], &payload(12, 1000)).await;
+    let put = fetch(
+        "PUT",
+        &format!("{endpoint}/{BUCKET}/anonymous"),
+        &[],
+        &payload(12, 1000),
+    )
+    .await;
     assert_refused(&put, 403, "AccessDenied");
     let create = fetch("PUT", &format!("{endpoint}/anonymous-bucket"), &[], b"").await;
     assert_refused(&create, 403, "AccessDenied");
 
-    let absent = client.get_object().bucket(BUCKET).key("anonymous").send().await;
+    let absent = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("anonymous")
+        .send()
+        .await;
     assert_s3_error(absent, 404, "NoSuchKey");
-    assert_http_status(client.head_bucket().bucket("anonymous-bucket").send().await, 404);
+    assert_http_status(
+        client.head_bucket().bucket("anonymous-bucket").send().await,
+        404,
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -278,5 +329,8 @@ async fn a_presigned_put_url_can_be_reused_until_it_expires_and_not_after() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let response = fetch("PUT", presigned.uri(), &headers, &payload(15, 1000)).await;
     assert_refused(&response, 403, "AccessDenied");
-    assert!(get_bytes(&client, BUCKET, "twice").await == second, "the expired PUT stored nothing");
+    assert!(
+        get_bytes(&client, BUCKET, "twice").await == second,
+        "the expired PUT stored nothing"
+    );
 }

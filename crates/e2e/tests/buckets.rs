@@ -21,7 +21,11 @@ async fn a_created_bucket_answers_head_and_appears_in_list_buckets() {
         .expect("HeadBucket of a created bucket succeeds");
     let listed = client.list_buckets().send().await.expect("ListBuckets");
     let names: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
-    assert_eq!(names, ["alpha", "beta"], "ListBuckets lists buckets by name");
+    assert_eq!(
+        names,
+        ["alpha", "beta"],
+        "ListBuckets lists buckets by name"
+    );
     assert!(
         listed.buckets().iter().all(|b| b.creation_date().is_some()),
         "every bucket has a creation date"
@@ -80,7 +84,10 @@ async fn deleting_an_empty_bucket_removes_it() {
         .expect("DeleteBucket of an empty bucket succeeds");
     assert_http_status(client.head_bucket().bucket("short-lived").send().await, 404);
     let listed = client.list_buckets().send().await.expect("ListBuckets");
-    assert!(listed.buckets().is_empty(), "the deleted bucket is not listed");
+    assert!(
+        listed.buckets().is_empty(),
+        "the deleted bucket is not listed"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -127,7 +134,12 @@ async fn a_bucket_emptied_of_its_objects_can_be_deleted() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_missing_bucket_is_no_such_bucket() {
     let server = TestServer::start().await;
-    let result = server.client().delete_bucket().bucket("nowhere").send().await;
+    let result = server
+        .client()
+        .delete_bucket()
+        .bucket("nowhere")
+        .send()
+        .await;
     assert_s3_error(result, 404, "NoSuchBucket");
 }
 
@@ -163,7 +175,9 @@ async fn get_bucket_location_names_us_east_1() {
         .expect("GetBucketLocation");
     // Amazon S3 answers an empty LocationConstraint for us-east-1; naming the
     // region explicitly is understood by every client too.
-    let constraint = location.location_constraint().map(BucketLocationConstraint::as_str);
+    let constraint = location
+        .location_constraint()
+        .map(BucketLocationConstraint::as_str);
     assert!(
         matches!(constraint, None | Some("") | Some("us-east-1")),
         "unexpected location constraint {constraint:?}"

@@ -33,9 +33,7 @@ fn size_of(key: &str) -> usize {
 }
 
 fn seed_of(key: &str) -> u64 {
-    KEYS.iter()
-        .position(|k| *k == key)
-        .expect("a known key") as u64
+    KEYS.iter().position(|k| *k == key).expect("a known key") as u64
 }
 
 async fn filled_bucket() -> (TestServer, Client) {
@@ -57,7 +55,11 @@ fn keys_of(contents: &[aws_sdk_s3::types::Object]) -> Vec<String> {
 fn prefixes_of(prefixes: &[aws_sdk_s3::types::CommonPrefix]) -> Vec<String> {
     prefixes
         .iter()
-        .map(|p| p.prefix().expect("every common prefix has a prefix").to_owned())
+        .map(|p| {
+            p.prefix()
+                .expect("every common prefix has a prefix")
+                .to_owned()
+        })
         .collect()
 }
 
@@ -78,7 +80,11 @@ async fn list_v2_returns_every_key_in_order_with_its_size_and_etag() {
         let key = object.key().expect("key");
         let data = payload(seed_of(key), size_of(key));
         assert_eq!(object.size(), Some(data.len() as i64), "size of {key}");
-        assert_eq!(object.e_tag(), Some(etag_of(&data).as_str()), "ETag of {key}");
+        assert_eq!(
+            object.e_tag(),
+            Some(etag_of(&data).as_str()),
+            "ETag of {key}"
+        );
         assert!(object.last_modified().is_some(), "LastModified of {key}");
     }
 }
@@ -118,8 +124,15 @@ async fn list_v2_with_a_delimiter_rolls_keys_up_into_common_prefixes() {
         .await
         .expect("ListObjectsV2 delimiter=/");
     assert_eq!(keys_of(top.contents()), ["a.txt", "z"]);
-    assert_eq!(prefixes_of(top.common_prefixes()), ["dir1/", "dir2/", "enc/"]);
-    assert_eq!(top.key_count(), Some(5), "KeyCount counts keys and common prefixes");
+    assert_eq!(
+        prefixes_of(top.common_prefixes()),
+        ["dir1/", "dir2/", "enc/"]
+    );
+    assert_eq!(
+        top.key_count(),
+        Some(5),
+        "KeyCount counts keys and common prefixes"
+    );
 
     let dir1 = client
         .list_objects_v2()
@@ -151,7 +164,11 @@ async fn list_v2_pages_through_max_keys_with_continuation_tokens() {
         pages += 1;
         assert!(pages <= KEYS.len(), "paging does not end");
         assert_eq!(page.max_keys(), Some(2));
-        assert_eq!(page.continuation_token(), token.as_deref(), "the token is echoed");
+        assert_eq!(
+            page.continuation_token(),
+            token.as_deref(),
+            "the token is echoed"
+        );
         let keys = keys_of(page.contents());
         let truncated = page.is_truncated() == Some(true);
         seen.extend(keys.iter().cloned());
@@ -188,14 +205,20 @@ async fn list_v2_pages_count_common_prefixes_toward_max_keys() {
             .expect("ListObjectsV2 delimiter=/ max-keys=2");
         let mut entries = keys_of(page.contents());
         entries.extend(prefixes_of(page.common_prefixes()));
-        assert!(entries.len() <= 2, "page has more than max-keys entries: {entries:?}");
+        assert!(
+            entries.len() <= 2,
+            "page has more than max-keys entries: {entries:?}"
+        );
         entries.sort();
         seen.extend(entries);
         token = page.next_continuation_token().map(str::to_owned);
         if page.is_truncated() != Some(true) {
             break;
         }
-        assert!(token.is_some(), "a truncated page has a next continuation token");
+        assert!(
+            token.is_some(),
+            "a truncated page has a next continuation token"
+        );
     }
     assert_eq!(seen, ["a.txt", "dir1/", "dir2/", "enc/", "z"]);
 }
@@ -216,7 +239,11 @@ async fn list_v2_start_after_skips_every_key_up_to_and_including_it() {
             .send()
             .await
             .expect("ListObjectsV2 start-after");
-        assert_eq!(keys_of(listed.contents()), expected, "start-after {start_after:?}");
+        assert_eq!(
+            keys_of(listed.contents()),
+            expected,
+            "start-after {start_after:?}"
+        );
     }
 }
 
@@ -233,7 +260,10 @@ async fn list_v2_includes_owners_only_when_fetch_owner_is_set() {
     assert!(!with_owner.contents().is_empty());
     for object in with_owner.contents() {
         let owner = object.owner().expect("fetch-owner=true lists the owner");
-        assert!(owner.id().is_some_and(|id| !id.is_empty()), "owner has an id");
+        assert!(
+            owner.id().is_some_and(|id| !id.is_empty()),
+            "owner has an id"
+        );
     }
 
     let without = client
@@ -288,7 +318,10 @@ async fn list_v1_pages_with_markers_cover_every_key_once() {
             .send()
             .await
             .expect("ListObjects max-keys=3");
-        assert_eq!(page.marker().unwrap_or_default(), marker.as_deref().unwrap_or_default());
+        assert_eq!(
+            page.marker().unwrap_or_default(),
+            marker.as_deref().unwrap_or_default()
+        );
         let keys = keys_of(page.contents());
         assert!(keys.len() <= 3);
         seen.extend(keys.iter().cloned());
@@ -318,7 +351,11 @@ async fn list_v1_with_a_delimiter_returns_common_prefixes_and_a_next_marker() {
     assert_eq!(first.is_truncated(), Some(true));
     assert_eq!(keys_of(first.contents()), ["a.txt"]);
     assert_eq!(prefixes_of(first.common_prefixes()), ["dir1/"]);
-    assert_eq!(first.next_marker(), Some("dir1/"), "NextMarker is the last entry");
+    assert_eq!(
+        first.next_marker(),
+        Some("dir1/"),
+        "NextMarker is the last entry"
+    );
 
     let rest = client
         .list_objects()

@@ -28,7 +28,13 @@ async fn create_upload(client: &Client, key: &str) -> String {
         .to_owned()
 }
 
-async fn upload_part(client: &Client, key: &str, upload_id: &str, number: i32, data: Vec<u8>) -> CompletedPart {
+async fn upload_part(
+    client: &Client,
+    key: &str,
+    upload_id: &str,
+    number: i32,
+    data: Vec<u8>,
+) -> CompletedPart {
     let etag = client
         .upload_part()
         .bucket(BUCKET)
@@ -42,11 +48,16 @@ async fn upload_part(client: &Client, key: &str, upload_id: &str, number: i32, d
         .e_tag()
         .expect("UploadPart returns an ETag")
         .to_owned();
-    CompletedPart::builder().part_number(number).e_tag(etag).build()
+    CompletedPart::builder()
+        .part_number(number)
+        .e_tag(etag)
+        .build()
 }
 
 fn completion(parts: Vec<CompletedPart>) -> CompletedMultipartUpload {
-    CompletedMultipartUpload::builder().set_parts(Some(parts)).build()
+    CompletedMultipartUpload::builder()
+        .set_parts(Some(parts))
+        .build()
 }
 
 /// Uploads `parts` as parts 1..=N of a new upload and completes it; returns the ETag.
@@ -105,7 +116,10 @@ async fn a_multipart_object_reads_back_whole_with_the_multipart_etag() {
     let object = &listed.contents()[0];
     assert_eq!(object.size(), Some(whole.len() as i64));
     assert_eq!(object.e_tag(), Some(etag.as_str()));
-    assert!(get_bytes(&client, BUCKET, "mp").await == whole, "bytes differ");
+    assert!(
+        get_bytes(&client, BUCKET, "mp").await == whole,
+        "bytes differ"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -136,7 +150,10 @@ async fn get_part_number_returns_that_part_and_the_parts_count_and_beyond_is_inv
             output.content_range(),
             Some(format!("bytes {first}-{last}/{total}").as_str())
         );
-        assert!(read_all(output.body).await == *part, "bytes of part {number}");
+        assert!(
+            read_all(output.body).await == *part,
+            "bytes of part {number}"
+        );
         first = last + 1;
     }
     let beyond = client
@@ -162,7 +179,14 @@ async fn a_single_small_part_is_a_valid_upload() {
 async fn completing_with_parts_out_of_order_is_invalid_part_order() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
     let upload_id = create_upload(&client, "k").await;
-    let one = upload_part(&client, "k", &upload_id, 1, payload(30, PART_SIZE_MIN_BYTES)).await;
+    let one = upload_part(
+        &client,
+        "k",
+        &upload_id,
+        1,
+        payload(30, PART_SIZE_MIN_BYTES),
+    )
+    .await;
     let two = upload_part(&client, "k", &upload_id, 2, payload(31, 1000)).await;
 
     let result = client
@@ -182,7 +206,14 @@ async fn completing_with_parts_out_of_order_is_invalid_part_order() {
 async fn completing_with_a_missing_part_or_a_wrong_etag_is_invalid_part() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
     let upload_id = create_upload(&client, "k").await;
-    let one = upload_part(&client, "k", &upload_id, 1, payload(40, PART_SIZE_MIN_BYTES)).await;
+    let one = upload_part(
+        &client,
+        "k",
+        &upload_id,
+        1,
+        payload(40, PART_SIZE_MIN_BYTES),
+    )
+    .await;
     let two = upload_part(&client, "k", &upload_id, 2, payload(41, 1000)).await;
 
     let never_uploaded = CompletedPart::builder()
@@ -260,7 +291,10 @@ async fn completing_with_a_subset_of_the_parts_stores_only_those_parts() {
         .expect("CompleteMultipartUpload with parts 1 and 3")
         .e_tag()
         .map(str::to_owned);
-    assert_eq!(etag, Some(multipart_etag(&[md5_bytes(&first), md5_bytes(&third)])));
+    assert_eq!(
+        etag,
+        Some(multipart_etag(&[md5_bytes(&first), md5_bytes(&third)]))
+    );
     assert!(get_bytes(&client, BUCKET, "k").await == [first, third].concat());
 }
 
@@ -276,8 +310,18 @@ async fn upload_part_copy_builds_an_object_from_ranges_of_others() {
     let upload_id = create_upload(&client, "assembled").await;
     let mut parts = Vec::new();
     let ranges = [
-        (1, "source", Some(format!("bytes=0-{}", split - 1)), &source[..split]),
-        (2, "source", Some(format!("bytes={split}-{}", source.len() - 1)), &source[split..]),
+        (
+            1,
+            "source",
+            Some(format!("bytes=0-{}", split - 1)),
+            &source[..split],
+        ),
+        (
+            2,
+            "source",
+            Some(format!("bytes={split}-{}", source.len() - 1)),
+            &source[split..],
+        ),
         (3, "small", None, &small[..]),
     ];
     for (number, from, range, expected) in ranges {
@@ -297,7 +341,12 @@ async fn upload_part_copy_builds_an_object_from_ranges_of_others() {
             .and_then(|r| r.e_tag())
             .expect("CopyPartResult has an ETag");
         assert_eq!(etag, etag_of(expected), "ETag of copied part {number}");
-        parts.push(CompletedPart::builder().part_number(number).e_tag(etag).build());
+        parts.push(
+            CompletedPart::builder()
+                .part_number(number)
+                .e_tag(etag)
+                .build(),
+        );
     }
     client
         .complete_multipart_upload()
@@ -359,7 +408,10 @@ async fn an_aborted_upload_is_gone_and_later_calls_are_no_such_upload() {
         .send()
         .await
         .expect("ListMultipartUploads");
-    assert!(uploads.uploads().is_empty(), "the aborted upload is not listed");
+    assert!(
+        uploads.uploads().is_empty(),
+        "the aborted upload is not listed"
+    );
     let get = client.get_object().bucket(BUCKET).key("k").send().await;
     assert_s3_error(get, 404, "NoSuchKey");
 }
@@ -393,13 +445,24 @@ async fn list_parts_reports_every_part_with_size_and_etag_and_pages() {
     let upload_id = create_upload(&client, "k").await;
     let sizes = [PART_SIZE_MIN_BYTES, MIB, 1000];
     for (i, size) in sizes.into_iter().enumerate() {
-        upload_part(&client, "k", &upload_id, i as i32 + 1, payload(100 + i as u64, size)).await;
+        upload_part(
+            &client,
+            "k",
+            &upload_id,
+            i as i32 + 1,
+            payload(100 + i as u64, size),
+        )
+        .await;
     }
     // Uploading a part number again replaces that part.
     let replacement = payload(200, 2 * MIB);
     upload_part(&client, "k", &upload_id, 2, replacement.clone()).await;
     let expected = [
-        (1, PART_SIZE_MIN_BYTES, etag_of(&payload(100, PART_SIZE_MIN_BYTES))),
+        (
+            1,
+            PART_SIZE_MIN_BYTES,
+            etag_of(&payload(100, PART_SIZE_MIN_BYTES)),
+        ),
         (2, 2 * MIB, etag_of(&replacement)),
         (3, 1000, etag_of(&payload(102, 1000))),
     ];
@@ -449,7 +512,11 @@ async fn list_parts_reports_every_part_with_size_and_etag_and_pages() {
         .send()
         .await
         .expect("ListParts from the marker");
-    let numbers: Vec<i32> = second_page.parts().iter().filter_map(|p| p.part_number()).collect();
+    let numbers: Vec<i32> = second_page
+        .parts()
+        .iter()
+        .filter_map(|p| p.part_number())
+        .collect();
     assert_eq!(numbers, [3]);
 }
 
@@ -484,7 +551,10 @@ async fn list_multipart_uploads_shows_uploads_until_completed_or_aborted() {
         uploads(None).await,
         [pair("a/1", &a1), pair("a/2", &a2), pair("b/1", &b1)]
     );
-    assert_eq!(uploads(Some("a/")).await, [pair("a/1", &a1), pair("a/2", &a2)]);
+    assert_eq!(
+        uploads(Some("a/")).await,
+        [pair("a/1", &a1), pair("a/2", &a2)]
+    );
 
     let part = upload_part(&client, "a/1", &a1, 1, payload(300, 100)).await;
     client
@@ -548,7 +618,14 @@ async fn a_105_mib_object_in_21_parts_reads_back_whole_and_across_part_boundarie
             let upload_id = upload_id.clone();
             async move {
                 Ok::<_, ()>(
-                    upload_part(&client, "big", &upload_id, index as i32 + 1, big_part(index)).await,
+                    upload_part(
+                        &client,
+                        "big",
+                        &upload_id,
+                        index as i32 + 1,
+                        big_part(index),
+                    )
+                    .await,
                 )
             }
         })
@@ -607,8 +684,16 @@ async fn a_105_mib_object_in_21_parts_reads_back_whole_and_across_part_boundarie
             Some(format!("bytes {first}-{last}/{total}").as_str())
         );
         let got = read_all(output.body).await;
-        assert_eq!(got.len(), last - first + 1, "length of bytes={first}-{last}");
-        assert_eq!(md5_hex(&got), md5_hex(&big_range(first, last)), "bytes={first}-{last}");
+        assert_eq!(
+            got.len(),
+            last - first + 1,
+            "length of bytes={first}-{last}"
+        );
+        assert_eq!(
+            md5_hex(&got),
+            md5_hex(&big_range(first, last)),
+            "bytes={first}-{last}"
+        );
     }
 
     let suffix = client
@@ -620,7 +705,10 @@ async fn a_105_mib_object_in_21_parts_reads_back_whole_and_across_part_boundarie
         .await
         .expect("GET a suffix range across the last boundary");
     let got = read_all(suffix.body).await;
-    assert_eq!(md5_hex(&got), md5_hex(&big_range(total - boundary - 17, total - 1)));
+    assert_eq!(
+        md5_hex(&got),
+        md5_hex(&big_range(total - boundary - 17, total - 1))
+    );
 
     let last_part = client
         .get_object()

@@ -57,7 +57,11 @@ async fn objects_of_every_size_read_back_byte_identical_with_md5_etags() {
             .send()
             .await
             .expect("GetObject");
-        assert_eq!(output.e_tag(), Some(put_etag.as_str()), "GET ETag of {size} bytes");
+        assert_eq!(
+            output.e_tag(),
+            Some(put_etag.as_str()),
+            "GET ETag of {size} bytes"
+        );
         assert_eq!(output.content_length(), Some(size as i64));
         let got = read_all(output.body).await;
         assert!(got == data, "GET of {size} bytes returned different bytes");
@@ -130,7 +134,11 @@ async fn user_metadata_and_content_headers_round_trip() {
             Some("Value with spaces"),
             "user metadata names come back lower-cased: {metadata:?}"
         );
-        assert_eq!(get.metadata(), head.metadata(), "GET and HEAD agree on metadata");
+        assert_eq!(
+            get.metadata(),
+            head.metadata(),
+            "GET and HEAD agree on metadata"
+        );
         for (what, head_value, get_value, expected) in [
             (
                 "Content-Type",
@@ -138,14 +146,24 @@ async fn user_metadata_and_content_headers_round_trip() {
                 get.content_type(),
                 "application/x-bulwark-test",
             ),
-            ("Content-Encoding", head.content_encoding(), get.content_encoding(), "gzip"),
+            (
+                "Content-Encoding",
+                head.content_encoding(),
+                get.content_encoding(),
+                "gzip",
+            ),
             (
                 "Content-Disposition",
                 head.content_disposition(),
                 get.content_disposition(),
                 "attachment; filename=\"report.txt\"",
             ),
-            ("Content-Language", head.content_language(), get.content_language(), "de-CH"),
+            (
+                "Content-Language",
+                head.content_language(),
+                get.content_language(),
+                "de-CH",
+            ),
             (
                 "Cache-Control",
                 head.cache_control(),
@@ -159,17 +177,35 @@ async fn user_metadata_and_content_headers_round_trip() {
         let expires_text = expires
             .fmt(DateTimeFormat::HttpDate)
             .expect("format an HTTP date");
-        assert_eq!(head.expires_string(), Some(expires_text.as_str()), "HEAD Expires");
-        assert_eq!(get.expires_string(), Some(expires_text.as_str()), "GET Expires");
+        assert_eq!(
+            head.expires_string(),
+            Some(expires_text.as_str()),
+            "HEAD Expires"
+        );
+        assert_eq!(
+            get.expires_string(),
+            Some(expires_text.as_str()),
+            "GET Expires"
+        );
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_and_head_of_a_missing_key_are_no_such_key_and_404() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
-    let get = client.get_object().bucket(BUCKET).key("absent").send().await;
+    let get = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("absent")
+        .send()
+        .await;
     assert_s3_error(get, 404, "NoSuchKey");
-    let head = client.head_object().bucket(BUCKET).key("absent").send().await;
+    let head = client
+        .head_object()
+        .bucket(BUCKET)
+        .key("absent")
+        .send()
+        .await;
     assert_http_status(head, 404);
 }
 
@@ -184,10 +220,18 @@ async fn range_gets_return_exactly_the_requested_bytes_with_206() {
         let cases = [
             ("bytes=0-0".to_owned(), 0, 0),
             ("bytes=10-99".to_owned(), 10, 99),
-            (format!("bytes={}-{}", size / 3, size / 2), size / 3, size / 2),
+            (
+                format!("bytes={}-{}", size / 3, size / 2),
+                size / 3,
+                size / 2,
+            ),
             (format!("bytes={}-", size - 777), size - 777, last),
             ("bytes=-500".to_owned(), size - 500, last),
-            (format!("bytes={}-{}", size - 10, size + 1000), size - 10, last),
+            (
+                format!("bytes={}-{}", size - 10, size + 1000),
+                size - 10,
+                last,
+            ),
             (format!("bytes=-{}", size + 5), 0, last),
         ];
         for (range, first, end) in cases {
@@ -392,7 +436,10 @@ async fn response_overrides_replace_the_returned_headers() {
         .await
         .expect("GetObject with response-* overrides");
     assert_eq!(output.content_type(), Some("text/plain"));
-    assert_eq!(output.content_disposition(), Some("inline; filename=\"x.txt\""));
+    assert_eq!(
+        output.content_disposition(),
+        Some("inline; filename=\"x.txt\"")
+    );
     assert_eq!(output.content_encoding(), Some("identity"));
     assert_eq!(output.content_language(), Some("fr"));
     assert_eq!(output.cache_control(), Some("no-store"));
@@ -455,7 +502,11 @@ async fn delete_objects_removes_every_key_and_quiet_mode_reports_no_successes() 
         .expect("DeleteObjects");
     let mut deleted: Vec<&str> = loud.deleted().iter().filter_map(|d| d.key()).collect();
     deleted.sort_unstable();
-    assert_eq!(deleted, ["a", "b", "missing"], "every key is reported deleted");
+    assert_eq!(
+        deleted,
+        ["a", "b", "missing"],
+        "every key is reported deleted"
+    );
     assert!(loud.errors().is_empty(), "no errors: {:?}", loud.errors());
 
     let quiet = client
@@ -500,7 +551,10 @@ async fn copy_object_copies_bytes_and_metadata_by_default() {
             .await
             .expect("PutObject");
 
-        for (bucket, target) in [(BUCKET, format!("{key}-copy")), ("elsewhere", key.to_owned())] {
+        for (bucket, target) in [
+            (BUCKET, format!("{key}-copy")),
+            ("elsewhere", key.to_owned()),
+        ] {
             let copied = client
                 .copy_object()
                 .bucket(bucket)
@@ -511,7 +565,10 @@ async fn copy_object_copies_bytes_and_metadata_by_default() {
                 .expect("CopyObject");
             let result = copied.copy_object_result().expect("CopyObjectResult");
             assert_eq!(result.e_tag(), Some(etag_of(&data).as_str()));
-            assert!(result.last_modified().is_some(), "copy result has LastModified");
+            assert!(
+                result.last_modified().is_some(),
+                "copy result has LastModified"
+            );
 
             let get = client
                 .get_object()
@@ -522,10 +579,15 @@ async fn copy_object_copies_bytes_and_metadata_by_default() {
                 .expect("GET the copy");
             assert_eq!(get.content_type(), Some("image/png"));
             assert_eq!(
-                get.metadata().and_then(|m| m.get("origin")).map(String::as_str),
+                get.metadata()
+                    .and_then(|m| m.get("origin"))
+                    .map(String::as_str),
                 Some("source")
             );
-            assert!(read_all(get.body).await == data, "copy {bucket}/{target} bytes");
+            assert!(
+                read_all(get.body).await == data,
+                "copy {bucket}/{target} bytes"
+            );
         }
     }
 }
@@ -565,7 +627,10 @@ async fn copy_object_with_replace_directive_takes_the_new_metadata() {
         .expect("GET the copy");
     let metadata = get.metadata().cloned().unwrap_or_default();
     assert_eq!(metadata.get("new").map(String::as_str), Some("2"));
-    assert!(!metadata.contains_key("old"), "old metadata was replaced: {metadata:?}");
+    assert!(
+        !metadata.contains_key("old"),
+        "old metadata was replaced: {metadata:?}"
+    );
     assert_eq!(get.content_type(), Some("text/csv"));
     assert!(read_all(get.body).await == data);
 
@@ -588,7 +653,9 @@ async fn copy_object_with_replace_directive_takes_the_new_metadata() {
         .await
         .expect("HeadObject");
     assert_eq!(
-        head.metadata().and_then(|m| m.get("old")).map(String::as_str),
+        head.metadata()
+            .and_then(|m| m.get("old"))
+            .map(String::as_str),
         Some("rewritten")
     );
     assert!(get_bytes(&client, BUCKET, "source").await == data);
@@ -609,17 +676,34 @@ async fn copy_source_conditions_that_fail_are_precondition_failed_and_copy_nothi
     };
 
     let cases = [
-        ("if-match another etag", copy().copy_source_if_match("\"ffffffffffffffffffffffffffffffff\"")),
-        ("if-none-match the etag", copy().copy_source_if_none_match(&etag)),
-        ("if-unmodified-since before", copy().copy_source_if_unmodified_since(day_before)),
-        ("if-modified-since the write", copy().copy_source_if_modified_since(modified)),
+        (
+            "if-match another etag",
+            copy().copy_source_if_match("\"ffffffffffffffffffffffffffffffff\""),
+        ),
+        (
+            "if-none-match the etag",
+            copy().copy_source_if_none_match(&etag),
+        ),
+        (
+            "if-unmodified-since before",
+            copy().copy_source_if_unmodified_since(day_before),
+        ),
+        (
+            "if-modified-since the write",
+            copy().copy_source_if_modified_since(modified),
+        ),
     ];
     for (what, request) in cases {
         let result = request.send().await;
         assert!(result.is_err(), "a copy with {what} must fail");
         assert_s3_error(result, 412, "PreconditionFailed");
     }
-    let head = client.head_object().bucket(BUCKET).key("target").send().await;
+    let head = client
+        .head_object()
+        .bucket(BUCKET)
+        .key("target")
+        .send()
+        .await;
     assert_http_status(head, 404);
 
     copy()
@@ -687,7 +771,10 @@ async fn put_if_match_replaces_only_the_version_it_names() {
         .send()
         .await;
     assert_s3_error(stale, 412, "PreconditionFailed");
-    assert!(get_bytes(&client, BUCKET, "k").await == first, "the refused PUT changed nothing");
+    assert!(
+        get_bytes(&client, BUCKET, "k").await == first,
+        "the refused PUT changed nothing"
+    );
 
     let second = payload(44, LARGE_BYTES);
     client
@@ -730,7 +817,10 @@ async fn keys_with_spaces_symbols_and_unicode_round_trip() {
     for (seed, key) in keys.into_iter().enumerate() {
         let data = payload(60 + seed as u64, SMALL_BYTES);
         put_bytes(&client, BUCKET, key, data.clone()).await;
-        assert!(get_bytes(&client, BUCKET, key).await == data, "bytes of {key:?}");
+        assert!(
+            get_bytes(&client, BUCKET, key).await == data,
+            "bytes of {key:?}"
+        );
     }
     let listed = client
         .list_objects_v2()

@@ -52,7 +52,9 @@ pub struct Geometry {
 impl Geometry {
     pub fn new(data: usize, parity: usize, block_size_bytes: usize) -> Result<Self, Error> {
         if data == 0 || parity == 0 {
-            return Err(Error::InvalidGeometry(format!("{data}+{parity}: both counts must be at least 1")));
+            return Err(Error::InvalidGeometry(format!(
+                "{data}+{parity}: both counts must be at least 1"
+            )));
         }
         if data + parity > SHARDS_TOTAL_MAX {
             return Err(Error::InvalidGeometry(format!(
@@ -60,9 +62,14 @@ impl Geometry {
             )));
         }
         if parity > data {
-            return Err(Error::InvalidGeometry(format!("{data}+{parity}: parity may not exceed data")));
+            return Err(Error::InvalidGeometry(format!(
+                "{data}+{parity}: parity may not exceed data"
+            )));
         }
-        if block_size_bytes == 0 || block_size_bytes > BLOCK_SIZE_BYTES_MAX || block_size_bytes % (2 * data) != 0 {
+        if block_size_bytes == 0
+            || block_size_bytes > BLOCK_SIZE_BYTES_MAX
+            || !block_size_bytes.is_multiple_of(2 * data)
+        {
             return Err(Error::InvalidGeometry(format!(
                 "block size {block_size_bytes} must be in 1..={BLOCK_SIZE_BYTES_MAX} and a multiple of {}",
                 2 * data
@@ -96,7 +103,10 @@ impl Geometry {
     /// Plaintext length of block `block_index` of an object of `object_len` bytes.
     pub fn block_len(&self, object_len: u64, block_index: u64) -> usize {
         let start = block_index * self.block_size_bytes as u64;
-        assert!(start < object_len, "block {block_index} past the end of a {object_len}-byte object");
+        assert!(
+            start < object_len,
+            "block {block_index} past the end of a {object_len}-byte object"
+        );
         (object_len - start).min(self.block_size_bytes as u64) as usize
     }
 
@@ -122,7 +132,8 @@ impl Geometry {
             return 0;
         }
         let last = blocks - 1;
-        self.shard_offset(last) + (self.piece_len(self.block_len(object_len, last)) + HASH_LEN_BYTES) as u64
+        self.shard_offset(last)
+            + (self.piece_len(self.block_len(object_len, last)) + HASH_LEN_BYTES) as u64
     }
 }
 
@@ -142,7 +153,8 @@ pub fn encode_block(geometry: &Geometry, block: &[u8]) -> Result<Vec<Vec<u8>>, E
         pieces.push(vec![0; piece_len]);
     }
     assert_eq!(pieces.len(), geometry.data);
-    let parity = reed_solomon_simd::encode(geometry.data, geometry.parity, &pieces).map_err(codec_error)?;
+    let parity =
+        reed_solomon_simd::encode(geometry.data, geometry.parity, &pieces).map_err(codec_error)?;
     pieces.extend(parity);
     assert_eq!(pieces.len(), geometry.total());
     Ok(pieces)
@@ -174,7 +186,8 @@ pub fn reconstruct(geometry: &Geometry, pieces: &mut [Option<Vec<u8>>]) -> Resul
             .iter()
             .map(|p| p.as_deref().unwrap_or_default())
             .collect();
-        let parity = reed_solomon_simd::encode(geometry.data, geometry.parity, &data).map_err(codec_error)?;
+        let parity = reed_solomon_simd::encode(geometry.data, geometry.parity, &data)
+            .map_err(codec_error)?;
         for (offset, piece) in parity.into_iter().enumerate() {
             let slot = &mut pieces[geometry.data + offset];
             if slot.is_none() {
@@ -186,7 +199,11 @@ pub fn reconstruct(geometry: &Geometry, pieces: &mut [Option<Vec<u8>>]) -> Resul
 }
 
 /// Rebuilds the `block_len` plaintext bytes of a block from any `data()` pieces.
-pub fn decode_block(geometry: &Geometry, pieces: &[Option<Vec<u8>>], block_len: usize) -> Result<Vec<u8>, Error> {
+pub fn decode_block(
+    geometry: &Geometry,
+    pieces: &[Option<Vec<u8>>],
+    block_len: usize,
+) -> Result<Vec<u8>, Error> {
     assert_eq!(pieces.len(), geometry.total());
     let piece_len = geometry.piece_len(block_len);
     for piece in pieces.iter().flatten() {
@@ -202,20 +219,25 @@ pub fn decode_block(geometry: &Geometry, pieces: &[Option<Vec<u8>>], block_len: 
         restored = decode_data(geometry, pieces)?;
     }
     let mut block = Vec::with_capacity(piece_len * geometry.data);
-    for index in 0..geometry.data {
-        match &pieces[index] {
+    for (index, piece) in pieces.iter().enumerate().take(geometry.data) {
+        match piece {
             Some(piece) => block.extend_from_slice(piece),
-            None => block.extend_from_slice(restored.get(&index).ok_or(Error::NotEnoughPieces {
-                have: 0,
-                need: geometry.data,
-            })?),
+            None => {
+                block.extend_from_slice(restored.get(&index).ok_or(Error::NotEnoughPieces {
+                    have: 0,
+                    need: geometry.data,
+                })?)
+            }
         }
     }
     block.truncate(block_len);
     Ok(block)
 }
 
-fn decode_data(geometry: &Geometry, pieces: &[Option<Vec<u8>>]) -> Result<BTreeMap<usize, Vec<u8>>, Error> {
+fn decode_data(
+    geometry: &Geometry,
+    pieces: &[Option<Vec<u8>>],
+) -> Result<BTreeMap<usize, Vec<u8>>, Error> {
     let have = pieces.iter().filter(|p| p.is_some()).count();
     if have < geometry.data {
         return Err(Error::NotEnoughPieces {
@@ -231,7 +253,8 @@ fn decode_data(geometry: &Geometry, pieces: &[Option<Vec<u8>>]) -> Result<BTreeM
         .iter()
         .enumerate()
         .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)));
-    reed_solomon_simd::decode(geometry.data, geometry.parity, original, recovery).map_err(codec_error)
+    reed_solomon_simd::decode(geometry.data, geometry.parity, original, recovery)
+        .map_err(codec_error)
 }
 
 fn codec_error(error: reed_solomon_simd::Error) -> Error {
@@ -254,7 +277,12 @@ pub fn frame_piece(shard_index: usize, block_index: u64, piece: &[u8], out: &mut
 }
 
 /// Checks a framed piece read from disk and returns the piece bytes.
-pub fn open_piece(shard_index: usize, block_index: u64, framed: &[u8], piece_len: usize) -> Result<&[u8], Error> {
+pub fn open_piece(
+    shard_index: usize,
+    block_index: u64,
+    framed: &[u8],
+    piece_len: usize,
+) -> Result<&[u8], Error> {
     if framed.len() != piece_len + HASH_LEN_BYTES {
         return Err(Error::WrongLength {
             expected: piece_len + HASH_LEN_BYTES,
@@ -292,12 +320,18 @@ mod tests {
             // Every pair of lost pieces must still decode.
             for a in 0..g.total() {
                 for b in a + 1..g.total() {
-                    let mut partial: Vec<Option<Vec<u8>>> = pieces.iter().cloned().map(Some).collect();
+                    let mut partial: Vec<Option<Vec<u8>>> =
+                        pieces.iter().cloned().map(Some).collect();
                     partial[a] = None;
                     partial[b] = None;
-                    assert_eq!(decode_block(&g, &partial, len).expect("decode"), block, "len {len} lost {a},{b}");
+                    assert_eq!(
+                        decode_block(&g, &partial, len).expect("decode"),
+                        block,
+                        "len {len} lost {a},{b}"
+                    );
                     reconstruct(&g, &mut partial).expect("reconstruct");
-                    let rebuilt: Vec<Vec<u8>> = partial.into_iter().map(|p| p.expect("filled")).collect();
+                    let rebuilt: Vec<Vec<u8>> =
+                        partial.into_iter().map(|p| p.expect("filled")).collect();
                     assert_eq!(rebuilt, pieces);
                 }
             }
@@ -329,9 +363,16 @@ mod tests {
         for bit in [0, 100, 64 * 8 + 5, framed.len() * 8 - 1] {
             let mut bad = framed.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert_eq!(open_piece(2, 9, &bad, 64), Err(Error::ChecksumMismatch), "bit {bit}");
+            assert_eq!(
+                open_piece(2, 9, &bad, 64),
+                Err(Error::ChecksumMismatch),
+                "bit {bit}"
+            );
         }
-        assert!(matches!(open_piece(2, 9, &framed[..90], 64), Err(Error::WrongLength { .. })));
+        assert!(matches!(
+            open_piece(2, 9, &framed[..90], 64),
+            Err(Error::WrongLength { .. })
+        ));
     }
 
     #[test]

@@ -45,7 +45,8 @@ pub const LIST_KEYS_MAX: usize = 1000;
 const _: () = assert!(INLINE_SIZE_BYTES_MAX <= BLOCK_SIZE_BYTES as u64);
 
 /// A request or response body as a stream of chunks.
-pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static>>;
+pub type ByteStream =
+    Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -88,7 +89,11 @@ pub enum Error {
     #[error("only {available} drives usable of the {needed} this write needs")]
     InsufficientDrives { needed: usize, available: usize },
     #[error("object {bucket}/{key} is unreadable: {detail}")]
-    Unreadable { bucket: String, key: String, detail: String },
+    Unreadable {
+        bucket: String,
+        key: String,
+        detail: String,
+    },
     #[error("reading the request body failed: {0}")]
     Body(String),
     #[error("internal error: {0}")]

@@ -27,7 +27,10 @@ pub fn encode<T: Serialize>(record: &T) -> Bytes {
     Bytes::from(out)
 }
 
-pub fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, raw: &[u8]) -> Result<T, DecodeError> {
+pub fn decode<T: for<'de> Deserialize<'de>>(
+    what: &'static str,
+    raw: &[u8],
+) -> Result<T, DecodeError> {
     match raw.split_first() {
         Some((&RECORD_FORMAT_V1, json)) => serde_json::from_slice(json).map_err(|e| DecodeError {
             what,
@@ -160,7 +163,10 @@ mod tests {
         };
         let raw = encode(&record);
         assert_eq!(raw[0], RECORD_FORMAT_V1);
-        assert_eq!(decode::<VersionRecord>("version", &raw).expect("decode"), record);
+        assert_eq!(
+            decode::<VersionRecord>("version", &raw).expect("decode"),
+            record
+        );
         let mut future = raw.to_vec();
         future[0] = 9;
         assert!(decode::<VersionRecord>("version", &future).is_err());
@@ -171,7 +177,8 @@ mod tests {
     #[test]
     fn stored_v1_sample_still_decodes() {
         // A record as written by the first release; keep decoding it forever.
-        let sample = b"\x01{\"mod_time_ns\":1,\"size\":0,\"etag\":\"d41d8cd98f00b204e9800998ecf8427e\"}";
+        let sample =
+            b"\x01{\"mod_time_ns\":1,\"size\":0,\"etag\":\"d41d8cd98f00b204e9800998ecf8427e\"}";
         let record: VersionRecord = decode("version", sample).expect("decode v1 sample");
         assert_eq!(record.size, 0);
         assert!(record.layout.is_none());

@@ -11,7 +11,10 @@ pub fn validate_bucket_name(name: &str) -> Result<()> {
     if !(3..=63).contains(&name.len()) {
         return bad("must be 3 to 63 characters long");
     }
-    if !name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-') {
+    if !name
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'.' || b == b'-')
+    {
         return bad("only lowercase letters, digits, dots and hyphens are allowed");
     }
     let first = name.as_bytes()[0];
@@ -25,7 +28,11 @@ pub fn validate_bucket_name(name: &str) -> Result<()> {
     if name.split('.').count() == 4 && name.split('.').all(|p| p.parse::<u8>().is_ok()) {
         return bad("must not be formatted as an IP address");
     }
-    if name.starts_with("xn--") || name.starts_with("sthree-") || name.ends_with("-s3alias") || name.ends_with("--ol-s3") {
+    if name.starts_with("xn--")
+        || name.starts_with("sthree-")
+        || name.ends_with("-s3alias")
+        || name.ends_with("--ol-s3")
+    {
         return bad("reserved prefix or suffix");
     }
     Ok(())
@@ -33,7 +40,9 @@ pub fn validate_bucket_name(name: &str) -> Result<()> {
 
 pub fn validate_object_key(key: &str) -> Result<()> {
     if key.is_empty() {
-        return Err(Error::InvalidArgument("object key must not be empty".into()));
+        return Err(Error::InvalidArgument(
+            "object key must not be empty".into(),
+        ));
     }
     if key.len() > KEY_LENGTH_BYTES_MAX {
         return Err(Error::KeyTooLong);
@@ -72,7 +81,10 @@ mod tests {
     fn keys_are_bounded() {
         assert!(validate_object_key("a").is_ok());
         assert!(validate_object_key("").is_err());
-        assert!(matches!(validate_object_key(&"k".repeat(1025)), Err(Error::KeyTooLong)));
+        assert!(matches!(
+            validate_object_key(&"k".repeat(1025)),
+            Err(Error::KeyTooLong)
+        ));
         assert!(validate_object_key(&"k".repeat(1024)).is_ok());
     }
 }

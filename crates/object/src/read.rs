@@ -55,7 +55,13 @@ impl PartSource {
             .holders
             .iter()
             .enumerate()
-            .map(|(p, &holds)| if holds && ctx.set.drives[p].is_online() { Slot::Unopened } else { Slot::Failed })
+            .map(|(p, &holds)| {
+                if holds && ctx.set.drives[p].is_online() {
+                    Slot::Unopened
+                } else {
+                    Slot::Failed
+                }
+            })
             .collect();
         PartSource {
             set: ctx.set.clone(),
@@ -75,7 +81,8 @@ impl PartSource {
     fn note_damage(&mut self, detail: &str) {
         if !self.reported {
             self.reported = true;
-            self.damage.report(&self.bucket, &self.key, self.uid, detail);
+            self.damage
+                .report(&self.bucket, &self.key, self.uid, detail);
         }
     }
 
@@ -111,7 +118,10 @@ impl PartSource {
                 return Err(Error::Unreadable {
                     bucket: self.bucket.clone(),
                     key: self.key.clone(),
-                    detail: format!("block {block_index} of part {}: only {good} of {data} pieces verified", self.part.number),
+                    detail: format!(
+                        "block {block_index} of part {}: only {good} of {data} pieces verified",
+                        self.part.number
+                    ),
                 });
             }
             let mut reads = Vec::with_capacity(batch.len());
@@ -153,7 +163,8 @@ impl PartSource {
         block_index: u64,
         offset: u64,
         piece_len: usize,
-    ) -> impl std::future::Future<Output = (usize, Slot, Result<Vec<u8>, String>)> + Send + 'static {
+    ) -> impl std::future::Future<Output = (usize, Slot, Result<Vec<u8>, String>)> + Send + 'static
+    {
         let drive = self.set.drives[position].clone();
         let bucket = self.bucket.clone();
         let blob = self.part.blob.clone();
@@ -165,7 +176,9 @@ impl PartSource {
             let slot = match slot {
                 Slot::Unopened if inline => match drive.get_inline(uid).await {
                     Ok(Some(bytes)) => Slot::Inline(bytes),
-                    Ok(None) => return (position, Slot::Failed, Err("inline shard missing".into())),
+                    Ok(None) => {
+                        return (position, Slot::Failed, Err("inline shard missing".into()));
+                    }
                     Err(e) => return (position, Slot::Failed, Err(e.to_string())),
                 },
                 Slot::Unopened => {
@@ -180,7 +193,10 @@ impl PartSource {
                 other => other,
             };
             let framed = match &slot {
-                Slot::Blob(reader) => reader.read_at(offset, framed_len).await.map_err(|e| e.to_string()),
+                Slot::Blob(reader) => reader
+                    .read_at(offset, framed_len)
+                    .await
+                    .map_err(|e| e.to_string()),
                 Slot::Inline(bytes) => {
                     let start = offset as usize;
                     bytes
@@ -244,7 +260,11 @@ impl futures::Stream for ChannelStream {
     }
 }
 
-async fn produce(ctx: &ReadContext, range: Option<ByteRange>, sender: &mpsc::Sender<Result<Bytes, std::io::Error>>) -> Result<()> {
+async fn produce(
+    ctx: &ReadContext,
+    range: Option<ByteRange>,
+    sender: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<()> {
     let total: u64 = ctx.layout.parts.iter().map(|p| p.size).sum();
     if total == 0 {
         return Ok(());

@@ -59,9 +59,13 @@ impl ErasureSet {
                 geometry.total()
             )));
         }
-        let facilities: BTreeSet<&str> = drives.iter().map(|d| d.info().facility.as_str()).collect();
+        let facilities: BTreeSet<&str> =
+            drives.iter().map(|d| d.info().facility.as_str()).collect();
         for facility in &facilities {
-            let count = drives.iter().filter(|d| d.info().facility == *facility).count();
+            let count = drives
+                .iter()
+                .filter(|d| d.info().facility == *facility)
+                .count();
             if count > config.parity {
                 return Err(Error::InvalidArgument(format!(
                     "facility {facility:?} holds {count} drives of a {}+{} set; at most {} allowed, \
@@ -90,7 +94,9 @@ impl ErasureSet {
     }
 
     pub(crate) fn online_positions(&self) -> Vec<usize> {
-        (0..self.drives.len()).filter(|&p| self.drives[p].is_online()).collect()
+        (0..self.drives.len())
+            .filter(|&p| self.drives[p].is_online())
+            .collect()
     }
 
     /// Re-checks drives believed online (cheap: one stat each) so that a drive
@@ -100,11 +106,19 @@ impl ErasureSet {
             let ok = self.drives[p].check_health().await;
             (p, ok)
         });
-        join_all(checks).await.into_iter().filter(|(_, ok)| *ok).map(|(p, _)| p).collect()
+        join_all(checks)
+            .await
+            .into_iter()
+            .filter(|(_, ok)| *ok)
+            .map(|(p, _)| p)
+            .collect()
     }
 
     fn facilities_of(&self, positions: &[usize]) -> BTreeSet<&str> {
-        positions.iter().map(|&p| self.drives[p].info().facility.as_str()).collect()
+        positions
+            .iter()
+            .map(|&p| self.drives[p].info().facility.as_str())
+            .collect()
     }
 
     /// Whether shards durable on `positions` satisfy the write rule.
@@ -145,7 +159,8 @@ impl ErasureSet {
     pub(crate) fn distribution(&self, bucket: &str, key: &str) -> Vec<usize> {
         let n = self.drives.len();
         let hash = blake3::hash(format!("{bucket}/{key}").as_bytes());
-        let start = (u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or([0; 8])) % n as u64) as usize;
+        let start = (u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or([0; 8]))
+            % n as u64) as usize;
         (0..n).map(|position| (position + n - start) % n).collect()
     }
 }

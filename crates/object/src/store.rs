@@ -8,15 +8,18 @@ use bytes::Bytes;
 use futures::future::join_all;
 use md5::{Digest, Md5};
 
-use crate::meta::{self, BucketRecord, DataLayout, PartLayout, PartRecord, UploadRecord, VersionRecord};
+use crate::meta::{
+    self, BucketRecord, DataLayout, PartLayout, PartRecord, UploadRecord, VersionRecord,
+};
 use crate::quorum::{self, Resolved};
 use crate::read::{self, DamageSink, ReadContext};
 use crate::set::ErasureSet;
 use crate::write::{self, BlobWrite, BodyReader};
 use crate::{
-    BLOCK_SIZE_BYTES, BucketInfo, ByteRange, ByteStream, Error, INLINE_SIZE_BYTES_MAX, LIST_KEYS_MAX, ListEntry,
-    ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo, PART_NUMBER_MAX, PART_SIZE_BYTES_MIN, PartInfo, PutOptions,
-    PutOutcome, Redundancy, Result, UploadInfo, UploadsPage, WriteCondition, now_ns,
+    BLOCK_SIZE_BYTES, BucketInfo, ByteRange, ByteStream, Error, INLINE_SIZE_BYTES_MAX,
+    LIST_KEYS_MAX, ListEntry, ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo,
+    PART_NUMBER_MAX, PART_SIZE_BYTES_MIN, PartInfo, PutOptions, PutOutcome, Redundancy, Result,
+    UploadInfo, UploadsPage, WriteCondition, now_ns,
 };
 
 /// Objects waiting for repair held in memory at most (issue 5 persists them).
@@ -60,14 +63,19 @@ pub struct GetOutcome {
 }
 
 /// Objects that a read or write found short of full redundancy.
+/// (bucket, key, version uid) of an object to repair.
+type HealEntry = (String, String, VersionUid);
+
 #[derive(Default)]
 pub struct HealQueue {
-    inner: Mutex<(VecDeque<(String, String, VersionUid)>, std::collections::HashSet<(String, String, VersionUid)>)>,
+    inner: Mutex<(VecDeque<HealEntry>, std::collections::HashSet<HealEntry>)>,
 }
 
 impl HealQueue {
     pub fn push(&self, bucket: &str, key: &str, uid: VersionUid) {
-        let Ok(mut inner) = self.inner.lock() else { return };
+        let Ok(mut inner) = self.inner.lock() else {
+            return;
+        };
         let entry = (bucket.to_owned(), key.to_owned(), uid);
         if inner.0.len() < HEAL_QUEUE_MAX && inner.1.insert(entry.clone()) {
             inner.0.push_back(entry);
@@ -94,14 +102,19 @@ impl DamageSink for HealQueue {
 /// metadata commit), so conditional writes are atomic on this node.
 #[derive(Default)]
 struct KeyLocks {
-    locks: Mutex<HashMap<(String, String), Arc<tokio::sync::Mutex<()>>>>,
+    locks: Mutex<HashMap<(String, String), KeyLock>>,
 }
+
+type KeyLock = Arc<tokio::sync::Mutex<()>>;
 
 impl KeyLocks {
     async fn lock(&self, bucket: &str, key: &str) -> KeyGuard<'_> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks.entry((bucket.to_owned(), key.to_owned())).or_default().clone()
+            locks
+                .entry((bucket.to_owned(), key.to_owned()))
+                .or_default()
+                .clone()
         };
         let guard = lock.clone().lock_owned().await;
         KeyGuard {
@@ -122,7 +135,10 @@ impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
         let mut locks = self.locks.locks.lock().unwrap_or_else(|e| e.into_inner());
         // Two references: the map's and the one inside our guard.
-        if locks.get(&self.key).is_some_and(|l| Arc::strong_count(l) <= 2) {
+        if locks
+            .get(&self.key)
+            .is_some_and(|l| Arc::strong_count(l) <= 2)
+        {
             locks.remove(&self.key);
         }
     }
@@ -145,7 +161,9 @@ impl ObjectStore {
     /// exists when at least K drives of the first set hold its record).
     pub async fn open(sets: Vec<ErasureSet>) -> Result<ObjectStore> {
         if sets.is_empty() {
-            return Err(Error::InvalidArgument("at least one erasure set is needed".into()));
+            return Err(Error::InvalidArgument(
+                "at least one erasure set is needed".into(),
+            ));
         }
         let sets: Vec<Arc<ErasureSet>> = sets.into_iter().map(Arc::new).collect();
         let store = ObjectStore {
@@ -181,19 +199,22 @@ impl ObjectStore {
                 entry.0 += 1;
             }
         }
-        let mut buckets = self.buckets.write().unwrap_or_else(|e| e.into_inner());
-        for (name, (count, raw)) in votes {
-            if count < set.data() {
-                continue;
-            }
-            match meta::decode::<BucketRecord>("bucket", &raw) {
-                Ok(record) => {
-                    buckets.insert(name, record);
+        {
+            let mut buckets = self.buckets.write().unwrap_or_else(|e| e.into_inner());
+            for (name, (count, raw)) in votes {
+                if count < set.data() {
+                    continue;
                 }
-                Err(e) => tracing::error!(bucket = %name, error = %e, "bucket record unreadable"),
+                match meta::decode::<BucketRecord>("bucket", &raw) {
+                    Ok(record) => {
+                        buckets.insert(name, record);
+                    }
+                    Err(e) => {
+                        tracing::error!(bucket = %name, error = %e, "bucket record unreadable")
+                    }
+                }
             }
         }
-        drop(buckets);
         self.repair_bucket_records().await;
         Ok(())
     }
@@ -204,7 +225,9 @@ impl ObjectStore {
         for set in &self.sets {
             for p in set.online_positions() {
                 let drive = &set.drives[p];
-                let Ok(have) = drive.list_buckets().await else { continue };
+                let Ok(have) = drive.list_buckets().await else {
+                    continue;
+                };
                 let ops: Vec<MetaOp> = buckets
                     .iter()
                     .filter(|(name, _)| !have.iter().any(|(h, _)| h == name))
@@ -225,12 +248,18 @@ impl ObjectStore {
 
     fn bucket_snapshot(&self) -> Vec<(String, BucketRecord)> {
         let buckets = self.buckets.read().unwrap_or_else(|e| e.into_inner());
-        buckets.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
+        buckets
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
     }
 
     fn require_bucket(&self, bucket: &str) -> Result<BucketRecord> {
         let buckets = self.buckets.read().unwrap_or_else(|e| e.into_inner());
-        buckets.get(bucket).cloned().ok_or_else(|| Error::NoSuchBucket(bucket.to_owned()))
+        buckets
+            .get(bucket)
+            .cloned()
+            .ok_or_else(|| Error::NoSuchBucket(bucket.to_owned()))
     }
 
     fn set_for(&self, bucket: &str, key: &str) -> Arc<ErasureSet> {
@@ -238,7 +267,8 @@ impl ObjectStore {
             return self.sets[0].clone();
         }
         let hash = blake3::hash(format!("{bucket}/{key}").as_bytes());
-        let index = u64::from_le_bytes(hash.as_bytes()[8..16].try_into().unwrap_or([0; 8])) % self.sets.len() as u64;
+        let index = u64::from_le_bytes(hash.as_bytes()[8..16].try_into().unwrap_or([0; 8]))
+            % self.sets.len() as u64;
         self.sets[index as usize].clone()
     }
 
@@ -250,7 +280,9 @@ impl ObjectStore {
         if self.require_bucket(bucket).is_ok() {
             return Err(Error::BucketAlreadyOwnedByYou(bucket.to_owned()));
         }
-        let record = BucketRecord { created_ns: now_ns() };
+        let record = BucketRecord {
+            created_ns: now_ns(),
+        };
         let raw = meta::encode(&record);
         for set in &self.sets {
             let positions = set.usable_positions().await;
@@ -317,15 +349,23 @@ impl ObjectStore {
             .await;
             set.require_writable(&ok)?;
         }
-        self.buckets.write().unwrap_or_else(|e| e.into_inner()).remove(bucket);
+        self.buckets
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(bucket);
         Ok(())
     }
 
     // ---- reading metadata ----------------------------------------------
 
     /// Asks every online drive of the set for the versions of a key.
-    async fn fetch_versions(&self, set: &ErasureSet, bucket: &str, key: &str) -> Vec<Option<Vec<StoredVersion>>> {
-        let answers = join_all((0..set.total()).map(|p| {
+    async fn fetch_versions(
+        &self,
+        set: &ErasureSet,
+        bucket: &str,
+        key: &str,
+    ) -> Vec<Option<Vec<StoredVersion>>> {
+        join_all((0..set.total()).map(|p| {
             let drive = set.drives[p].clone();
             async move {
                 if !drive.is_online() {
@@ -340,8 +380,7 @@ impl ObjectStore {
                 }
             }
         }))
-        .await;
-        answers
+        .await
     }
 
     async fn resolve_key(&self, set: &ErasureSet, bucket: &str, key: &str) -> Vec<Resolved> {
@@ -394,7 +433,12 @@ impl ObjectStore {
         }
     }
 
-    pub async fn head_object(&self, bucket: &str, key: &str, opts: &GetOptions) -> Result<(ObjectInfo, Option<ByteRange>)> {
+    pub async fn head_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &GetOptions,
+    ) -> Result<(ObjectInfo, Option<ByteRange>)> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
         let versions = self.resolve_key(&set, bucket, key).await;
@@ -405,7 +449,12 @@ impl ObjectStore {
         Ok((info, range))
     }
 
-    pub async fn get_object(&self, bucket: &str, key: &str, opts: &GetOptions) -> Result<GetOutcome> {
+    pub async fn get_object(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: &GetOptions,
+    ) -> Result<GetOutcome> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
         let versions = self.resolve_key(&set, bucket, key).await;
@@ -416,10 +465,12 @@ impl ObjectStore {
         let body: ByteStream = match &resolved.record.layout {
             Some(layout) if info.size > 0 => {
                 if resolved.holder_count() < set.total() {
-                    self.heal.report(bucket, key, resolved.uid, "metadata missing on some drives");
+                    self.heal
+                        .report(bucket, key, resolved.uid, "metadata missing on some drives");
                 }
-                let geometry = bulwark_erasure::Geometry::new(layout.data, layout.parity, layout.block_size)
-                    .map_err(|e| Error::Internal(format!("stored geometry invalid: {e}")))?;
+                let geometry =
+                    bulwark_erasure::Geometry::new(layout.data, layout.parity, layout.block_size)
+                        .map_err(|e| Error::Internal(format!("stored geometry invalid: {e}")))?;
                 let ctx = ReadContext {
                     set: set.clone(),
                     bucket: bucket.to_owned(),
@@ -530,7 +581,8 @@ impl ObjectStore {
             });
         }
         let blob = write::new_blob_id();
-        let mut sink = BlobWrite::start(set.clone(), bucket, blob, distribution.to_vec(), positions);
+        let mut sink =
+            BlobWrite::start(set.clone(), bucket, blob, distribution.to_vec(), positions);
         let mut next = first;
         while let Some(block) = next {
             if let Err(e) = sink.write_block(&block).await {
@@ -580,7 +632,9 @@ impl ObjectStore {
             let failed = match (condition, current) {
                 (WriteCondition::IfNoneMatchAny, Some(_)) => Some(Error::PreconditionFailed),
                 (WriteCondition::IfMatch(_), None) => Some(Error::NoSuchKey),
-                (WriteCondition::IfMatch(etag), Some(current)) if !etag_matches(etag, &current.record.etag) => {
+                (WriteCondition::IfMatch(etag), Some(current))
+                    if !etag_matches(etag, &current.record.etag) =>
+                {
                     Some(Error::PreconditionFailed)
                 }
                 _ => None,
@@ -595,7 +649,9 @@ impl ObjectStore {
         let distribution = record.layout.as_ref().map(|l| l.distribution.clone());
         let committed = commit_on(set, &data.durable, |position| {
             let inline = match (&data.inline, &distribution) {
-                (Some(shards), Some(distribution)) => Some(Bytes::from(shards[distribution[position]].clone())),
+                (Some(shards), Some(distribution)) => {
+                    Some(Bytes::from(shards[distribution[position]].clone()))
+                }
                 _ => None,
             };
             let mut ops = vec![MetaOp::PutVersion {
@@ -671,7 +727,9 @@ impl ObjectStore {
                     position,
                     buffer: VecDeque::new(),
                     from: match &params.start_after {
-                        Some(after) if after.as_str() >= params.prefix.as_str() => ScanFrom::AfterKey(after.clone()),
+                        Some(after) if after.as_str() >= params.prefix.as_str() => {
+                            ScanFrom::AfterKey(after.clone())
+                        }
                         _ => ScanFrom::Start,
                     },
                     exhausted: false,
@@ -690,7 +748,11 @@ impl ObjectStore {
             {
                 let common = key[..params.prefix.len() + index + delimiter.len()].to_owned();
                 skip_prefix(&mut cursors, &common);
-                if params.start_after.as_deref().is_some_and(|after| common.as_str() <= after) {
+                if params
+                    .start_after
+                    .as_deref()
+                    .is_some_and(|after| common.as_str() <= after)
+                {
                     continue;
                 }
                 if count == max_keys {
@@ -704,7 +766,9 @@ impl ObjectStore {
             }
             let per_set = self.take_key(&key, &mut cursors);
             let Some(latest) = per_set.and_then(|(set, answers)| {
-                quorum::resolve(&answers, self.sets[set].data()).into_iter().next()
+                quorum::resolve(&answers, self.sets[set].data())
+                    .into_iter()
+                    .next()
             }) else {
                 continue;
             };
@@ -769,7 +833,11 @@ impl ObjectStore {
     /// Assumes the cursors' buffers hold all of the key's versions, which
     /// holds unless one key has more than a batch of versions on one drive;
     /// then the remainder is skipped (listing only needs the latest).
-    fn take_key(&self, key: &str, cursors: &mut [Cursor]) -> Option<(usize, Vec<Option<Vec<StoredVersion>>>)> {
+    fn take_key(
+        &self,
+        key: &str,
+        cursors: &mut [Cursor],
+    ) -> Option<(usize, Vec<Option<Vec<StoredVersion>>>)> {
         let mut per_set: BTreeMap<usize, Vec<Option<Vec<StoredVersion>>>> = BTreeMap::new();
         for cursor in cursors.iter_mut() {
             let answers = per_set
@@ -789,12 +857,19 @@ impl ObjectStore {
             }
             answers[cursor.position] = Some(mine);
         }
-        per_set.into_iter().find(|(_, answers)| answers.iter().flatten().any(|a| !a.is_empty()))
+        per_set
+            .into_iter()
+            .find(|(_, answers)| answers.iter().flatten().any(|a| !a.is_empty()))
     }
 
     // ---- multipart -------------------------------------------------------
 
-    pub async fn create_multipart_upload(&self, bucket: &str, key: &str, opts: PutOptions) -> Result<String> {
+    pub async fn create_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        opts: PutOptions,
+    ) -> Result<String> {
         self.require_bucket(bucket)?;
         crate::validate_object_key(key)?;
         let set = self.set_for(bucket, key);
@@ -824,17 +899,32 @@ impl ObjectStore {
         Ok(upload_id)
     }
 
-    async fn get_upload(&self, set: &ErasureSet, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
+    async fn get_upload(
+        &self,
+        set: &ErasureSet,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<UploadRecord> {
         let answers = join_all(set.online_positions().into_iter().map(|p| {
             let drive = set.drives[p].clone();
-            async move { drive.get_upload(bucket, key, upload_id).await.ok().flatten() }
+            async move {
+                drive
+                    .get_upload(bucket, key, upload_id)
+                    .await
+                    .ok()
+                    .flatten()
+            }
         }))
         .await;
         let mut votes: BTreeMap<Bytes, usize> = BTreeMap::new();
         for raw in answers.into_iter().flatten() {
             *votes.entry(raw).or_default() += 1;
         }
-        let (raw, count) = votes.into_iter().max_by_key(|(_, c)| *c).ok_or(Error::NoSuchUpload)?;
+        let (raw, count) = votes
+            .into_iter()
+            .max_by_key(|(_, c)| *c)
+            .ok_or(Error::NoSuchUpload)?;
         if count < set.data() {
             return Err(Error::NoSuchUpload);
         }
@@ -842,7 +932,11 @@ impl ObjectStore {
     }
 
     /// Part records per drive: `parts[position]` maps part number → (raw, record).
-    async fn fetch_parts(&self, set: &ErasureSet, upload_id: &str) -> Vec<Option<BTreeMap<u32, (Bytes, PartRecord)>>> {
+    async fn fetch_parts(
+        &self,
+        set: &ErasureSet,
+        upload_id: &str,
+    ) -> Vec<Option<BTreeMap<u32, (Bytes, PartRecord)>>> {
         join_all((0..set.total()).map(|p| {
             let drive = set.drives[p].clone();
             async move {
@@ -852,7 +946,11 @@ impl ObjectStore {
                 let rows = drive.list_parts(upload_id).await.ok()?;
                 Some(
                     rows.into_iter()
-                        .filter_map(|(n, raw)| meta::decode::<PartRecord>("part", &raw).ok().map(|r| (n, (raw, r))))
+                        .filter_map(|(n, raw)| {
+                            meta::decode::<PartRecord>("part", &raw)
+                                .ok()
+                                .map(|r| (n, (raw, r)))
+                        })
                         .collect(),
                 )
             }
@@ -862,7 +960,9 @@ impl ObjectStore {
 
     /// Merges per-drive part records: for each number, the record most drives
     /// hold, with the positions holding it.
-    fn merge_parts(parts: &[Option<BTreeMap<u32, (Bytes, PartRecord)>>]) -> BTreeMap<u32, (PartRecord, Vec<usize>)> {
+    fn merge_parts(
+        parts: &[Option<BTreeMap<u32, (Bytes, PartRecord)>>],
+    ) -> BTreeMap<u32, (PartRecord, Vec<usize>)> {
         let mut votes: BTreeMap<u32, BTreeMap<Bytes, (PartRecord, Vec<usize>)>> = BTreeMap::new();
         for (position, answer) in parts.iter().enumerate() {
             for (number, (raw, record)) in answer.iter().flatten() {
@@ -912,7 +1012,14 @@ impl ObjectStore {
         set.require_writable(&positions)?;
         let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX));
         let data = self
-            .write_data(&set, bucket, &upload.distribution, &positions, &mut reader, false)
+            .write_data(
+                &set,
+                bucket,
+                &upload.distribution,
+                &positions,
+                &mut reader,
+                false,
+            )
             .await?;
         let total = reader.total();
         let md5 = reader.finish_md5();
@@ -957,7 +1064,9 @@ impl ObjectStore {
                 && old.blob != record.blob
                 && let Some(old_blob) = read::parse_blob_id(&old.blob)
             {
-                let _ = set.drives[position].delete_blobs(bucket, vec![old_blob]).await;
+                let _ = set.drives[position]
+                    .delete_blobs(bucket, vec![old_blob])
+                    .await;
             }
         }
         Ok(PutOutcome {
@@ -999,10 +1108,14 @@ impl ObjectStore {
         let mut holders_all: Vec<bool> = vec![true; set.total()];
         for (index, (number, etag)) in requested.iter().enumerate() {
             let Some((record, holders)) = merged.get(number) else {
-                return Err(Error::InvalidPart(format!("part {number} was not uploaded")));
+                return Err(Error::InvalidPart(format!(
+                    "part {number} was not uploaded"
+                )));
             };
             if !etag_matches(etag, &record.etag) {
-                return Err(Error::InvalidPart(format!("part {number}: ETag does not match")));
+                return Err(Error::InvalidPart(format!(
+                    "part {number}: ETag does not match"
+                )));
             }
             if holders.len() < set.data() {
                 return Err(Error::InvalidPart(format!("part {number} is not readable")));
@@ -1013,7 +1126,8 @@ impl ObjectStore {
             for (position, holds) in holders_all.iter_mut().enumerate() {
                 *holds &= holders.contains(&position);
             }
-            md5_concat.update(hex::decode(&record.etag).map_err(|e| Error::Internal(e.to_string()))?);
+            md5_concat
+                .update(hex::decode(&record.etag).map_err(|e| Error::Internal(e.to_string()))?);
             size += record.size;
             layouts.push(PartLayout {
                 number: *number,
@@ -1071,7 +1185,11 @@ impl ObjectStore {
             }
         }
         // The receipt counts drives that hold the record and every part's shard.
-        let durable = positions.iter().filter(|&&p| holders_all[p]).count().min(committed);
+        let durable = positions
+            .iter()
+            .filter(|&&p| holders_all[p])
+            .count()
+            .min(committed);
         if durable < set.total() {
             self.heal.push(bucket, key, [0; 16]);
         }
@@ -1087,7 +1205,12 @@ impl ObjectStore {
         })
     }
 
-    pub async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
+    pub async fn abort_multipart_upload(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<()> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
         self.get_upload(&set, bucket, key, upload_id).await?;
@@ -1115,7 +1238,12 @@ impl ObjectStore {
         set.require_writable(&ok)
     }
 
-    pub async fn list_parts(&self, bucket: &str, key: &str, upload_id: &str) -> Result<(UploadInfo, Vec<PartInfo>)> {
+    pub async fn list_parts(
+        &self,
+        bucket: &str,
+        key: &str,
+        upload_id: &str,
+    ) -> Result<(UploadInfo, Vec<PartInfo>)> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
         let upload = self.get_upload(&set, bucket, key, upload_id).await?;
@@ -1149,14 +1277,24 @@ impl ObjectStore {
         max_uploads: usize,
     ) -> Result<UploadsPage> {
         self.require_bucket(bucket)?;
-        let after = key_marker.map(|k| (k.to_owned(), upload_id_marker.unwrap_or("\u{10FFFF}").to_owned()));
+        let after = key_marker.map(|k| {
+            (
+                k.to_owned(),
+                upload_id_marker.unwrap_or("\u{10FFFF}").to_owned(),
+            )
+        });
         let mut votes: BTreeMap<(String, String), (usize, Bytes)> = BTreeMap::new();
         let mut quorum_of: BTreeMap<(String, String), usize> = BTreeMap::new();
         for set in &self.sets {
             let answers = join_all(set.online_positions().into_iter().map(|p| {
                 let drive = set.drives[p].clone();
                 let after = after.clone();
-                async move { drive.list_uploads(bucket, prefix, after, 10_000).await.unwrap_or_default() }
+                async move {
+                    drive
+                        .list_uploads(bucket, prefix, after, 10_000)
+                        .await
+                        .unwrap_or_default()
+                }
             }))
             .await;
             for (key, upload_id, raw) in answers.into_iter().flatten() {
@@ -1169,14 +1307,21 @@ impl ObjectStore {
         let max_uploads = max_uploads.min(LIST_KEYS_MAX);
         let mut count = 0;
         for ((key, upload_id), (holders, raw)) in votes {
-            if holders < quorum_of.get(&(key.clone(), upload_id.clone())).copied().unwrap_or(1) {
+            if holders
+                < quorum_of
+                    .get(&(key.clone(), upload_id.clone()))
+                    .copied()
+                    .unwrap_or(1)
+            {
                 continue;
             }
             if let Some(delimiter) = delimiter.filter(|d| !d.is_empty())
                 && let Some(index) = key[prefix.len()..].find(delimiter)
             {
                 let common = key[..prefix.len() + index + delimiter.len()].to_owned();
-                if page.common_prefixes.last() != Some(&common) && key_marker.is_none_or(|m| common.as_str() > m) {
+                if page.common_prefixes.last() != Some(&common)
+                    && key_marker.is_none_or(|m| common.as_str() > m)
+                {
                     if count == max_uploads {
                         page.is_truncated = true;
                         break;
@@ -1187,7 +1332,9 @@ impl ObjectStore {
                 }
                 continue;
             }
-            let Ok(record) = meta::decode::<UploadRecord>("upload", &raw) else { continue };
+            let Ok(record) = meta::decode::<UploadRecord>("upload", &raw) else {
+                continue;
+            };
             if count == max_uploads {
                 page.is_truncated = true;
                 break;
@@ -1216,7 +1363,12 @@ struct WrittenData {
 impl WrittenData {
     async fn discard(&self, set: &ErasureSet, bucket: &str) {
         if let Some(blob) = self.blob {
-            join_all(self.durable.iter().map(|&p| set.drives[p].delete_blobs(bucket, vec![blob]))).await;
+            join_all(
+                self.durable
+                    .iter()
+                    .map(|&p| set.drives[p].delete_blobs(bucket, vec![blob])),
+            )
+            .await;
         }
     }
 }
@@ -1232,7 +1384,11 @@ struct Cursor {
 
 fn skip_prefix(cursors: &mut [Cursor], common: &str) {
     for cursor in cursors.iter_mut() {
-        while cursor.buffer.front().is_some_and(|v| v.key.starts_with(common)) {
+        while cursor
+            .buffer
+            .front()
+            .is_some_and(|v| v.key.starts_with(common))
+        {
             cursor.buffer.pop_front();
         }
         if cursor.buffer.is_empty() && !cursor.exhausted {
@@ -1242,7 +1398,11 @@ fn skip_prefix(cursors: &mut [Cursor], common: &str) {
 }
 
 /// Commits per-position batches on `positions` in parallel; returns where it succeeded.
-async fn commit_on(set: &ErasureSet, positions: &[usize], ops_for: impl Fn(usize) -> Vec<MetaOp>) -> Vec<usize> {
+async fn commit_on(
+    set: &ErasureSet,
+    positions: &[usize],
+    ops_for: impl Fn(usize) -> Vec<MetaOp>,
+) -> Vec<usize> {
     let commits = positions.iter().map(|&position| {
         let drive = set.drives[position].clone();
         let ops = ops_for(position);
@@ -1262,7 +1422,12 @@ async fn commit_on(set: &ErasureSet, positions: &[usize], ops_for: impl Fn(usize
 /// Removes null-version records of `key` older than `newer_than` (all of them
 /// when `None`) from every online drive, then their blobs. Returns the
 /// positions where the removal is durable.
-async fn purge_null_versions(set: &ErasureSet, bucket: &str, key: &str, newer_than: Option<VersionUid>) -> Vec<usize> {
+async fn purge_null_versions(
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    newer_than: Option<VersionUid>,
+) -> Vec<usize> {
     let work = set.online_positions().into_iter().map(|position| {
         let drive = set.drives[position].clone();
         async move {
@@ -1285,7 +1450,12 @@ async fn purge_null_versions(set: &ErasureSet, bucket: &str, key: &str, newer_th
                     uid: stored.uid,
                 });
                 if let Some(layout) = &record.layout {
-                    blobs.extend(layout.parts.iter().filter_map(|p| p.blob.as_deref().and_then(read::parse_blob_id)));
+                    blobs.extend(
+                        layout
+                            .parts
+                            .iter()
+                            .filter_map(|p| p.blob.as_deref().and_then(read::parse_blob_id)),
+                    );
                 }
             }
             if !ops.is_empty() {
@@ -1302,7 +1472,12 @@ async fn purge_null_versions(set: &ErasureSet, bucket: &str, key: &str, newer_th
     join_all(work).await.into_iter().flatten().collect()
 }
 
-fn verify_body(declared: Option<u64>, total: u64, expected_md5: &Option<[u8; 16]>, md5: &[u8; 16]) -> Result<()> {
+fn verify_body(
+    declared: Option<u64>,
+    total: u64,
+    expected_md5: &Option<[u8; 16]>,
+    md5: &[u8; 16],
+) -> Result<()> {
     if declared.is_some_and(|d| d != total) {
         return Err(Error::IncompleteBody);
     }
@@ -1334,7 +1509,11 @@ fn check_conditions(info: &ObjectInfo, c: &ReadConditions) -> Result<()> {
     {
         return Err(Error::PreconditionFailed);
     }
-    let not_modified = if c.copy_source { Error::PreconditionFailed } else { Error::NotModified };
+    let not_modified = if c.copy_source {
+        Error::PreconditionFailed
+    } else {
+        Error::NotModified
+    };
     if let Some(if_none_match) = &c.if_none_match {
         if etag_matches(if_none_match, &info.etag) {
             return Err(not_modified);
@@ -1364,7 +1543,9 @@ fn resolve_range(info: &ObjectInfo, opts: &GetOptions) -> Result<Option<ByteRang
         }
         return Err(Error::InvalidRange);
     }
-    let Some(spec) = opts.range else { return Ok(None) };
+    let Some(spec) = opts.range else {
+        return Ok(None);
+    };
     let size = info.size;
     let range = match spec {
         RangeSpec::FromTo { first, last } => {
@@ -1395,7 +1576,8 @@ fn resolve_range(info: &ObjectInfo, opts: &GetOptions) -> Result<Option<ByteRang
 
 impl std::fmt::Debug for ObjectStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectStore").field("sets", &self.sets.len()).finish_non_exhaustive()
+        f.debug_struct("ObjectStore")
+            .field("sets", &self.sets.len())
+            .finish_non_exhaustive()
     }
 }
-

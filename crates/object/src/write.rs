@@ -101,7 +101,13 @@ pub(crate) struct BlobWrite {
 }
 
 impl BlobWrite {
-    pub fn start(set: Arc<ErasureSet>, bucket: &str, blob: BlobId, distribution: Vec<usize>, positions: &[usize]) -> BlobWrite {
+    pub fn start(
+        set: Arc<ErasureSet>,
+        bucket: &str,
+        blob: BlobId,
+        distribution: Vec<usize>,
+        positions: &[usize],
+    ) -> BlobWrite {
         let geometry = set.geometry;
         let sinks = positions
             .iter()
@@ -126,30 +132,42 @@ impl BlobWrite {
     }
 
     fn live_positions(&self) -> Vec<usize> {
-        self.sinks.iter().filter(|s| s.sender.is_some()).map(|s| s.position).collect()
+        self.sinks
+            .iter()
+            .filter(|s| s.sender.is_some())
+            .map(|s| s.position)
+            .collect()
     }
 
     /// Codes one block and queues its pieces to every live drive.
     pub async fn write_block(&mut self, block: &[u8]) -> Result<()> {
-        let pieces = erasure::encode_block(&self.geometry, block).map_err(|e| Error::Internal(e.to_string()))?;
+        let pieces = erasure::encode_block(&self.geometry, block)
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let block_index = self.block_index;
         self.block_index += 1;
         let distribution = &self.distribution;
-        let sends = self.sinks.iter_mut().filter(|s| s.sender.is_some()).map(|sink| {
-            let shard = distribution[sink.position];
-            let mut framed = Vec::with_capacity(pieces[shard].len() + erasure::HASH_LEN_BYTES);
-            erasure::frame_piece(shard, block_index, &pieces[shard], &mut framed);
-            async move {
-                let ok = match &sink.sender {
-                    Some(sender) => sender.send(PieceMsg::Piece(Bytes::from(framed))).await.is_ok(),
-                    None => false,
-                };
-                if !ok {
-                    // The drive's task ended early: it failed and aborted its blob.
-                    sink.sender = None;
+        let sends = self
+            .sinks
+            .iter_mut()
+            .filter(|s| s.sender.is_some())
+            .map(|sink| {
+                let shard = distribution[sink.position];
+                let mut framed = Vec::with_capacity(pieces[shard].len() + erasure::HASH_LEN_BYTES);
+                erasure::frame_piece(shard, block_index, &pieces[shard], &mut framed);
+                async move {
+                    let ok = match &sink.sender {
+                        Some(sender) => sender
+                            .send(PieceMsg::Piece(Bytes::from(framed)))
+                            .await
+                            .is_ok(),
+                        None => false,
+                    };
+                    if !ok {
+                        // The drive's task ended early: it failed and aborted its blob.
+                        sink.sender = None;
+                    }
                 }
-            }
-        });
+            });
         futures::future::join_all(sends).await;
         let live = self.live_positions();
         self.set.require_writable(&live)
@@ -166,8 +184,12 @@ impl BlobWrite {
         for sink in self.sinks {
             match sink.task.await {
                 Ok(Ok(())) => durable.push(sink.position),
-                Ok(Err(e)) => tracing::warn!(position = sink.position, error = %e, "shard write failed"),
-                Err(e) => tracing::warn!(position = sink.position, error = %e, "shard writer task failed"),
+                Ok(Err(e)) => {
+                    tracing::warn!(position = sink.position, error = %e, "shard write failed")
+                }
+                Err(e) => {
+                    tracing::warn!(position = sink.position, error = %e, "shard writer task failed")
+                }
             }
         }
         durable
@@ -188,7 +210,10 @@ async fn drive_writer(
     blob: BlobId,
     mut receiver: mpsc::Receiver<PieceMsg>,
 ) -> Result<(), String> {
-    let mut writer = drive.create_blob(&bucket, blob).await.map_err(|e| e.to_string())?;
+    let mut writer = drive
+        .create_blob(&bucket, blob)
+        .await
+        .map_err(|e| e.to_string())?;
     loop {
         match receiver.recv().await {
             Some(PieceMsg::Piece(framed)) => {
@@ -211,7 +236,8 @@ async fn drive_writer(
 pub(crate) fn encode_inline(geometry: &Geometry, data: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut shards = vec![Vec::new(); geometry.total()];
     for (block_index, block) in data.chunks(geometry.block_size_bytes()).enumerate() {
-        let pieces = erasure::encode_block(geometry, block).map_err(|e| Error::Internal(e.to_string()))?;
+        let pieces =
+            erasure::encode_block(geometry, block).map_err(|e| Error::Internal(e.to_string()))?;
         for (shard, piece) in pieces.iter().enumerate() {
             erasure::frame_piece(shard, block_index as u64, piece, &mut shards[shard]);
         }

@@ -14,8 +14,14 @@ pub fn to_s3(error: Error) -> S3Error {
             BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it."
         ),
-        Error::BucketNotEmpty(_) => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
-        Error::InvalidBucketName(why) => S3Error::with_message(S3ErrorCode::InvalidBucketName, format!("The specified bucket is not valid: {why}")),
+        Error::BucketNotEmpty(_) => s3_error!(
+            BucketNotEmpty,
+            "The bucket you tried to delete is not empty"
+        ),
+        Error::InvalidBucketName(why) => S3Error::with_message(
+            S3ErrorCode::InvalidBucketName,
+            format!("The specified bucket is not valid: {why}"),
+        ),
         Error::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
         Error::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
         Error::NoSuchUpload => s3_error!(
@@ -24,19 +30,36 @@ pub fn to_s3(error: Error) -> S3Error {
         ),
         Error::InvalidPart(why) => S3Error::with_message(
             S3ErrorCode::InvalidPart,
-            format!("One or more of the specified parts could not be found or its entity tag did not match: {why}"),
+            format!(
+                "One or more of the specified parts could not be found or its entity tag did not match: {why}"
+            ),
         ),
-        Error::InvalidPartOrder => s3_error!(InvalidPartOrder, "The list of parts was not in ascending order."),
+        Error::InvalidPartOrder => s3_error!(
+            InvalidPartOrder,
+            "The list of parts was not in ascending order."
+        ),
         Error::EntityTooSmall { .. } => {
-            s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.")
+            s3_error!(
+                EntityTooSmall,
+                "Your proposed upload is smaller than the minimum allowed object size."
+            )
         }
-        Error::EntityTooLarge => s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size."),
-        Error::BadDigest => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
+        Error::EntityTooLarge => s3_error!(
+            EntityTooLarge,
+            "Your proposed upload exceeds the maximum allowed object size."
+        ),
+        Error::BadDigest => s3_error!(
+            BadDigest,
+            "The Content-MD5 you specified did not match what we received."
+        ),
         Error::IncompleteBody => s3_error!(
             IncompleteBody,
             "You did not provide the number of bytes specified by the Content-Length HTTP header."
         ),
-        Error::PreconditionFailed => s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold"),
+        Error::PreconditionFailed => s3_error!(
+            PreconditionFailed,
+            "At least one of the pre-conditions you specified did not hold"
+        ),
         Error::NotModified => s3_error!(NotModified),
         Error::InvalidRange => s3_error!(InvalidRange, "The requested range is not satisfiable"),
         Error::KeyTooLong => s3_error!(KeyTooLongError, "Your key is too long"),
@@ -48,7 +71,11 @@ pub fn to_s3(error: Error) -> S3Error {
                 "Not enough drives are available to store the data durably; please retry later."
             )
         }
-        Error::Unreadable { bucket, key, detail } => {
+        Error::Unreadable {
+            bucket,
+            key,
+            detail,
+        } => {
             tracing::error!(%bucket, %key, %detail, "object unreadable");
             s3_error!(
                 ServiceUnavailable,
@@ -57,11 +84,17 @@ pub fn to_s3(error: Error) -> S3Error {
         }
         Error::Body(detail) => {
             tracing::info!(%detail, "request body failed");
-            S3Error::with_message(S3ErrorCode::IncompleteBody, "The request body could not be read completely.")
+            S3Error::with_message(
+                S3ErrorCode::IncompleteBody,
+                "The request body could not be read completely.",
+            )
         }
         Error::Internal(detail) => {
             tracing::error!(%detail, "internal error");
-            s3_error!(InternalError, "We encountered an internal error. Please try again.")
+            s3_error!(
+                InternalError,
+                "We encountered an internal error. Please try again."
+            )
         }
     }
 }
@@ -75,22 +108,49 @@ mod tests {
         let check = |e: Error, code: S3ErrorCode, status: u16| {
             let s3 = to_s3(e);
             assert_eq!(s3.code(), &code);
-            assert_eq!(s3.code().status_code().map(|s| s.as_u16()), Some(status), "{code:?}");
+            assert_eq!(
+                s3.code().status_code().map(|s| s.as_u16()),
+                Some(status),
+                "{code:?}"
+            );
         };
-        check(Error::NoSuchBucket("b".into()), S3ErrorCode::NoSuchBucket, 404);
+        check(
+            Error::NoSuchBucket("b".into()),
+            S3ErrorCode::NoSuchBucket,
+            404,
+        );
         check(Error::NoSuchKey, S3ErrorCode::NoSuchKey, 404);
-        check(Error::BucketNotEmpty("b".into()), S3ErrorCode::BucketNotEmpty, 409);
-        check(Error::BucketAlreadyOwnedByYou("b".into()), S3ErrorCode::BucketAlreadyOwnedByYou, 409);
+        check(
+            Error::BucketNotEmpty("b".into()),
+            S3ErrorCode::BucketNotEmpty,
+            409,
+        );
+        check(
+            Error::BucketAlreadyOwnedByYou("b".into()),
+            S3ErrorCode::BucketAlreadyOwnedByYou,
+            409,
+        );
         check(Error::InvalidRange, S3ErrorCode::InvalidRange, 416);
-        check(Error::PreconditionFailed, S3ErrorCode::PreconditionFailed, 412);
+        check(
+            Error::PreconditionFailed,
+            S3ErrorCode::PreconditionFailed,
+            412,
+        );
         check(Error::NotModified, S3ErrorCode::NotModified, 304);
         check(
-            Error::InsufficientDrives { needed: 5, available: 3 },
+            Error::InsufficientDrives {
+                needed: 5,
+                available: 3,
+            },
             S3ErrorCode::ServiceUnavailable,
             503,
         );
         check(Error::BadDigest, S3ErrorCode::BadDigest, 400);
-        check(Error::EntityTooSmall { part: 1 }, S3ErrorCode::EntityTooSmall, 400);
+        check(
+            Error::EntityTooSmall { part: 1 },
+            S3ErrorCode::EntityTooSmall,
+            400,
+        );
         check(Error::InvalidPartOrder, S3ErrorCode::InvalidPartOrder, 400);
         check(Error::NoSuchUpload, S3ErrorCode::NoSuchUpload, 404);
     }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bulwark_object::{
-    ByteStream, ContentHeaders, GetOptions, ListParams, ObjectInfo, ObjectStore, PutOptions, PutOutcome, RangeSpec,
-    ReadConditions, WriteCondition,
+    ByteStream, ContentHeaders, GetOptions, ListParams, ObjectInfo, ObjectStore, PutOptions,
+    PutOutcome, RangeSpec, ReadConditions, WriteCondition,
 };
 use futures::StreamExt;
 use http::HeaderValue;
@@ -42,7 +42,11 @@ pub struct Bulwark {
 
 impl Bulwark {
     pub fn new(store: Arc<ObjectStore>, owner: Owner, region: String) -> Bulwark {
-        Bulwark { store, owner, region }
+        Bulwark {
+            store,
+            owner,
+            region,
+        }
     }
 
     fn owner(&self) -> s3s::dto::Owner {
@@ -54,9 +58,12 @@ impl Bulwark {
 }
 
 fn timestamp(ns: i64) -> Timestamp {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
+        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     // S3 reports times with millisecond precision at most.
-    let t = t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
+    let t = t
+        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
+        .unwrap_or(t);
     Timestamp::from(t)
 }
 
@@ -106,7 +113,10 @@ fn body_stream(body: Option<StreamingBlob>) -> ByteStream {
 
 fn declared_length(len: Option<i64>) -> S3Result<Option<u64>> {
     match len {
-        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "Content-Length must not be negative")),
+        Some(n) if n < 0 => Err(s3_error!(
+            InvalidArgument,
+            "Content-Length must not be negative"
+        )),
         Some(n) => Ok(Some(n as u64)),
         None => Ok(None),
     }
@@ -130,7 +140,10 @@ fn metadata_out(meta: &BTreeMap<String, String>) -> Option<Metadata> {
 
 fn with_receipt<T>(output: T, outcome: &PutOutcome) -> S3Response<T> {
     let mut response = S3Response::new(output);
-    let receipt = format!("{}/{}", outcome.redundancy.durable, outcome.redundancy.total);
+    let receipt = format!(
+        "{}/{}",
+        outcome.redundancy.durable, outcome.redundancy.total
+    );
     if let Ok(value) = HeaderValue::from_str(&receipt) {
         response.headers.insert(REDUNDANCY_HEADER, value);
     }
@@ -148,7 +161,10 @@ fn part_number(n: Option<i32>) -> S3Result<Option<u32>> {
     match n {
         None => Ok(None),
         Some(n) if (1..=10_000).contains(&n) => Ok(Some(n as u32)),
-        Some(_) => Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")),
+        Some(_) => Err(s3_error!(
+            InvalidArgument,
+            "Part number must be an integer between 1 and 10000, inclusive"
+        )),
     }
 }
 
@@ -199,7 +215,10 @@ fn encoder(encoding: Option<&EncodingType>) -> S3Result<fn(&str) -> String> {
 fn max_keys(value: Option<i32>) -> S3Result<usize> {
     match value {
         None => Ok(1000),
-        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be a non-negative integer")),
+        Some(n) if n < 0 => Err(s3_error!(
+            InvalidArgument,
+            "max-keys must be a non-negative integer"
+        )),
         Some(n) => Ok(n as usize),
     }
 }
@@ -224,15 +243,29 @@ fn object_headers_put(
 
 fn copy_source_of(source: &CopySource) -> S3Result<(String, String, Option<String>)> {
     match source {
-        CopySource::Bucket { bucket, key, version_id } => {
-            Ok((bucket.to_string(), key.to_string(), version_id.as_ref().map(|v| v.to_string())))
-        }
-        _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported")),
+        CopySource::Bucket {
+            bucket,
+            key,
+            version_id,
+        } => Ok((
+            bucket.to_string(),
+            key.to_string(),
+            version_id.as_ref().map(|v| v.to_string()),
+        )),
+        _ => Err(s3_error!(
+            NotImplemented,
+            "Access point copy sources are not supported"
+        )),
     }
 }
 
 fn parse_copy_range(value: &str) -> S3Result<RangeSpec> {
-    let invalid = || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last");
+    let invalid = || {
+        s3_error!(
+            InvalidArgument,
+            "The x-amz-copy-source-range value must be of the form bytes=first-last"
+        )
+    };
     let spec = value.strip_prefix("bytes=").ok_or_else(invalid)?;
     let (first, last) = spec.split_once('-').ok_or_else(invalid)?;
     let first: u64 = first.parse().map_err(|_| invalid())?;
@@ -240,11 +273,18 @@ fn parse_copy_range(value: &str) -> S3Result<RangeSpec> {
     if last < first {
         return Err(invalid());
     }
-    Ok(RangeSpec::FromTo { first, last: Some(last) })
+    Ok(RangeSpec::FromTo {
+        first,
+        last: Some(last),
+    })
 }
 
 impl Bulwark {
-    fn head_output(&self, info: &ObjectInfo, range: Option<&bulwark_object::ByteRange>) -> HeadObjectOutput {
+    fn head_output(
+        &self,
+        info: &ObjectInfo,
+        range: Option<&bulwark_object::ByteRange>,
+    ) -> HeadObjectOutput {
         HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
             cache_control: info.headers.cache_control.clone(),
@@ -267,7 +307,10 @@ impl Bulwark {
 
 #[async_trait::async_trait]
 impl S3 for Bulwark {
-    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(
+        &self,
+        req: S3Request<CreateBucketInput>,
+    ) -> S3Result<S3Response<CreateBucketOutput>> {
         let bucket = &req.input.bucket;
         if let Some(constraint) = req
             .input
@@ -285,11 +328,13 @@ impl S3 for Bulwark {
         self.store.make_bucket(bucket).await.map_err(to_s3)?;
         Ok(S3Response::new(CreateBucketOutput {
             location: Some(format!("/{bucket}")),
-            ..Default::default()
         }))
     }
 
-    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(
+        &self,
+        req: S3Request<HeadBucketInput>,
+    ) -> S3Result<S3Response<HeadBucketOutput>> {
         self.store.head_bucket(&req.input.bucket).map_err(to_s3)?;
         Ok(S3Response::new(HeadBucketOutput {
             bucket_region: Some(self.region.clone()),
@@ -297,12 +342,21 @@ impl S3 for Bulwark {
         }))
     }
 
-    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
-        self.store.delete_bucket(&req.input.bucket).await.map_err(to_s3)?;
+    async fn delete_bucket(
+        &self,
+        req: S3Request<DeleteBucketInput>,
+    ) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.store
+            .delete_bucket(&req.input.bucket)
+            .await
+            .map_err(to_s3)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
-    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(
+        &self,
+        _req: S3Request<ListBucketsInput>,
+    ) -> S3Result<S3Response<ListBucketsOutput>> {
         let buckets = self
             .store
             .list_buckets()
@@ -330,18 +384,29 @@ impl S3 for Bulwark {
         } else {
             Some(BucketLocationConstraint::from(self.region.clone()))
         };
-        Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
+        Ok(S3Response::new(GetBucketLocationOutput {
+            location_constraint,
+        }))
     }
 
-    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+    async fn put_object(
+        &self,
+        req: S3Request<PutObjectInput>,
+    ) -> S3Result<S3Response<PutObjectOutput>> {
         let input = req.input;
         if input.write_offset_bytes.is_some() {
-            return Err(s3_error!(NotImplemented, "Appending with x-amz-write-offset-bytes is not supported"));
+            return Err(s3_error!(
+                NotImplemented,
+                "Appending with x-amz-write-offset-bytes is not supported"
+            ));
         }
         let condition = match (&input.if_none_match, &input.if_match) {
             (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
             (Some(_), _) => {
-                return Err(s3_error!(NotImplemented, "If-None-Match on PUT supports only '*'"));
+                return Err(s3_error!(
+                    NotImplemented,
+                    "If-None-Match on PUT supports only '*'"
+                ));
             }
             (None, Some(c)) => WriteCondition::IfMatch(condition_str(c)),
             (None, None) => WriteCondition::None,
@@ -362,7 +427,13 @@ impl S3 for Bulwark {
         let size = declared_length(input.content_length)?;
         let outcome = self
             .store
-            .put_object(&input.bucket, &input.key, body_stream(input.body), size, opts)
+            .put_object(
+                &input.bucket,
+                &input.key,
+                body_stream(input.body),
+                size,
+                opts,
+            )
             .await
             .map_err(to_s3)?;
         let output = PutObjectOutput {
@@ -374,10 +445,16 @@ impl S3 for Bulwark {
         Ok(with_receipt(output, &outcome))
     }
 
-    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(
+        &self,
+        req: S3Request<GetObjectInput>,
+    ) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         if input.range.is_some() && input.part_number.is_some() {
-            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
         }
         let opts = GetOptions {
             version_id: input.version_id.clone(),
@@ -391,7 +468,11 @@ impl S3 for Bulwark {
                 false,
             ),
         };
-        let outcome = self.store.get_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
+        let outcome = self
+            .store
+            .get_object(&input.bucket, &input.key, &opts)
+            .await
+            .map_err(to_s3)?;
         let head = self.head_output(&outcome.info, outcome.range.as_ref());
         let output = GetObjectOutput {
             accept_ranges: head.accept_ranges,
@@ -414,10 +495,16 @@ impl S3 for Bulwark {
         Ok(S3Response::new(output))
     }
 
-    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(
+        &self,
+        req: S3Request<HeadObjectInput>,
+    ) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
         if input.range.is_some() && input.part_number.is_some() {
-            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
+            return Err(s3_error!(
+                InvalidRequest,
+                "Cannot specify both Range header and partNumber query parameter"
+            ));
         }
         let opts = GetOptions {
             version_id: input.version_id.clone(),
@@ -431,26 +518,42 @@ impl S3 for Bulwark {
                 false,
             ),
         };
-        let (info, range) = self.store.head_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
+        let (info, range) = self
+            .store
+            .head_object(&input.bucket, &input.key, &opts)
+            .await
+            .map_err(to_s3)?;
         Ok(S3Response::new(self.head_output(&info, range.as_ref())))
     }
 
-    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(
+        &self,
+        req: S3Request<DeleteObjectInput>,
+    ) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
         if input.version_id.as_deref().is_some_and(|v| v != "null") {
             // Unversioned buckets only hold the null version; deleting another id is a no-op.
             self.store.head_bucket(&input.bucket).map_err(to_s3)?;
             return Ok(S3Response::new(DeleteObjectOutput::default()));
         }
-        self.store.delete_object(&input.bucket, &input.key).await.map_err(to_s3)?;
+        self.store
+            .delete_object(&input.bucket, &input.key)
+            .await
+            .map_err(to_s3)?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
-    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    async fn delete_objects(
+        &self,
+        req: S3Request<DeleteObjectsInput>,
+    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
         self.store.head_bucket(&input.bucket).map_err(to_s3)?;
         if input.delete.objects.len() > 1000 {
-            return Err(s3_error!(MalformedXML, "The request may not name more than 1000 keys"));
+            return Err(s3_error!(
+                MalformedXML,
+                "The request may not name more than 1000 keys"
+            ));
         }
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
@@ -484,15 +587,26 @@ impl S3 for Bulwark {
         }
         Ok(S3Response::new(DeleteObjectsOutput {
             deleted: Some(deleted),
-            errors: if errors.is_empty() { None } else { Some(errors) },
+            errors: if errors.is_empty() {
+                None
+            } else {
+                Some(errors)
+            },
             ..Default::default()
         }))
     }
 
-    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+    async fn copy_object(
+        &self,
+        req: S3Request<CopyObjectInput>,
+    ) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
         let (source_bucket, source_key, source_version) = copy_source_of(&input.copy_source)?;
-        let replace = match input.metadata_directive.as_ref().map(MetadataDirective::as_str) {
+        let replace = match input
+            .metadata_directive
+            .as_ref()
+            .map(MetadataDirective::as_str)
+        {
             None | Some("COPY") => false,
             Some("REPLACE") => true,
             Some(other) => {
@@ -502,7 +616,11 @@ impl S3 for Bulwark {
                 ));
             }
         };
-        if source_bucket == input.bucket && source_key == input.key && source_version.is_none() && !replace {
+        if source_bucket == input.bucket
+            && source_key == input.key
+            && source_version.is_none()
+            && !replace
+        {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -548,7 +666,13 @@ impl S3 for Bulwark {
         };
         let outcome = self
             .store
-            .put_object(&input.bucket, &input.key, source.body, Some(source.info.size), put)
+            .put_object(
+                &input.bucket,
+                &input.key,
+                source.body,
+                Some(source.info.size),
+                put,
+            )
             .await
             .map_err(to_s3)?;
         let output = CopyObjectOutput {
@@ -564,7 +688,10 @@ impl S3 for Bulwark {
         Ok(with_receipt(output, &outcome))
     }
 
-    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
+    async fn list_objects(
+        &self,
+        req: S3Request<ListObjectsInput>,
+    ) -> S3Result<S3Response<ListObjectsOutput>> {
         let input = req.input;
         let encode = encoder(input.encoding_type.as_ref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
@@ -590,7 +717,9 @@ impl S3 for Bulwark {
                 size: Some(o.size as i64),
                 e_tag: Some(etag(&o.etag)),
                 last_modified: Some(timestamp(o.mod_time_ns)),
-                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
                 owner: Some(owner.clone()),
                 ..Default::default()
             })
@@ -598,7 +727,9 @@ impl S3 for Bulwark {
         let common_prefixes = page
             .common_prefixes
             .iter()
-            .map(|p| CommonPrefix { prefix: Some(encode(p)) })
+            .map(|p| CommonPrefix {
+                prefix: Some(encode(p)),
+            })
             .collect();
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
@@ -619,7 +750,10 @@ impl S3 for Bulwark {
         }))
     }
 
-    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(
+        &self,
+        req: S3Request<ListObjectsV2Input>,
+    ) -> S3Result<S3Response<ListObjectsV2Output>> {
         let input = req.input;
         let encode = encoder(input.encoding_type.as_ref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
@@ -629,11 +763,17 @@ impl S3 for Bulwark {
                     .decode(token)
                     .ok()
                     .and_then(|raw| String::from_utf8(raw).ok())
-                    .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
+                    .ok_or_else(|| {
+                        s3_error!(
+                            InvalidArgument,
+                            "The continuation token provided is incorrect"
+                        )
+                    })?,
             ),
             None => None,
         };
-        let start_after = after_token.or_else(|| input.start_after.clone().filter(|s| !s.is_empty()));
+        let start_after =
+            after_token.or_else(|| input.start_after.clone().filter(|s| !s.is_empty()));
         let page = self
             .store
             .list_objects(
@@ -657,7 +797,9 @@ impl S3 for Bulwark {
                 size: Some(o.size as i64),
                 e_tag: Some(etag(&o.etag)),
                 last_modified: Some(timestamp(o.mod_time_ns)),
-                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
+                storage_class: Some(ObjectStorageClass::from_static(
+                    ObjectStorageClass::STANDARD,
+                )),
                 owner: fetch_owner.then(|| owner.clone()),
                 ..Default::default()
             })
@@ -665,7 +807,9 @@ impl S3 for Bulwark {
         let common_prefixes: Vec<CommonPrefix> = page
             .common_prefixes
             .iter()
-            .map(|p| CommonPrefix { prefix: Some(encode(p)) })
+            .map(|p| CommonPrefix {
+                prefix: Some(encode(p)),
+            })
             .collect();
         let key_count = (contents.len() + common_prefixes.len()) as i32;
         let next_token = if page.is_truncated {
@@ -723,7 +867,10 @@ impl S3 for Bulwark {
         }))
     }
 
-    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+    async fn upload_part(
+        &self,
+        req: S3Request<UploadPartInput>,
+    ) -> S3Result<S3Response<UploadPartOutput>> {
         let input = req.input;
         let number = part_number(Some(input.part_number))?.unwrap_or(1);
         let outcome = self
@@ -746,13 +893,20 @@ impl S3 for Bulwark {
         Ok(with_receipt(output, &outcome))
     }
 
-    async fn upload_part_copy(&self, req: S3Request<UploadPartCopyInput>) -> S3Result<S3Response<UploadPartCopyOutput>> {
+    async fn upload_part_copy(
+        &self,
+        req: S3Request<UploadPartCopyInput>,
+    ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let input = req.input;
         let (source_bucket, source_key, source_version) = copy_source_of(&input.copy_source)?;
         let number = part_number(Some(input.part_number))?.unwrap_or(1);
         let opts = GetOptions {
             version_id: source_version.clone(),
-            range: input.copy_source_range.as_deref().map(parse_copy_range).transpose()?,
+            range: input
+                .copy_source_range
+                .as_deref()
+                .map(parse_copy_range)
+                .transpose()?,
             conditions: read_conditions(
                 input.copy_source_if_match.as_ref(),
                 input.copy_source_if_none_match.as_ref(),
@@ -777,7 +931,15 @@ impl S3 for Bulwark {
         let length = source.range.map_or(source.info.size, |r| r.len());
         let outcome = self
             .store
-            .upload_part(&input.bucket, &input.key, &input.upload_id, number, source.body, Some(length), None)
+            .upload_part(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                number,
+                source.body,
+                Some(length),
+                None,
+            )
             .await
             .map_err(to_s3)?;
         let output = UploadPartCopyOutput {
@@ -797,7 +959,10 @@ impl S3 for Bulwark {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        let parts = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
+        let parts = input
+            .multipart_upload
+            .and_then(|m| m.parts)
+            .unwrap_or_default();
         let mut requested = Vec::with_capacity(parts.len());
         for part in parts {
             let number = part
@@ -811,7 +976,10 @@ impl S3 for Bulwark {
             requested.push((number, tag));
         }
         if requested.is_empty() {
-            return Err(s3_error!(MalformedXML, "The XML you provided did not list any parts"));
+            return Err(s3_error!(
+                MalformedXML,
+                "The XML you provided did not list any parts"
+            ));
         }
         let condition = match (&input.if_none_match, &input.if_match) {
             (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
@@ -820,7 +988,13 @@ impl S3 for Bulwark {
         };
         let outcome = self
             .store
-            .complete_multipart_upload(&input.bucket, &input.key, &input.upload_id, &requested, &condition)
+            .complete_multipart_upload(
+                &input.bucket,
+                &input.key,
+                &input.upload_id,
+                &requested,
+                &condition,
+            )
             .await
             .map_err(to_s3)?;
         let output = CompleteMultipartUploadOutput {
@@ -846,7 +1020,10 @@ impl S3 for Bulwark {
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
-    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
+    async fn list_parts(
+        &self,
+        req: S3Request<ListPartsInput>,
+    ) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
         let (upload, parts) = self
             .store
@@ -924,7 +1101,9 @@ impl S3 for Bulwark {
             common_prefixes: Some(
                 page.common_prefixes
                     .iter()
-                    .map(|p| CommonPrefix { prefix: Some(encode(p)) })
+                    .map(|p| CommonPrefix {
+                        prefix: Some(encode(p)),
+                    })
                     .collect(),
             ),
             uploads: Some(
@@ -964,7 +1143,10 @@ mod tests {
     fn copy_ranges_must_be_closed() {
         assert_eq!(
             parse_copy_range("bytes=0-9").expect("valid"),
-            RangeSpec::FromTo { first: 0, last: Some(9) }
+            RangeSpec::FromTo {
+                first: 0,
+                last: Some(9)
+            }
         );
         assert!(parse_copy_range("bytes=5-").is_err());
         assert!(parse_copy_range("bytes=9-0").is_err());
@@ -973,7 +1155,11 @@ mod tests {
 
     #[test]
     fn content_md5_must_be_sixteen_base64_bytes() {
-        assert!(decode_content_md5(Some("1B2M2Y8AsgTpgAmY7PhCfg==")).expect("valid").is_some());
+        assert!(
+            decode_content_md5(Some("1B2M2Y8AsgTpgAmY7PhCfg=="))
+                .expect("valid")
+                .is_some()
+        );
         for bad in ["not base64!", "AAAA"] {
             let e = decode_content_md5(Some(bad)).expect_err("invalid");
             assert_eq!(e.code(), &S3ErrorCode::InvalidDigest);

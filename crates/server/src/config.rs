@@ -62,7 +62,10 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read { path: PathBuf, source: std::io::Error },
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration: {0}")]
@@ -111,7 +114,9 @@ impl Config {
             message: e.to_string(),
         })?;
         let config = Config {
-            address: file.address.unwrap_or_else(|| DEFAULT_ADDRESS.parse().expect("constant address parses")),
+            address: file
+                .address
+                .unwrap_or_else(|| DEFAULT_ADDRESS.parse().expect("constant address parses")),
             region: file.region.unwrap_or_else(|| DEFAULT_REGION.to_owned()),
             state_dir: file.state_dir.unwrap_or_else(|| PathBuf::from("data")),
             erasure: file.erasure,
@@ -129,9 +134,11 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let n = self.erasure.data + self.erasure.parity;
         if self.erasure.data == 0 || self.erasure.parity == 0 {
-            return Err(ConfigError::Invalid("erasure data and parity must both be at least 1".into()));
+            return Err(ConfigError::Invalid(
+                "erasure data and parity must both be at least 1".into(),
+            ));
         }
-        if self.drives.is_empty() || self.drives.len() % n != 0 {
+        if self.drives.is_empty() || !self.drives.len().is_multiple_of(n) {
             return Err(ConfigError::Invalid(format!(
                 "{} drives cannot be cut into sets of {n}",
                 self.drives.len()
@@ -165,10 +172,22 @@ mod tests {
             .iter()
             .map(|d| (d.path.display().to_string(), d.facility.clone()))
             .collect();
-        assert_eq!(layout[0], ("data/facility-1/drive-1".into(), "facility-1".into()));
-        assert_eq!(layout[1], ("data/facility-1/drive-2".into(), "facility-1".into()));
-        assert_eq!(layout[2], ("data/facility-2/drive-3".into(), "facility-2".into()));
-        assert_eq!(layout[5], ("data/facility-3/drive-6".into(), "facility-3".into()));
+        assert_eq!(
+            layout[0],
+            ("data/facility-1/drive-1".into(), "facility-1".into())
+        );
+        assert_eq!(
+            layout[1],
+            ("data/facility-1/drive-2".into(), "facility-1".into())
+        );
+        assert_eq!(
+            layout[2],
+            ("data/facility-2/drive-3".into(), "facility-2".into())
+        );
+        assert_eq!(
+            layout[5],
+            ("data/facility-3/drive-6".into(), "facility-3".into())
+        );
         assert_eq!(config.write_quorum(), 5);
         config.validate().expect("valid");
     }

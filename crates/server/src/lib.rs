@@ -29,7 +29,10 @@ pub enum ServerError {
     #[error("credentials: {0}")]
     Credentials(String),
     #[error("cannot listen on {address}: {source}")]
-    Listen { address: SocketAddr, source: std::io::Error },
+    Listen {
+        address: SocketAddr,
+        source: std::io::Error,
+    },
     #[error("object store: {0}")]
     Store(#[from] bulwark_object::Error),
 }
@@ -67,10 +70,13 @@ impl Server {
             credentials.secret_key.expose().to_owned(),
         ));
         let service = builder.build();
-        let listener = TcpListener::bind(config.address).await.map_err(|source| ServerError::Listen {
-            address: config.address,
-            source,
-        })?;
+        let listener =
+            TcpListener::bind(config.address)
+                .await
+                .map_err(|source| ServerError::Listen {
+                    address: config.address,
+                    source,
+                })?;
         Ok(Server {
             listener,
             service,

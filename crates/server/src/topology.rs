@@ -24,7 +24,10 @@ pub fn open_sets(config: &Config) -> Result<Vec<Vec<Arc<dyn Drive>>>, ServerErro
     if config.create_drives {
         for drive in &config.drives {
             std::fs::create_dir_all(&drive.path).map_err(|e| {
-                ServerError::Topology(format!("cannot create drive directory {}: {e}", drive.path.display()))
+                ServerError::Topology(format!(
+                    "cannot create drive directory {}: {e}",
+                    drive.path.display()
+                ))
             })?;
         }
     }
@@ -71,7 +74,11 @@ pub fn open_sets(config: &Config) -> Result<Vec<Vec<Arc<dyn Drive>>>, ServerErro
     Ok(sets)
 }
 
-fn open_drive(config: &DriveConfig, found: &Option<Format>, mut expected: Format) -> Arc<dyn Drive> {
+fn open_drive(
+    config: &DriveConfig,
+    found: &Option<Format>,
+    mut expected: Format,
+) -> Arc<dyn Drive> {
     let info = DriveInfo {
         label: config.path.display().to_string(),
         facility: config.facility.clone(),
@@ -123,7 +130,9 @@ fn open_drive(config: &DriveConfig, found: &Option<Format>, mut expected: Format
 /// A drive directory that holds nothing but (possibly) our own empty
 /// scaffolding can be formatted; anything else might be someone's data.
 fn is_blank(path: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(path) else { return false };
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
     entries.flatten().all(|entry| {
         let name = entry.file_name();
         (name == ".bulwark" || name == "data") && dir_has_no_files(&entry.path())
@@ -131,7 +140,9 @@ fn is_blank(path: &Path) -> bool {
 }
 
 fn dir_has_no_files(path: &Path) -> bool {
-    let Ok(entries) = std::fs::read_dir(path) else { return false };
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return false;
+    };
     entries
         .flatten()
         .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && dir_has_no_files(&e.path()))

@@ -164,7 +164,13 @@ pub trait Drive: Send + Sync + fmt::Debug {
 
     /// Up to `limit` version records whose keys start with `prefix`, in
     /// (key ascending, version newest-first) order, continuing `from`.
-    async fn scan_versions(&self, bucket: &str, prefix: &str, from: ScanFrom, limit: usize) -> Result<Vec<StoredVersion>>;
+    async fn scan_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: ScanFrom,
+        limit: usize,
+    ) -> Result<Vec<StoredVersion>>;
 
     async fn list_buckets(&self) -> Result<Vec<(String, Bytes)>>;
 
@@ -259,7 +265,13 @@ impl Drive for OfflineDrive {
     async fn get_inline(&self, _: VersionUid) -> Result<Option<Bytes>> {
         self.offline()
     }
-    async fn scan_versions(&self, _: &str, _: &str, _: ScanFrom, _: usize) -> Result<Vec<StoredVersion>> {
+    async fn scan_versions(
+        &self,
+        _: &str,
+        _: &str,
+        _: ScanFrom,
+        _: usize,
+    ) -> Result<Vec<StoredVersion>> {
         self.offline()
     }
     async fn list_buckets(&self) -> Result<Vec<(String, Bytes)>> {
@@ -271,7 +283,13 @@ impl Drive for OfflineDrive {
     async fn get_upload(&self, _: &str, _: &str, _: &str) -> Result<Option<Bytes>> {
         self.offline()
     }
-    async fn list_uploads(&self, _: &str, _: &str, _: Option<(String, String)>, _: usize) -> Result<Vec<(String, String, Bytes)>> {
+    async fn list_uploads(
+        &self,
+        _: &str,
+        _: &str,
+        _: Option<(String, String)>,
+        _: usize,
+    ) -> Result<Vec<(String, String, Bytes)>> {
         self.offline()
     }
     async fn list_parts(&self, _: &str) -> Result<Vec<(u32, Bytes)>> {

@@ -34,7 +34,10 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::oneshot;
 
 use crate::keys;
-use crate::{BlobId, BlobReader, BlobWriter, Drive, DriveInfo, Error, MetaOp, Result, ScanFrom, StoredVersion, VersionUid};
+use crate::{
+    BlobId, BlobReader, BlobWriter, Drive, DriveInfo, Error, MetaOp, Result, ScanFrom,
+    StoredVersion, VersionUid,
+};
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
 const VERSIONS: TableDefinition<&[u8], &[u8]> = TableDefinition::new("versions");
@@ -117,7 +120,9 @@ struct CommitRequest {
 
 impl std::fmt::Debug for LocalDrive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalDrive").field("root", &self.root).finish_non_exhaustive()
+        f.debug_struct("LocalDrive")
+            .field("root", &self.root)
+            .finish_non_exhaustive()
     }
 }
 
@@ -157,7 +162,8 @@ impl LocalDrive {
             ] {
                 open(&txn).map_err(|e| store_error(&label, e))?;
             }
-            txn.open_table(BUCKETS).map_err(|e| store_error(&label, e))?;
+            txn.open_table(BUCKETS)
+                .map_err(|e| store_error(&label, e))?;
             txn.open_table(SYSTEM).map_err(|e| store_error(&label, e))?;
             txn.commit().map_err(|e| store_error(&label, e))?;
         }
@@ -169,7 +175,15 @@ impl LocalDrive {
         let thread_online = online.clone();
         std::thread::Builder::new()
             .name(format!("commit-{}", format.position))
-            .spawn(move || committer(thread_root, thread_format, thread_db, thread_online, receiver))
+            .spawn(move || {
+                committer(
+                    thread_root,
+                    thread_format,
+                    thread_db,
+                    thread_online,
+                    receiver,
+                )
+            })
             .map_err(|e| io_error(root, e))?;
         Ok(LocalDrive {
             info: DriveInfo {
@@ -190,7 +204,11 @@ impl LocalDrive {
 
     fn blob_path(&self, bucket: &str, blob: &BlobId) -> PathBuf {
         let hex = hex::encode(blob);
-        self.root.join("data").join(bucket).join(&hex[..2]).join(hex)
+        self.root
+            .join("data")
+            .join(bucket)
+            .join(&hex[..2])
+            .join(hex)
     }
 
     fn label(&self) -> &str {
@@ -295,9 +313,13 @@ fn committer(
         let result = if !format_still_ours(&root, &format) {
             online.store(false, Ordering::Release);
             tracing::warn!(drive = %label, "drive lost its format file; taking it offline");
-            Err(Error::Offline { drive: label.clone() })
+            Err(Error::Offline {
+                drive: label.clone(),
+            })
         } else if !online.load(Ordering::Acquire) {
-            Err(Error::Offline { drive: label.clone() })
+            Err(Error::Offline {
+                drive: label.clone(),
+            })
         } else {
             apply_batch(&db, &label, &batch)
         };
@@ -313,10 +335,14 @@ fn committer(
 
 fn clone_error(e: &Error) -> Error {
     match e {
-        Error::Offline { drive } => Error::Offline { drive: drive.clone() },
+        Error::Offline { drive } => Error::Offline {
+            drive: drive.clone(),
+        },
         other => Error::Store {
             drive: match other {
-                Error::Store { drive, .. } | Error::Io { drive, .. } | Error::Format { drive, .. } => drive.clone(),
+                Error::Store { drive, .. }
+                | Error::Io { drive, .. }
+                | Error::Format { drive, .. } => drive.clone(),
                 _ => String::new(),
             },
             detail: other.to_string(),
@@ -328,7 +354,9 @@ fn apply_batch(db: &Database, label: &str, batch: &[CommitRequest]) -> Result<()
     let txn = db.begin_write().map_err(|e| store_error(label, e))?;
     {
         let mut buckets = txn.open_table(BUCKETS).map_err(|e| store_error(label, e))?;
-        let mut versions = txn.open_table(VERSIONS).map_err(|e| store_error(label, e))?;
+        let mut versions = txn
+            .open_table(VERSIONS)
+            .map_err(|e| store_error(label, e))?;
         let mut inline = txn.open_table(INLINE).map_err(|e| store_error(label, e))?;
         let mut uploads = txn.open_table(UPLOADS).map_err(|e| store_error(label, e))?;
         let mut parts = txn.open_table(PARTS).map_err(|e| store_error(label, e))?;
@@ -349,7 +377,10 @@ fn apply_batch(db: &Database, label: &str, batch: &[CommitRequest]) -> Result<()
                         record,
                         inline: shard,
                     } => {
-                        versions.insert(keys::version_key(bucket, key, uid).as_slice(), record.as_ref())?;
+                        versions.insert(
+                            keys::version_key(bucket, key, uid).as_slice(),
+                            record.as_ref(),
+                        )?;
                         if let Some(shard) = shard {
                             inline.insert(uid.as_slice(), shard.as_ref())?;
                         }
@@ -364,9 +395,16 @@ fn apply_batch(db: &Database, label: &str, batch: &[CommitRequest]) -> Result<()
                         upload_id,
                         record,
                     } => {
-                        uploads.insert(upload_key(bucket, key, upload_id).as_slice(), record.as_ref())?;
+                        uploads.insert(
+                            upload_key(bucket, key, upload_id).as_slice(),
+                            record.as_ref(),
+                        )?;
                     }
-                    MetaOp::DeleteUpload { bucket, key, upload_id } => {
+                    MetaOp::DeleteUpload {
+                        bucket,
+                        key,
+                        upload_id,
+                    } => {
                         uploads.remove(upload_key(bucket, key, upload_id).as_slice())?;
                         let mut start = Vec::new();
                         keys::push_component(&mut start, upload_id);
@@ -417,6 +455,9 @@ fn bucket_prefix(bucket: &str) -> Vec<u8> {
     out
 }
 
+/// A raw (key, value) row of a metadata table.
+type RawRow = (Vec<u8>, Vec<u8>);
+
 /// Collects up to `limit` entries of `table` in `[start, end)` (start exclusive if asked).
 fn scan_range(
     table: &impl ReadableTable<&'static [u8], &'static [u8]>,
@@ -424,7 +465,7 @@ fn scan_range(
     start_exclusive: bool,
     end: Option<&[u8]>,
     limit: usize,
-) -> Result<Vec<(Vec<u8>, Vec<u8>)>, redb::Error> {
+) -> Result<Vec<RawRow>, redb::Error> {
     let mut out = Vec::new();
     let range = match end {
         Some(end) => table.range(start..end)?,
@@ -467,16 +508,19 @@ impl Drive for LocalDrive {
 
     async fn create_blob(&self, bucket: &str, blob: BlobId) -> Result<Box<dyn BlobWriter>> {
         self.ensure_online()?;
-        let tmp_path = self
-            .root
-            .join(SYSTEM_DIR)
-            .join("tmp")
-            .join(format!("{}.{}", hex::encode(blob), uuid::Uuid::new_v4().simple()));
+        let tmp_path = self.root.join(SYSTEM_DIR).join("tmp").join(format!(
+            "{}.{}",
+            hex::encode(blob),
+            uuid::Uuid::new_v4().simple()
+        ));
         let final_path = self.blob_path(bucket, &blob);
         let root = self.root.clone();
         let open_path = tmp_path.clone();
         let file = tokio::task::spawn_blocking(move || {
-            OpenOptions::new().write(true).create_new(true).open(&open_path)
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .open(&open_path)
         })
         .await
         .map_err(|e| io_error(&root, io::Error::other(e)))?
@@ -503,7 +547,9 @@ impl Drive for LocalDrive {
         .map_err(|e| io_error(&root, io::Error::other(e)))?
         .map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                Error::BlobNotFound { drive: label.clone() }
+                Error::BlobNotFound {
+                    drive: label.clone(),
+                }
             } else {
                 io_error(&root, e)
             }
@@ -584,12 +630,20 @@ impl Drive for LocalDrive {
     async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>> {
         self.read(move |txn| {
             let table = txn.open_table(INLINE)?;
-            Ok(table.get(uid.as_slice())?.map(|v| Bytes::copy_from_slice(v.value())))
+            Ok(table
+                .get(uid.as_slice())?
+                .map(|v| Bytes::copy_from_slice(v.value())))
         })
         .await
     }
 
-    async fn scan_versions(&self, bucket: &str, prefix: &str, from: ScanFrom, limit: usize) -> Result<Vec<StoredVersion>> {
+    async fn scan_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: ScanFrom,
+        limit: usize,
+    ) -> Result<Vec<StoredVersion>> {
         let mut lower = bucket_prefix(bucket);
         keys::push_escaped(&mut lower, prefix);
         let end = keys::prefix_end(&lower);
@@ -601,7 +655,9 @@ impl Drive for LocalDrive {
                 start.extend_from_slice(&[0xFF; 16]);
                 (start.max(lower), true)
             }
-            ScanFrom::AfterVersion(key, uid) => (keys::version_key(bucket, &key, &uid).max(lower), true),
+            ScanFrom::AfterVersion(key, uid) => {
+                (keys::version_key(bucket, &key, &uid).max(lower), true)
+            }
         };
         self.read(move |txn| {
             let table = txn.open_table(VERSIONS)?;
@@ -640,8 +696,10 @@ impl Drive for LocalDrive {
             let end = keys::prefix_end(&start);
             let versions = txn.open_table(VERSIONS)?;
             let uploads = txn.open_table(UPLOADS)?;
-            Ok(scan_range(&versions, &start, false, end.as_deref(), 1)?.is_empty()
-                && scan_range(&uploads, &start, false, end.as_deref(), 1)?.is_empty())
+            Ok(
+                scan_range(&versions, &start, false, end.as_deref(), 1)?.is_empty()
+                    && scan_range(&uploads, &start, false, end.as_deref(), 1)?.is_empty(),
+            )
         })
         .await
     }
@@ -650,7 +708,9 @@ impl Drive for LocalDrive {
         let raw = upload_key(bucket, key, upload_id);
         self.read(move |txn| {
             let table = txn.open_table(UPLOADS)?;
-            Ok(table.get(raw.as_slice())?.map(|v| Bytes::copy_from_slice(v.value())))
+            Ok(table
+                .get(raw.as_slice())?
+                .map(|v| Bytes::copy_from_slice(v.value())))
         })
         .await
     }
@@ -707,7 +767,9 @@ impl Drive for LocalDrive {
         let name = name.to_owned();
         self.read(move |txn| {
             let table = txn.open_table(SYSTEM)?;
-            Ok(table.get(name.as_str())?.map(|v| Bytes::copy_from_slice(v.value())))
+            Ok(table
+                .get(name.as_str())?
+                .map(|v| Bytes::copy_from_slice(v.value())))
         })
         .await
     }
@@ -740,7 +802,10 @@ struct LocalBlobWriter {
 #[async_trait]
 impl BlobWriter for LocalBlobWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        let mut file = self.file.take().ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
+        let mut file = self
+            .file
+            .take()
+            .ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
         let (file, result) = tokio::task::spawn_blocking(move || {
             let result = file.write_all(&data);
             (file, result)
@@ -752,13 +817,18 @@ impl BlobWriter for LocalBlobWriter {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        let file = self.file.take().ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
+        let file = self
+            .file
+            .take()
+            .ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
         let tmp_path = self.tmp_path.clone();
         let final_path = self.final_path.clone();
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             file.sync_all()?;
             drop(file);
-            let dir = final_path.parent().ok_or_else(|| io::Error::other("blob path has no parent"))?;
+            let dir = final_path
+                .parent()
+                .ok_or_else(|| io::Error::other("blob path has no parent"))?;
             create_dir_durable(dir)?;
             fs::rename(&tmp_path, &final_path)?;
             sync_dir(dir)
@@ -801,7 +871,8 @@ impl BlobReader for LocalBlobReader {
         tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
             let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, offset).map(|()| Bytes::from(buf))
+            file.read_exact_at(&mut buf, offset)
+                .map(|()| Bytes::from(buf))
         })
         .await
         .map_err(|e| Error::Io {
@@ -817,7 +888,10 @@ impl BlobReader for LocalBlobReader {
                     len: self.len,
                 }
             } else {
-                Error::Io { drive: label, source }
+                Error::Io {
+                    drive: label,
+                    source,
+                }
             }
         })
     }
@@ -859,11 +933,19 @@ mod tests {
             .commit(vec![put("a", 1), put("a", 2), put("b", 1), put("a/x", 3)])
             .await
             .expect("commit");
-        let all = drive.scan_versions("b", "", ScanFrom::Start, 10).await.expect("scan");
+        let all = drive
+            .scan_versions("b", "", ScanFrom::Start, 10)
+            .await
+            .expect("scan");
         let seen: Vec<(String, u8)> = all.iter().map(|v| (v.key.clone(), v.uid[0])).collect();
         assert_eq!(
             seen,
-            vec![("a".into(), 2), ("a".into(), 1), ("a/x".into(), 3), ("b".into(), 1)]
+            vec![
+                ("a".into(), 2),
+                ("a".into(), 1),
+                ("a/x".into(), 3),
+                ("b".into(), 1)
+            ]
         );
         let after = drive
             .scan_versions("b", "", ScanFrom::AfterVersion("a".into(), [2; 16]), 10)
@@ -885,14 +967,29 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let drive = open(dir.path());
         let mut writer = drive.create_blob("b", [7; 16]).await.expect("create");
-        writer.write(Bytes::from_static(b"hello ")).await.expect("write");
-        writer.write(Bytes::from_static(b"world")).await.expect("write");
-        assert!(matches!(drive.open_blob("b", [7; 16]).await, Err(Error::BlobNotFound { .. })));
+        writer
+            .write(Bytes::from_static(b"hello "))
+            .await
+            .expect("write");
+        writer
+            .write(Bytes::from_static(b"world"))
+            .await
+            .expect("write");
+        assert!(matches!(
+            drive.open_blob("b", [7; 16]).await,
+            Err(Error::BlobNotFound { .. })
+        ));
         writer.commit().await.expect("commit");
         let reader = drive.open_blob("b", [7; 16]).await.expect("open");
-        drive.delete_blobs("b", vec![[7; 16]]).await.expect("delete");
+        drive
+            .delete_blobs("b", vec![[7; 16]])
+            .await
+            .expect("delete");
         assert_eq!(&reader.read_at(6, 5).await.expect("read")[..], b"world");
-        assert!(matches!(reader.read_at(8, 5).await, Err(Error::ShortRead { .. })));
+        assert!(matches!(
+            reader.read_at(8, 5).await,
+            Err(Error::ShortRead { .. })
+        ));
     }
 
     #[tokio::test]
