@@ -10,11 +10,7 @@ use bulwark_server::{Config, Credentials, Server};
 use clap::{Parser, Subcommand};
 
 #[derive(Parser)]
-#[command(
-    name = "bulwark",
-    version,
-    about = "Bulwark: an S3-compatible object store that keeps your data"
-)]
+#[command(name = "bulwark", version, about = "Bulwark: an S3-compatible object store that keeps your data")]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -39,16 +35,10 @@ enum Command {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG")
-                .unwrap_or_else(|_| "info".into()),
-        )
+        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG").unwrap_or_else(|_| "info".into()))
         .with_writer(std::io::stderr)
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
             eprintln!("error: cannot start the runtime: {e}");
@@ -56,19 +46,11 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Server {
-            data,
-            address,
-            config,
-        } => runtime.block_on(server(data, address, config)),
+        Command::Server { data, address, config } => runtime.block_on(server(data, address, config)),
     }
 }
 
-async fn server(
-    data: PathBuf,
-    address: Option<SocketAddr>,
-    config_file: Option<PathBuf>,
-) -> ExitCode {
+async fn server(data: PathBuf, address: Option<SocketAddr>, config_file: Option<PathBuf>) -> ExitCode {
     let mut config = match &config_file {
         Some(path) => match Config::from_file(path) {
             Ok(config) => config,
@@ -100,30 +82,16 @@ async fn server(
     match source {
         Source::Generated(path) => {
             // Printed this once; afterwards only the 0600 file holds it.
-            println!(
-                "Root credentials were generated and saved to {} (mode 0600):",
-                path.display()
-            );
+            println!("Root credentials were generated and saved to {} (mode 0600):", path.display());
             println!("  AWS_ACCESS_KEY_ID={}", credentials.access_key);
-            println!(
-                "  AWS_SECRET_ACCESS_KEY={}",
-                credentials.secret_key.expose()
-            );
+            println!("  AWS_SECRET_ACCESS_KEY={}", credentials.secret_key.expose());
         }
-        Source::File(path) => println!(
-            "Root credentials: {} (access key {})",
-            path.display(),
-            credentials.access_key
-        ),
-        Source::Environment => println!(
-            "Root credentials: from the environment (access key {})",
-            credentials.access_key
-        ),
+        Source::File(path) => println!("Root credentials: {} (access key {})", path.display(), credentials.access_key),
+        Source::Environment => {
+            println!("Root credentials: from the environment (access key {})", credentials.access_key)
+        }
     }
-    println!(
-        "Bulwark S3 endpoint: http://{address}  (region {})",
-        config.region
-    );
+    println!("Bulwark S3 endpoint: http://{address}  (region {})", config.region);
     tracing::info!(%address, drives = config.drives.len(), "listening");
     server.run(shutdown_signal()).await;
     ExitCode::SUCCESS
@@ -133,14 +101,13 @@ async fn shutdown_signal() {
     let ctrl_c = tokio::signal::ctrl_c();
     #[cfg(unix)]
     {
-        let mut term =
-            match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-                Ok(term) => term,
-                Err(_) => {
-                    let _ = ctrl_c.await;
-                    return;
-                }
-            };
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(term) => term,
+            Err(_) => {
+                let _ = ctrl_c.await;
+                return;
+            }
+        };
         tokio::select! {
             _ = ctrl_c => {}
             _ = term.recv() => {}

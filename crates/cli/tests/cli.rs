@@ -5,10 +5,7 @@ use std::process::Command;
 
 #[test]
 fn help_lists_the_server_command() {
-    let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
-        .arg("--help")
-        .output()
-        .expect("run bulwark --help");
+    let out = Command::new(env!("CARGO_BIN_EXE_bulwark")).arg("--help").output().expect("run bulwark --help");
     assert!(out.status.success());
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(text.contains("server"), "{text}");
@@ -18,11 +15,7 @@ fn help_lists_the_server_command() {
 fn a_bad_config_file_is_refused_with_a_message() {
     let dir = tempfile::tempdir().expect("tempdir");
     let config = dir.path().join("bulwark.toml");
-    std::fs::write(
-        &config,
-        "[erasure]\ndata = 4\nparity = 2\nwrite_quorum = 4\ndrives = []\n",
-    )
-    .expect("write");
+    std::fs::write(&config, "[erasure]\ndata = 4\nparity = 2\nwrite_quorum = 4\ndrives = []\n").expect("write");
     let out = Command::new(env!("CARGO_BIN_EXE_bulwark"))
         .args(["server", "--config"])
         .arg(&config)

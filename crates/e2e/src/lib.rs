@@ -30,8 +30,7 @@ use aws_sdk_s3::config::interceptors::BeforeDeserializationInterceptorContextRef
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{
-    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation,
-    RuntimeComponents,
+    BehaviorVersion, ConfigBag, Credentials, Intercept, Region, RequestChecksumCalculation, RuntimeComponents,
 };
 use aws_sdk_s3::error::{BoxError, DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::ByteStream;
@@ -79,11 +78,7 @@ impl TestServer {
             .tempdir()
             .expect("create a temporary directory for the server");
         fs::create_dir_all(dir.path().join("data")).expect("create the data directory");
-        let mut server = TestServer {
-            dir,
-            port: 0,
-            child: None,
-        };
+        let mut server = TestServer { dir, port: 0, child: None };
         // Another test may grab the port between our probe and the server's bind;
         // a server that exits before it is ready gets another port.
         for attempt in 1..=START_ATTEMPTS_MAX {
@@ -147,18 +142,13 @@ impl TestServer {
     /// The directory of drive `index` (1..=6): `facility-F/drive-index`.
     pub fn drive_path(&self, index: usize) -> PathBuf {
         assert!((1..=DRIVE_COUNT).contains(&index), "no drive {index}");
-        self.data_dir()
-            .join(format!("facility-{}", index.div_ceil(2)))
-            .join(format!("drive-{index}"))
+        self.data_dir().join(format!("facility-{}", index.div_ceil(2))).join(format!("drive-{index}"))
     }
 
     /// The drives of facility `facility` (1..=3).
     pub fn facility_drives(&self, facility: usize) -> [PathBuf; 2] {
         assert!((1..=3).contains(&facility), "no facility {facility}");
-        [
-            self.drive_path(facility * 2 - 1),
-            self.drive_path(facility * 2),
-        ]
+        [self.drive_path(facility * 2 - 1), self.drive_path(facility * 2)]
     }
 
     /// A scratch directory beside the data directory, removed with the server.
@@ -183,10 +173,7 @@ impl TestServer {
 
     /// A client that makes exactly one attempt per request, so every failure shows.
     pub fn client_without_retries(&self) -> Client {
-        self.client_with(ClientOptions {
-            retries: false,
-            ..ClientOptions::default()
-        })
+        self.client_with(ClientOptions { retries: false, ..ClientOptions::default() })
     }
 
     /// A client signing with the given credentials.
@@ -199,18 +186,8 @@ impl TestServer {
     }
 
     pub fn client_with(&self, options: ClientOptions) -> Client {
-        let credentials = Credentials::new(
-            options.access_key,
-            options.secret_key,
-            None,
-            None,
-            "bulwark-e2e",
-        );
-        let retry = if options.retries {
-            RetryConfig::standard()
-        } else {
-            RetryConfig::disabled()
-        };
+        let credentials = Credentials::new(options.access_key, options.secret_key, None, None, "bulwark-e2e");
+        let retry = if options.retries { RetryConfig::standard() } else { RetryConfig::disabled() };
         let checksums = if options.checksums_when_supported {
             RequestChecksumCalculation::WhenSupported
         } else {
@@ -244,22 +221,15 @@ impl TestServer {
     }
 
     fn append_log_marker(&self, text: &str) {
-        if let Ok(mut file) = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-        {
+        if let Ok(mut file) = fs::OpenOptions::new().create(true).append(true).open(self.log_path()) {
             let _ = writeln!(file, "===== e2e harness: {text} =====");
         }
     }
 
     fn spawn(&mut self) {
         let binary = bulwark_binary();
-        let log = fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("open the server log file");
+        let log =
+            fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open the server log file");
         let child = Command::new(&binary)
             .arg("server")
             .arg("--data")
@@ -268,10 +238,7 @@ impl TestServer {
             .arg(format!("127.0.0.1:{}", self.port))
             .env("BULWARK_ROOT_USER", ACCESS_KEY)
             .env("BULWARK_ROOT_PASSWORD", SECRET_KEY)
-            .env(
-                "RUST_LOG",
-                std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()),
-            )
+            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log file handle"))
             .stderr(log)
@@ -311,10 +278,7 @@ impl TestServer {
             if Instant::now() >= deadline {
                 return Err(NotReady {
                     exited: false,
-                    message: format!(
-                        "no TCP listener on {} after {READY_TIMEOUT:?}",
-                        self.address()
-                    ),
+                    message: format!("no TCP listener on {} after {READY_TIMEOUT:?}", self.address()),
                 });
             }
             tokio::time::sleep(READY_POLL_INTERVAL).await;
@@ -389,10 +353,7 @@ pub fn bulwark_binary() -> PathBuf {
     }
     // The test executable is <target>/<profile>/deps/<test>-<hash>.
     let exe = std::env::current_exe().expect("locate the test executable");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("test executable lives in <target>/<profile>/deps");
+    let profile_dir = exe.parent().and_then(Path::parent).expect("test executable lives in <target>/<profile>/deps");
     let binary = profile_dir.join("bulwark");
     assert!(
         binary.is_file(),
@@ -405,10 +366,7 @@ pub fn bulwark_binary() -> PathBuf {
 
 fn free_port() -> u16 {
     let listener = TcpListener::bind("127.0.0.1:0").expect("bind a probe listener");
-    listener
-        .local_addr()
-        .expect("probe listener address")
-        .port()
+    listener.local_addr().expect("probe listener address").port()
 }
 
 fn tail(text: &str, lines: usize) -> String {
@@ -453,11 +411,7 @@ pub fn md5_bytes(bytes: &[u8]) -> [u8; 16] {
 
 /// Reads a whole body into memory (for small objects).
 pub async fn read_all(body: ByteStream) -> Vec<u8> {
-    body.collect()
-        .await
-        .expect("read the response body")
-        .into_bytes()
-        .to_vec()
+    body.collect().await.expect("read the response body").into_bytes().to_vec()
 }
 
 /// Streams a body through MD5 without keeping it: `(hex md5, length)`.
@@ -548,12 +502,9 @@ where
 {
     match result {
         Ok(output) => panic!("expected HTTP {status}, got success: {output:?}"),
-        Err(error) => assert_eq!(
-            http_status(&error),
-            Some(status),
-            "unexpected error: {}",
-            DisplayErrorContext(&error)
-        ),
+        Err(error) => {
+            assert_eq!(http_status(&error), Some(status), "unexpected error: {}", DisplayErrorContext(&error))
+        }
     }
 }
 
@@ -591,12 +542,7 @@ impl ResponseCapture {
 
     /// The value of header `name` (case-insensitive) in the last response seen.
     pub fn header(&self, name: &str) -> Option<String> {
-        self.last().and_then(|r| {
-            r.headers
-                .iter()
-                .find(|(n, _)| n.eq_ignore_ascii_case(name))
-                .map(|(_, v)| v.clone())
-        })
+        self.last().and_then(|r| r.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.clone()))
     }
 
     /// The `x-bulwark-redundancy` receipt of the last response seen.
@@ -605,10 +551,7 @@ impl ResponseCapture {
     }
 
     fn last(&self) -> Option<CapturedResponse> {
-        self.seen
-            .lock()
-            .expect("response capture lock is never poisoned")
-            .clone()
+        self.seen.lock().expect("response capture lock is never poisoned").clone()
     }
 }
 
@@ -626,16 +569,9 @@ impl Intercept for ResponseCapture {
         let response = context.response();
         let captured = CapturedResponse {
             status: response.status().as_u16(),
-            headers: response
-                .headers()
-                .iter()
-                .map(|(n, v)| (n.to_owned(), v.to_owned()))
-                .collect(),
+            headers: response.headers().iter().map(|(n, v)| (n.to_owned(), v.to_owned())).collect(),
         };
-        *self
-            .seen
-            .lock()
-            .expect("response capture lock is never poisoned") = Some(captured);
+        *self.seen.lock().expect("response capture lock is never poisoned") = Some(captured);
         Ok(())
     }
 }
@@ -646,8 +582,7 @@ pub async fn put_with_redundancy(
     bucket: &str,
     key: &str,
     bytes: Vec<u8>,
-) -> Result<Option<String>, SdkError<aws_sdk_s3::operation::put_object::PutObjectError, HttpResponse>>
-{
+) -> Result<Option<String>, SdkError<aws_sdk_s3::operation::put_object::PutObjectError, HttpResponse>> {
     let capture = ResponseCapture::new();
     client
         .put_object()
@@ -704,21 +639,17 @@ pub fn flip_bytes(path: &Path, offset: u64, count: usize) {
         .open(path)
         .unwrap_or_else(|e| panic!("open {} to corrupt it: {e}", path.display()));
     let mut bytes = vec![0u8; count];
-    file.read_exact_at(&mut bytes, offset)
-        .unwrap_or_else(|e| panic!("read {} at {offset}: {e}", path.display()));
+    file.read_exact_at(&mut bytes, offset).unwrap_or_else(|e| panic!("read {} at {offset}: {e}", path.display()));
     for byte in &mut bytes {
         *byte = !*byte;
     }
-    file.write_all_at(&bytes, offset)
-        .unwrap_or_else(|e| panic!("write {} at {offset}: {e}", path.display()));
+    file.write_all_at(&bytes, offset).unwrap_or_else(|e| panic!("write {} at {offset}: {e}", path.display()));
     file.sync_all().expect("sync the corrupted file");
 }
 
 /// Flips a few bytes in the middle of a file: the kind of damage bitrot does.
 pub fn corrupt_middle(path: &Path) {
-    let len = fs::metadata(path)
-        .unwrap_or_else(|e| panic!("stat {}: {e}", path.display()))
-        .len();
+    let len = fs::metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).len();
     assert!(len >= 16, "{} is too short to corrupt", path.display());
     flip_bytes(path, len / 2, 8);
 }
@@ -731,8 +662,7 @@ pub fn wipe_drive(drive: &Path) {
 /// Moves a drive directory away (to `<drive>.away`), as an unmounted disk would.
 pub fn unplug_drive(drive: &Path) -> PathBuf {
     let away = drive.with_extension("away");
-    fs::rename(drive, &away)
-        .unwrap_or_else(|e| panic!("mv {} {}: {e}", drive.display(), away.display()));
+    fs::rename(drive, &away).unwrap_or_else(|e| panic!("mv {} {}: {e}", drive.display(), away.display()));
     away
 }
 
@@ -741,24 +671,14 @@ pub fn unplug_drive(drive: &Path) -> PathBuf {
 
 /// A presigned URL for `method` on `/bucket/key` valid for `expires_in`, signed with
 /// the root credentials — without the SDK's 7-day limit, to test the server's.
-pub fn presign_url_by_hand(
-    server: &TestServer,
-    method: &str,
-    bucket: &str,
-    key: &str,
-    expires_in: Duration,
-) -> String {
+pub fn presign_url_by_hand(server: &TestServer, method: &str, bucket: &str, key: &str, expires_in: Duration) -> String {
     use aws_sigv4::http_request::{
         PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
         UriPathNormalizationMode, sign,
     };
     use aws_sigv4::sign::v4;
 
-    let url = format!(
-        "{}/{bucket}/{}",
-        server.endpoint(),
-        raw_http::encode_path(key)
-    );
+    let url = format!("{}/{bucket}/{}", server.endpoint(), raw_http::encode_path(key));
     let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bulwark-e2e").into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::QueryParams;
@@ -775,20 +695,118 @@ pub fn presign_url_by_hand(
         .expect("valid signing parameters")
         .into();
     let host = format!("127.0.0.1:{}", server.port);
-    let request = SignableRequest::new(
-        method,
-        &url,
-        std::iter::once(("host", host.as_str())),
-        SignableBody::UnsignedPayload,
-    )
-    .expect("signable request");
-    let (instructions, _signature) = sign(request, &params)
-        .expect("sign the request")
-        .into_parts();
+    let request =
+        SignableRequest::new(method, &url, std::iter::once(("host", host.as_str())), SignableBody::UnsignedPayload)
+            .expect("signable request");
+    let (instructions, _signature) = sign(request, &params).expect("sign the request").into_parts();
     let query: Vec<String> = instructions
         .params()
         .iter()
         .map(|(name, value)| format!("{name}={}", raw_http::encode_query_value(value)))
         .collect();
     format!("{url}?{}", query.join("&"))
+}
+
+/// How to damage a signed aws-chunked upload, to test that the server notices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ChunkTampering {
+    /// Send the chunks as signed.
+    None,
+    /// Flip one byte of the data of the second chunk after signing it.
+    FlipByteInSecondChunk,
+    /// Send the first chunk only, then close the connection's sending side, as a
+    /// client that dies mid-upload would.
+    HangUpAfterFirstChunk,
+}
+
+/// PUTs `body` as `STREAMING-AWS4-HMAC-SHA256-PAYLOAD` (signed aws-chunked
+/// encoding, each chunk signed and chained to the previous signature), the way
+/// SDKs that sign their payload stream it, over a raw connection. Returns `None`
+/// if the server closed the connection without an answer (after a hang-up).
+pub async fn put_signed_aws_chunked(
+    server: &TestServer,
+    bucket: &str,
+    key: &str,
+    body: &[u8],
+    chunk_bytes: usize,
+    tampering: ChunkTampering,
+) -> Option<raw_http::Response> {
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
+    use aws_sigv4::sign::v4;
+
+    const STREAMING: &str = "STREAMING-AWS4-HMAC-SHA256-PAYLOAD";
+    const SIGNATURE_HEX_LEN: usize = 64;
+    assert!(chunk_bytes > 0, "chunks hold at least one byte");
+    let chunks: Vec<&[u8]> = body.chunks(chunk_bytes).chain(std::iter::once(&[][..])).collect();
+    let encoded_len: usize = chunks
+        .iter()
+        .map(|c| format!("{:x}", c.len()).len() + ";chunk-signature=".len() + SIGNATURE_HEX_LEN + 2 + c.len() + 2)
+        .sum();
+
+    let url = format!("{}/{bucket}/{}", server.endpoint(), raw_http::encode_path(key));
+    let host = format!("127.0.0.1:{}", server.port);
+    let decoded_len = body.len().to_string();
+    let encoded_len_text = encoded_len.to_string();
+    let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bulwark-e2e").into();
+    let time = SystemTime::now();
+    let settings = || {
+        let mut settings = SigningSettings::default();
+        settings.signature_location = SignatureLocation::Headers;
+        settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+        settings.percent_encoding_mode = PercentEncodingMode::Single;
+        settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+        settings
+    };
+    let params = || {
+        v4::SigningParams::builder()
+            .identity(&identity)
+            .region(REGION)
+            .name("s3")
+            .time(time)
+            .settings(settings())
+            .build()
+            .expect("valid signing parameters")
+    };
+    let headers = [
+        ("host", host.as_str()),
+        ("content-encoding", "aws-chunked"),
+        ("content-length", encoded_len_text.as_str()),
+        ("x-amz-decoded-content-length", decoded_len.as_str()),
+    ];
+    let request =
+        SignableRequest::new("PUT", &url, headers.iter().copied(), SignableBody::Precomputed(STREAMING.to_owned()))
+            .expect("signable request");
+    let (instructions, seed_signature) = sign(request, &params().into()).expect("sign the request").into_parts();
+
+    let chunk_params = params();
+    let mut running_signature = seed_signature;
+    let mut encoded = Vec::with_capacity(encoded_len);
+    for (index, chunk) in chunks.iter().enumerate() {
+        let signature = v4::sign_chunk(&bytes::Bytes::copy_from_slice(chunk), &running_signature, &chunk_params)
+            .expect("sign a chunk")
+            .into_parts()
+            .1;
+        encoded.extend_from_slice(format!("{:x};chunk-signature={signature}\r\n", chunk.len()).as_bytes());
+        let start = encoded.len();
+        encoded.extend_from_slice(chunk);
+        if index == 1 && tampering == ChunkTampering::FlipByteInSecondChunk {
+            encoded[start + chunk.len() / 2] ^= 0xFF;
+        }
+        encoded.extend_from_slice(b"\r\n");
+        running_signature = signature;
+        if index == 0 && tampering == ChunkTampering::HangUpAfterFirstChunk {
+            break;
+        }
+    }
+
+    let signed: Vec<(String, String)> = instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())).collect();
+    let mut all_headers: Vec<(&str, &str)> = headers.iter().copied().filter(|(n, _)| *n != "host").collect();
+    all_headers.extend(signed.iter().map(|(n, v)| (n.as_str(), v.as_str())));
+    if tampering == ChunkTampering::HangUpAfterFirstChunk {
+        return raw_http::send_then_hang_up("PUT", &url, &all_headers, &encoded).await;
+    }
+    Some(raw_http::send("PUT", &url, &all_headers, &encoded).await)
 }

@@ -25,10 +25,7 @@ pub struct Response {
 impl Response {
     /// The first value of header `name` (case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// The body as text (lossy), for error bodies in assertions.
@@ -52,35 +49,53 @@ pub async fn send(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]
         .unwrap_or_else(|_| panic!("{method} {url} got no response within {REQUEST_TIMEOUT:?}"))
 }
 
-async fn send_inner(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
-    let rest = url
-        .strip_prefix("http://")
-        .unwrap_or_else(|| panic!("only http:// URLs are supported: {url}"));
+/// Sends a request head and `partial_body`, then shuts down the sending side of
+/// the connection while the server still expects more (its `Content-Length` says
+/// so): a client dying mid-upload. Returns the server's answer, if it gave one.
+pub async fn send_then_hang_up(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    partial_body: &[u8],
+) -> Option<Response> {
+    let exchange = async {
+        let (mut stream, head) = connect_and_write_head(method, url, headers, partial_body.len()).await;
+        stream.write_all(head.as_bytes()).await.ok()?;
+        stream.write_all(partial_body).await.ok()?;
+        stream.shutdown().await.ok()?;
+        let raw = read_to_end(&mut stream, method, url).await;
+        parse_response(&raw, method == "HEAD").ok()
+    };
+    tokio::time::timeout(REQUEST_TIMEOUT, exchange)
+        .await
+        .unwrap_or_else(|_| panic!("{method} {url} neither answered nor closed within {REQUEST_TIMEOUT:?}"))
+}
+
+async fn connect_and_write_head(
+    method: &str,
+    url: &str,
+    headers: &[(&str, &str)],
+    body_len: usize,
+) -> (TcpStream, String) {
+    let rest = url.strip_prefix("http://").unwrap_or_else(|| panic!("only http:// URLs are supported: {url}"));
     let (authority, path_and_query) = match rest.find('/') {
         Some(i) => (&rest[..i], &rest[i..]),
         None => (rest, "/"),
     };
-    let mut stream = TcpStream::connect(authority)
-        .await
-        .unwrap_or_else(|e| panic!("connect to {authority}: {e}"));
-    let mut request = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {authority}\r\n");
+    let stream = TcpStream::connect(authority).await.unwrap_or_else(|e| panic!("connect to {authority}: {e}"));
+    let mut head = format!("{method} {path_and_query} HTTP/1.1\r\nHost: {authority}\r\n");
     for (name, value) in headers {
-        request.push_str(&format!("{name}: {value}\r\n"));
+        head.push_str(&format!("{name}: {value}\r\n"));
     }
-    let has_length = headers
-        .iter()
-        .any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
-    if !has_length && (!body.is_empty() || method == "PUT" || method == "POST") {
-        request.push_str(&format!("Content-Length: {}\r\n", body.len()));
+    let has_length = headers.iter().any(|(n, _)| n.eq_ignore_ascii_case("content-length"));
+    if !has_length && (body_len > 0 || method == "PUT" || method == "POST") {
+        head.push_str(&format!("Content-Length: {body_len}\r\n"));
     }
-    request.push_str("Connection: close\r\n\r\n");
-    stream
-        .write_all(request.as_bytes())
-        .await
-        .expect("send the request head");
-    stream.write_all(body).await.expect("send the request body");
-    stream.flush().await.expect("flush the request");
+    head.push_str("Connection: close\r\n\r\n");
+    (stream, head)
+}
 
+async fn read_to_end(stream: &mut TcpStream, method: &str, url: &str) -> Vec<u8> {
     let mut raw = Vec::new();
     let mut buffer = vec![0u8; 64 * 1024];
     loop {
@@ -88,23 +103,29 @@ async fn send_inner(method: &str, url: &str, headers: &[(&str, &str)], body: &[u
             Ok(0) => break,
             Ok(n) => raw.extend_from_slice(&buffer[..n]),
             // A server may reset after answering; keep what arrived.
-            Err(_) if !raw.is_empty() => break,
-            Err(e) => panic!("read the response to {method} {url}: {e}"),
+            Err(_) => break,
         }
-        assert!(
-            raw.len() <= RESPONSE_BYTES_MAX,
-            "response to {url} is too large"
-        );
+        assert!(raw.len() <= RESPONSE_BYTES_MAX, "response to {method} {url} is too large");
     }
-    parse_response(&raw, method == "HEAD")
-        .unwrap_or_else(|reason| panic!("bad response to {method} {url}: {reason}"))
+    raw
+}
+
+async fn send_inner(method: &str, url: &str, headers: &[(&str, &str)], body: &[u8]) -> Response {
+    let (mut stream, head) = connect_and_write_head(method, url, headers, body.len()).await;
+    stream.write_all(head.as_bytes()).await.expect("send the request head");
+    // A server may answer (and close) before reading a body it refuses.
+    let sent = stream.write_all(body).await.and(stream.flush().await);
+    let raw = read_to_end(&mut stream, method, url).await;
+    if raw.is_empty()
+        && let Err(e) = sent
+    {
+        panic!("send the body of {method} {url}: {e}");
+    }
+    parse_response(&raw, method == "HEAD").unwrap_or_else(|reason| panic!("bad response to {method} {url}: {reason}"))
 }
 
 fn parse_response(raw: &[u8], head_only: bool) -> Result<Response, String> {
-    let head_end = raw
-        .windows(4)
-        .position(|w| w == b"\r\n\r\n")
-        .ok_or("no end of headers")?;
+    let head_end = raw.windows(4).position(|w| w == b"\r\n\r\n").ok_or("no end of headers")?;
     let head = std::str::from_utf8(&raw[..head_end]).map_err(|e| e.to_string())?;
     let mut lines = head.split("\r\n");
     let status_line = lines.next().ok_or("no status line")?;
@@ -118,12 +139,7 @@ fn parse_response(raw: &[u8], head_only: bool) -> Result<Response, String> {
         .map(|(n, v)| (n.trim().to_ascii_lowercase(), v.trim().to_owned()))
         .collect();
     let rest = &raw[head_end + 4..];
-    let header = |name: &str| {
-        headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
-    };
+    let header = |name: &str| headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
     let body = if head_only || status == 204 || status == 304 {
         Vec::new()
     } else if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
@@ -137,24 +153,16 @@ fn parse_response(raw: &[u8], head_only: bool) -> Result<Response, String> {
     } else {
         rest.to_vec()
     };
-    Ok(Response {
-        status,
-        headers,
-        body,
-    })
+    Ok(Response { status, headers, body })
 }
 
 fn decode_chunked(mut rest: &[u8]) -> Result<Vec<u8>, String> {
     let mut body = Vec::new();
     loop {
-        let line_end = rest
-            .windows(2)
-            .position(|w| w == b"\r\n")
-            .ok_or("unterminated chunk size")?;
+        let line_end = rest.windows(2).position(|w| w == b"\r\n").ok_or("unterminated chunk size")?;
         let size_text = std::str::from_utf8(&rest[..line_end]).map_err(|e| e.to_string())?;
         let size_text = size_text.split(';').next().unwrap_or_default().trim();
-        let size = usize::from_str_radix(size_text, 16)
-            .map_err(|_| format!("bad chunk size {size_text:?}"))?;
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| format!("bad chunk size {size_text:?}"))?;
         rest = &rest[line_end + 2..];
         if size == 0 {
             return Ok(body);
@@ -197,9 +205,7 @@ pub fn percent_decode(text: &str) -> Vec<u8> {
     let mut i = 0;
     while i < bytes.len() {
         if bytes[i] == b'%'
-            && let Some(value) = text
-                .get(i + 1..i + 3)
-                .and_then(|h| u8::from_str_radix(h, 16).ok())
+            && let Some(value) = text.get(i + 1..i + 3).and_then(|h| u8::from_str_radix(h, 16).ok())
         {
             out.push(value);
             i += 3;

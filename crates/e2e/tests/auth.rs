@@ -8,8 +8,8 @@ use aws_sdk_s3::presigning::PresigningConfig;
 use aws_sdk_s3::primitives::ByteStream;
 use bulwark_e2e::raw_http::{self, Response};
 use bulwark_e2e::{
-    ACCESS_KEY, ClientOptions, SECRET_KEY, TestServer, assert_http_status, assert_s3_error,
-    etag_of, get_bytes, payload, presign_url_by_hand, put_bytes,
+    ACCESS_KEY, ChunkTampering, ClientOptions, SECRET_KEY, TestServer, assert_http_status, assert_s3_error, etag_of,
+    get_bytes, payload, presign_url_by_hand, put_bytes, put_signed_aws_chunked,
 };
 
 const BUCKET: &str = "guarded";
@@ -52,10 +52,7 @@ async fn a_presigned_get_url_downloads_the_object_without_credentials() {
     let headers: Vec<(&str, &str)> = presigned.headers().collect();
     let response = fetch("GET", presigned.uri(), &headers, b"").await;
     assert_eq!(response.status, 200, "{}", response.text());
-    assert!(
-        response.body == data,
-        "presigned GET returned different bytes"
-    );
+    assert!(response.body == data, "presigned GET returned different bytes");
     assert_eq!(response.header("etag"), Some(etag_of(&data).as_str()));
 }
 
@@ -63,10 +60,7 @@ async fn a_presigned_get_url_downloads_the_object_without_credentials() {
 async fn a_presigned_put_url_uploads_an_object_without_credentials() {
     let (server, client) = TestServer::start_with_bucket(BUCKET).await;
     // A client that adds no checksum of its own, so the URL carries none either.
-    let presigner = server.client_with(ClientOptions {
-        checksums_when_supported: false,
-        ..ClientOptions::default()
-    });
+    let presigner = server.client_with(ClientOptions { checksums_when_supported: false, ..ClientOptions::default() });
     let data = payload(2, 600 * 1024);
 
     let presigned = presigner
@@ -109,21 +103,10 @@ async fn a_presigned_url_may_be_valid_for_seven_days_but_not_longer() {
 
     let week = presign_url_by_hand(&server, "GET", BUCKET, "k", SEVEN_DAYS);
     let response = fetch("GET", &week, &[], b"").await;
-    assert_eq!(
-        response.status,
-        200,
-        "a 7-day URL works: {}",
-        response.text()
-    );
+    assert_eq!(response.status, 200, "a 7-day URL works: {}", response.text());
     assert!(response.body == data);
 
-    let longer = presign_url_by_hand(
-        &server,
-        "GET",
-        BUCKET,
-        "k",
-        SEVEN_DAYS + Duration::from_secs(1),
-    );
+    let longer = presign_url_by_hand(&server, "GET", BUCKET, "k", SEVEN_DAYS + Duration::from_secs(1));
     let response = fetch("GET", &longer, &[], b"").await;
     assert_refused(&response, 400, "AuthorizationQueryParametersError");
 }
@@ -149,11 +132,7 @@ async fn a_presigned_url_does_not_open_another_key_or_survive_tampering() {
 
     let signature_at = url.find("X-Amz-Signature=").expect("URL has a signature") + 16;
     let mut tampered = url.clone().into_bytes();
-    tampered[signature_at] = if tampered[signature_at] == b'0' {
-        b'1'
-    } else {
-        b'0'
-    };
+    tampered[signature_at] = if tampered[signature_at] == b'0' { b'1' } else { b'0' };
     let tampered = String::from_utf8(tampered).expect("ASCII URL");
     let response = fetch("GET", &tampered, &[], b"").await;
     assert_refused(&response, 403, "SignatureDoesNotMatch");
@@ -163,11 +142,7 @@ async fn a_presigned_url_does_not_open_another_key_or_survive_tampering() {
 async fn a_wrong_secret_is_signature_does_not_match() {
     let (server, _client) = TestServer::start_with_bucket(BUCKET).await;
     let intruder = server.client_with_credentials(ACCESS_KEY, WRONG_SECRET);
-    assert_s3_error(
-        intruder.list_buckets().send().await,
-        403,
-        "SignatureDoesNotMatch",
-    );
+    assert_s3_error(intruder.list_buckets().send().await, 403, "SignatureDoesNotMatch");
     let get = intruder.get_object().bucket(BUCKET).key("k").send().await;
     assert_s3_error(get, 403, "SignatureDoesNotMatch");
 }
@@ -176,18 +151,8 @@ async fn a_wrong_secret_is_signature_does_not_match() {
 async fn an_unknown_access_key_is_invalid_access_key_id() {
     let (server, _client) = TestServer::start_with_bucket(BUCKET).await;
     let stranger = server.client_with_credentials(UNKNOWN_ACCESS_KEY, SECRET_KEY);
-    assert_s3_error(
-        stranger.list_buckets().send().await,
-        403,
-        "InvalidAccessKeyId",
-    );
-    let put = stranger
-        .put_object()
-        .bucket(BUCKET)
-        .key("k")
-        .body(ByteStream::from(payload(7, 100)))
-        .send()
-        .await;
+    assert_s3_error(stranger.list_buckets().send().await, 403, "InvalidAccessKeyId");
+    let put = stranger.put_object().bucket(BUCKET).key("k").body(ByteStream::from(payload(7, 100))).send().await;
     assert_s3_error(put, 403, "InvalidAccessKeyId");
 }
 
@@ -204,67 +169,30 @@ async fn requests_with_a_failing_signature_create_change_and_delete_nothing() {
 
     let bucket = intruder.create_bucket().bucket("ghost-bucket").send().await;
     assert_s3_error(bucket, 403, "SignatureDoesNotMatch");
-    assert_http_status(
-        client.head_bucket().bucket("ghost-bucket").send().await,
-        404,
-    );
+    assert_http_status(client.head_bucket().bucket("ghost-bucket").send().await, 404);
 
     for (key, size) in [("ghost-small", 1000), ("ghost-large", 2 * 1024 * 1024)] {
-        let put = intruder
-            .put_object()
-            .bucket(BUCKET)
-            .key(key)
-            .body(ByteStream::from(payload(9, size)))
-            .send()
-            .await;
+        let put = intruder.put_object().bucket(BUCKET).key(key).body(ByteStream::from(payload(9, size))).send().await;
         assert_s3_error(put, 403, "SignatureDoesNotMatch");
         let get = client.get_object().bucket(BUCKET).key(key).send().await;
         assert_s3_error(get, 404, "NoSuchKey");
     }
 
-    let overwrite = intruder
-        .put_object()
-        .bucket(BUCKET)
-        .key("kept")
-        .body(ByteStream::from(payload(10, 1000)))
-        .send()
-        .await;
+    let overwrite =
+        intruder.put_object().bucket(BUCKET).key("kept").body(ByteStream::from(payload(10, 1000))).send().await;
     assert_s3_error(overwrite, 403, "SignatureDoesNotMatch");
-    let delete = intruder
-        .delete_object()
-        .bucket(BUCKET)
-        .key("kept")
-        .send()
-        .await;
+    let delete = intruder.delete_object().bucket(BUCKET).key("kept").send().await;
     assert_s3_error(delete, 403, "SignatureDoesNotMatch");
     let delete_bucket = intruder.delete_bucket().bucket(BUCKET).send().await;
     assert_s3_error(delete_bucket, 403, "SignatureDoesNotMatch");
-    let upload = intruder
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key("ghost-upload")
-        .send()
-        .await;
+    let upload = intruder.create_multipart_upload().bucket(BUCKET).key("ghost-upload").send().await;
     assert_s3_error(upload, 403, "SignatureDoesNotMatch");
 
-    assert!(
-        get_bytes(&client, BUCKET, "kept").await == kept,
-        "the object is unchanged"
-    );
-    let listed = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListObjectsV2");
+    assert!(get_bytes(&client, BUCKET, "kept").await == kept, "the object is unchanged");
+    let listed = client.list_objects_v2().bucket(BUCKET).send().await.expect("ListObjectsV2");
     let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     assert_eq!(keys, ["kept"]);
-    let uploads = client
-        .list_multipart_uploads()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListMultipartUploads");
+    let uploads = client.list_multipart_uploads().bucket(BUCKET).send().await.expect("ListMultipartUploads");
     assert!(uploads.uploads().is_empty(), "no upload was started");
 }
 
@@ -278,37 +206,20 @@ async fn anonymous_requests_are_access_denied_and_store_nothing() {
     assert_refused(&get, 403, "AccessDenied");
     let list = fetch("GET", &format!("{endpoint}/"), &[], b"").await;
     assert_refused(&list, 403, "AccessDenied");
-    let put = fetch(
-        "PUT",
-        &format!("{endpoint}/{BUCKET}/anonymous"),
-        &[],
-        &payload(12, 1000),
-    )
-    .await;
+    let put = fetch("PUT", &format!("{endpoint}/{BUCKET}/anonymous"), &[], &payload(12, 1000)).await;
     assert_refused(&put, 403, "AccessDenied");
     let create = fetch("PUT", &format!("{endpoint}/anonymous-bucket"), &[], b"").await;
     assert_refused(&create, 403, "AccessDenied");
 
-    let absent = client
-        .get_object()
-        .bucket(BUCKET)
-        .key("anonymous")
-        .send()
-        .await;
+    let absent = client.get_object().bucket(BUCKET).key("anonymous").send().await;
     assert_s3_error(absent, 404, "NoSuchKey");
-    assert_http_status(
-        client.head_bucket().bucket("anonymous-bucket").send().await,
-        404,
-    );
+    assert_http_status(client.head_bucket().bucket("anonymous-bucket").send().await, 404);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_presigned_put_url_can_be_reused_until_it_expires_and_not_after() {
     let (server, client) = TestServer::start_with_bucket(BUCKET).await;
-    let presigner = server.client_with(ClientOptions {
-        checksums_when_supported: false,
-        ..ClientOptions::default()
-    });
+    let presigner = server.client_with(ClientOptions { checksums_when_supported: false, ..ClientOptions::default() });
     let presigned = presigner
         .put_object()
         .bucket(BUCKET)
@@ -329,8 +240,37 @@ async fn a_presigned_put_url_can_be_reused_until_it_expires_and_not_after() {
     tokio::time::sleep(Duration::from_secs(3)).await;
     let response = fetch("PUT", presigned.uri(), &headers, &payload(15, 1000)).await;
     assert_refused(&response, 403, "AccessDenied");
-    assert!(
-        get_bytes(&client, BUCKET, "twice").await == second,
-        "the expired PUT stored nothing"
-    );
+    assert!(get_bytes(&client, BUCKET, "twice").await == second, "the expired PUT stored nothing");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signed_aws_chunked_upload_stores_the_decoded_body() {
+    let (server, client) = TestServer::start_with_bucket(BUCKET).await;
+    let data = payload(16, 300 * 1024 + 5);
+
+    let response = put_signed_aws_chunked(&server, BUCKET, "chunked", &data, 64 * 1024, ChunkTampering::None)
+        .await
+        .expect("the server answers");
+    assert_eq!(response.status, 200, "{}", response.text());
+    assert_eq!(response.header("etag"), Some(etag_of(&data).as_str()));
+    assert!(get_bytes(&client, BUCKET, "chunked").await == data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_aws_chunked_upload_with_a_tampered_chunk_is_refused_and_stores_nothing() {
+    let (server, client) = TestServer::start_with_bucket(BUCKET).await;
+    let original = payload(17, 1000);
+    put_bytes(&client, BUCKET, "existing", original.clone()).await;
+
+    for key in ["fresh", "existing"] {
+        let data = payload(18, 300 * 1024);
+        let response =
+            put_signed_aws_chunked(&server, BUCKET, key, &data, 64 * 1024, ChunkTampering::FlipByteInSecondChunk)
+                .await
+                .expect("the server answers");
+        assert_refused(&response, 403, "SignatureDoesNotMatch");
+    }
+    let fresh = client.get_object().bucket(BUCKET).key("fresh").send().await;
+    assert_s3_error(fresh, 404, "NoSuchKey");
+    assert!(get_bytes(&client, BUCKET, "existing").await == original, "the refused upload did not overwrite");
 }

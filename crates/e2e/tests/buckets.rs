@@ -2,9 +2,7 @@
 //! names the problem when a bucket is missing, taken, misnamed or not empty.
 
 use aws_sdk_s3::types::BucketLocationConstraint;
-use bulwark_e2e::{
-    TestServer, assert_http_status, assert_s3_error, create_bucket, payload, put_bytes,
-};
+use bulwark_e2e::{TestServer, assert_http_status, assert_s3_error, create_bucket, payload, put_bytes};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_bucket_answers_head_and_appears_in_list_buckets() {
@@ -13,23 +11,11 @@ async fn a_created_bucket_answers_head_and_appears_in_list_buckets() {
     create_bucket(&client, "alpha").await;
     create_bucket(&client, "beta").await;
 
-    client
-        .head_bucket()
-        .bucket("alpha")
-        .send()
-        .await
-        .expect("HeadBucket of a created bucket succeeds");
+    client.head_bucket().bucket("alpha").send().await.expect("HeadBucket of a created bucket succeeds");
     let listed = client.list_buckets().send().await.expect("ListBuckets");
     let names: Vec<&str> = listed.buckets().iter().filter_map(|b| b.name()).collect();
-    assert_eq!(
-        names,
-        ["alpha", "beta"],
-        "ListBuckets lists buckets by name"
-    );
-    assert!(
-        listed.buckets().iter().all(|b| b.creation_date().is_some()),
-        "every bucket has a creation date"
-    );
+    assert_eq!(names, ["alpha", "beta"], "ListBuckets lists buckets by name");
+    assert!(listed.buckets().iter().all(|b| b.creation_date().is_some()), "every bucket has a creation date");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -76,18 +62,10 @@ async fn deleting_an_empty_bucket_removes_it() {
     let client = server.client();
     create_bucket(&client, "short-lived").await;
 
-    client
-        .delete_bucket()
-        .bucket("short-lived")
-        .send()
-        .await
-        .expect("DeleteBucket of an empty bucket succeeds");
+    client.delete_bucket().bucket("short-lived").send().await.expect("DeleteBucket of an empty bucket succeeds");
     assert_http_status(client.head_bucket().bucket("short-lived").send().await, 404);
     let listed = client.list_buckets().send().await.expect("ListBuckets");
-    assert!(
-        listed.buckets().is_empty(),
-        "the deleted bucket is not listed"
-    );
+    assert!(listed.buckets().is_empty(), "the deleted bucket is not listed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -100,12 +78,7 @@ async fn deleting_a_bucket_with_objects_is_bucket_not_empty_and_keeps_them() {
 
     let result = client.delete_bucket().bucket("full").send().await;
     assert_s3_error(result, 409, "BucketNotEmpty");
-    let listed = client
-        .list_objects_v2()
-        .bucket("full")
-        .send()
-        .await
-        .expect("ListObjectsV2");
+    let listed = client.list_objects_v2().bucket("full").send().await.expect("ListObjectsV2");
     assert_eq!(listed.key_count(), Some(2), "both objects are still there");
 }
 
@@ -115,31 +88,15 @@ async fn a_bucket_emptied_of_its_objects_can_be_deleted() {
     let client = server.client();
     create_bucket(&client, "emptied").await;
     put_bytes(&client, "emptied", "large", payload(3, 300 * 1024)).await;
-    client
-        .delete_object()
-        .bucket("emptied")
-        .key("large")
-        .send()
-        .await
-        .expect("DeleteObject");
+    client.delete_object().bucket("emptied").key("large").send().await.expect("DeleteObject");
 
-    client
-        .delete_bucket()
-        .bucket("emptied")
-        .send()
-        .await
-        .expect("DeleteBucket after the last object is deleted");
+    client.delete_bucket().bucket("emptied").send().await.expect("DeleteBucket after the last object is deleted");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_missing_bucket_is_no_such_bucket() {
     let server = TestServer::start().await;
-    let result = server
-        .client()
-        .delete_bucket()
-        .bucket("nowhere")
-        .send()
-        .await;
+    let result = server.client().delete_bucket().bucket("nowhere").send().await;
     assert_s3_error(result, 404, "NoSuchBucket");
 }
 
@@ -147,13 +104,7 @@ async fn deleting_a_missing_bucket_is_no_such_bucket() {
 async fn object_requests_to_a_missing_bucket_are_no_such_bucket() {
     let server = TestServer::start().await;
     let client = server.client();
-    let put = client
-        .put_object()
-        .bucket("nowhere")
-        .key("k")
-        .body(payload(4, 10).into())
-        .send()
-        .await;
+    let put = client.put_object().bucket("nowhere").key("k").body(payload(4, 10).into()).send().await;
     assert_s3_error(put, 404, "NoSuchBucket");
     let get = client.get_object().bucket("nowhere").key("k").send().await;
     assert_s3_error(get, 404, "NoSuchBucket");
@@ -167,21 +118,11 @@ async fn get_bucket_location_names_us_east_1() {
     let client = server.client();
     create_bucket(&client, "located").await;
 
-    let location = client
-        .get_bucket_location()
-        .bucket("located")
-        .send()
-        .await
-        .expect("GetBucketLocation");
+    let location = client.get_bucket_location().bucket("located").send().await.expect("GetBucketLocation");
     // Amazon S3 answers an empty LocationConstraint for us-east-1; naming the
     // region explicitly is understood by every client too.
-    let constraint = location
-        .location_constraint()
-        .map(BucketLocationConstraint::as_str);
-    assert!(
-        matches!(constraint, None | Some("") | Some("us-east-1")),
-        "unexpected location constraint {constraint:?}"
-    );
+    let constraint = location.location_constraint().map(BucketLocationConstraint::as_str);
+    assert!(matches!(constraint, None | Some("") | Some("us-east-1")), "unexpected location constraint {constraint:?}");
     let missing = client.get_bucket_location().bucket("nowhere").send().await;
     assert_s3_error(missing, 404, "NoSuchBucket");
 }

@@ -7,9 +7,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 use bulwark_e2e::{
-    DRIVE_COUNT, INLINE_SIZE_MAX_BYTES, PART_SIZE_MIN_BYTES, ResponseCapture, TestServer,
-    corrupt_middle, create_bucket, error_code, get_bytes, http_status, md5_hex, payload, put_bytes,
-    put_with_redundancy, read_all, shard_files_in_bucket, unplug_drive, wipe_drive,
+    DRIVE_COUNT, INLINE_SIZE_MAX_BYTES, PART_SIZE_MIN_BYTES, ResponseCapture, TestServer, corrupt_middle,
+    create_bucket, error_code, get_bytes, http_status, md5_hex, payload, put_bytes, put_with_redundancy, read_all,
+    shard_files_in_bucket, unplug_drive, wipe_drive,
 };
 
 const BUCKET: &str = "durable";
@@ -37,11 +37,7 @@ struct Stored {
 
 impl Stored {
     fn new(bucket: &str, key: &str, seed: u64, len: usize) -> Stored {
-        Stored {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            parts: vec![(seed, len)],
-        }
+        Stored { bucket: bucket.to_owned(), key: key.to_owned(), parts: vec![(seed, len)] }
     }
 
     fn part_data(&self, index: usize) -> Vec<u8> {
@@ -50,9 +46,7 @@ impl Stored {
     }
 
     fn data(&self) -> Vec<u8> {
-        (0..self.parts.len())
-            .flat_map(|i| self.part_data(i))
-            .collect()
+        (0..self.parts.len()).flat_map(|i| self.part_data(i)).collect()
     }
 
     async fn put(&self, client: &Client) {
@@ -82,10 +76,7 @@ impl Stored {
                 .await
                 .expect("UploadPart");
             completed.push(
-                CompletedPart::builder()
-                    .part_number(number)
-                    .set_e_tag(output.e_tag().map(str::to_owned))
-                    .build(),
+                CompletedPart::builder().part_number(number).set_e_tag(output.e_tag().map(str::to_owned)).build(),
             );
         }
         client
@@ -93,11 +84,7 @@ impl Stored {
             .bucket(&self.bucket)
             .key(&self.key)
             .upload_id(upload_id)
-            .multipart_upload(
-                CompletedMultipartUpload::builder()
-                    .set_parts(Some(completed))
-                    .build(),
-            )
+            .multipart_upload(CompletedMultipartUpload::builder().set_parts(Some(completed)).build())
             .send()
             .await
             .expect("CompleteMultipartUpload");
@@ -170,23 +157,15 @@ async fn assert_all_intact(client: &Client, objects: &[Stored], when: &str) {
 
 #[track_caller]
 fn assert_redundancy(receipt: Option<String>, expected: &str, what: &str) {
-    assert_eq!(
-        receipt.as_deref(),
-        Some(expected),
-        "x-bulwark-redundancy of {what}"
-    );
+    assert_eq!(receipt.as_deref(), Some(expected), "x-bulwark-redundancy of {what}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn put_copy_and_complete_receipts_say_six_of_six_with_all_drives_up() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
-    let small = put_with_redundancy(&client, BUCKET, "small", payload(1, 1000))
-        .await
-        .expect("PUT small");
+    let small = put_with_redundancy(&client, BUCKET, "small", payload(1, 1000)).await.expect("PUT small");
     assert_redundancy(small, "6/6", "an inline PUT");
-    let large = put_with_redundancy(&client, BUCKET, "large", payload(2, MIB))
-        .await
-        .expect("PUT large");
+    let large = put_with_redundancy(&client, BUCKET, "large", payload(2, MIB)).await.expect("PUT large");
     assert_redundancy(large, "6/6", "an erasure-coded PUT");
 
     let capture = ResponseCapture::new();
@@ -202,13 +181,7 @@ async fn put_copy_and_complete_receipts_say_six_of_six_with_all_drives_up() {
         .expect("CopyObject");
     assert_redundancy(capture.redundancy(), "6/6", "CopyObject");
 
-    let upload = client
-        .create_multipart_upload()
-        .bucket(BUCKET)
-        .key("mp")
-        .send()
-        .await
-        .expect("CreateMultipartUpload");
+    let upload = client.create_multipart_upload().bucket(BUCKET).key("mp").send().await.expect("CreateMultipartUpload");
     let upload_id = upload.upload_id().expect("upload id");
     let part = client
         .upload_part()
@@ -228,12 +201,7 @@ async fn put_copy_and_complete_receipts_say_six_of_six_with_all_drives_up() {
         .upload_id(upload_id)
         .multipart_upload(
             CompletedMultipartUpload::builder()
-                .parts(
-                    CompletedPart::builder()
-                        .part_number(1)
-                        .set_e_tag(part.e_tag().map(str::to_owned))
-                        .build(),
-                )
+                .parts(CompletedPart::builder().part_number(1).set_e_tag(part.e_tag().map(str::to_owned)).build())
                 .build(),
         )
         .customize()
@@ -247,23 +215,14 @@ async fn put_copy_and_complete_receipts_say_six_of_six_with_all_drives_up() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_objects_get_one_shard_file_per_drive_and_small_ones_none() {
     let (server, client) = TestServer::start_with_bucket("small").await;
-    put_bytes(
-        &client,
-        "small",
-        "inline",
-        payload(1, INLINE_SIZE_MAX_BYTES),
-    )
-    .await;
+    put_bytes(&client, "small", "inline", payload(1, INLINE_SIZE_MAX_BYTES)).await;
     create_bucket(&client, "large").await;
     put_bytes(&client, "large", "coded", payload(2, 2 * MIB)).await;
 
     let mut sizes = Vec::new();
     for drive in 1..=DRIVE_COUNT {
         let path = server.drive_path(drive);
-        assert!(
-            path.join(".bulwark/format.json").is_file(),
-            "drive {drive} has .bulwark/format.json"
-        );
+        assert!(path.join(".bulwark/format.json").is_file(), "drive {drive} has .bulwark/format.json");
         assert!(
             shard_files_in_bucket(&path, "small").is_empty(),
             "an object of {INLINE_SIZE_MAX_BYTES} bytes is inline, yet drive {drive} has shards"
@@ -272,14 +231,8 @@ async fn large_objects_get_one_shard_file_per_drive_and_small_ones_none() {
         assert_eq!(files.len(), 1, "drive {drive} shard files: {files:?}");
         sizes.push(std::fs::metadata(&files[0]).expect("stat a shard").len());
     }
-    assert!(
-        sizes.iter().all(|s| *s == sizes[0]),
-        "all shards of one object have one size: {sizes:?}"
-    );
-    assert!(
-        sizes[0] as usize >= 2 * MIB / 4,
-        "a shard holds at least a quarter of the object: {sizes:?}"
-    );
+    assert!(sizes.iter().all(|s| *s == sizes[0]), "all shards of one object have one size: {sizes:?}");
+    assert!(sizes[0] as usize >= 2 * MIB / 4, "a shard holds at least a quarter of the object: {sizes:?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -291,11 +244,7 @@ async fn get_survives_deleting_the_shard_files_of_any_two_drives() {
     for ((a, b), object) in &stored {
         for drive in [a, b] {
             let files = shard_files_in_bucket(&server.drive_path(*drive), &object.bucket);
-            assert!(
-                !files.is_empty(),
-                "drive {drive} holds a shard of {}",
-                object.bucket
-            );
+            assert!(!files.is_empty(), "drive {drive} holds a shard of {}", object.bucket);
             for file in files {
                 std::fs::remove_file(&file).expect("delete a shard file");
             }
@@ -318,11 +267,7 @@ async fn get_survives_corrupting_the_shards_of_any_two_drives() {
     for ((a, b), object) in &stored {
         for drive in [a, b] {
             let files = shard_files_in_bucket(&server.drive_path(*drive), &object.bucket);
-            assert!(
-                !files.is_empty(),
-                "drive {drive} holds a shard of {}",
-                object.bucket
-            );
+            assert!(!files.is_empty(), "drive {drive} holds a shard of {}", object.bucket);
             for file in files {
                 corrupt_middle(&file);
             }
@@ -398,8 +343,7 @@ async fn assert_put_refused(client: &Client, key: &str, len: usize, gone: &str) 
     };
     let code = error_code(&error);
     assert!(
-        http_status(&error) == Some(503)
-            && matches!(code.as_deref(), Some("ServiceUnavailable" | "SlowDown")),
+        http_status(&error) == Some(503) && matches!(code.as_deref(), Some("ServiceUnavailable" | "SlowDown")),
         "a PUT of {len} bytes with {gone} gone: expected 503 ServiceUnavailable, got {:?} {code:?}",
         http_status(&error)
     );
@@ -424,4 +368,51 @@ async fn put_is_refused_with_503_when_a_facility_is_gone_because_write_quorum_is
         wipe_drive(&drive);
     }
     assert_put_refused(&client, "large", 2 * MIB, "facility 3").await;
+}
+
+/// GETs an object whose data cannot be rebuilt: the request must fail with a server
+/// error, or its body must break off; what arrives must never pass for the object.
+async fn assert_get_fails_rather_than_lies(client: &Client, object: &Stored, damage: &str) {
+    let output = match client.get_object().bucket(&object.bucket).key(&object.key).send().await {
+        Err(error) => {
+            let status = http_status(&error);
+            assert!(status.is_none_or(|s| s >= 500), "GET with {damage} failed with {status:?}, not a server error");
+            return;
+        }
+        Ok(output) => output,
+    };
+    match output.body.collect().await {
+        Err(_) => {}
+        Ok(body) => {
+            let got = body.into_bytes();
+            let data = object.data();
+            assert!(
+                got.len() == data.len() && md5_hex(&got) == md5_hex(&data),
+                "GET with {damage} served {} bytes that are not the object",
+                got.len()
+            );
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_never_serves_wrong_bytes_when_three_shards_are_missing_or_corrupt() {
+    let (server, client) = TestServer::start_with_bucket("missing").await;
+    create_bucket(&client, "corrupt").await;
+    let missing = Stored::new("missing", "object", 1, 2 * MIB + 3);
+    let corrupt = Stored::new("corrupt", "object", 2, 2 * MIB + 5);
+    missing.put(&client).await;
+    corrupt.put(&client).await;
+
+    for drive in [1, 3, 5] {
+        let path = server.drive_path(drive);
+        for file in shard_files_in_bucket(&path, "missing") {
+            std::fs::remove_file(&file).expect("delete a shard file");
+        }
+        for file in shard_files_in_bucket(&path, "corrupt") {
+            corrupt_middle(&file);
+        }
+    }
+    assert_get_fails_rather_than_lies(&client, &missing, "three shards missing").await;
+    assert_get_fails_rather_than_lies(&client, &corrupt, "three shards corrupt").await;
 }

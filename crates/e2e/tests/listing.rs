@@ -11,25 +11,13 @@ const BUCKET: &str = "listing";
 /// Needs URL encoding: a `%` and a non-ASCII letter.
 const ENCODED_KEY: &str = "enc/100%é.txt";
 /// The keys of [`filled_bucket`], in listing (byte) order.
-const KEYS: [&str; 7] = [
-    "a.txt",
-    "dir1/sub/z",
-    "dir1/x",
-    "dir1/y",
-    "dir2/w",
-    ENCODED_KEY,
-    "z",
-];
+const KEYS: [&str; 7] = ["a.txt", "dir1/sub/z", "dir1/x", "dir1/y", "dir2/w", ENCODED_KEY, "z"];
 /// Stored as shards rather than inline, so listing sizes cover both kinds.
 const LARGE_KEY: &str = "dir1/y";
 const LARGE_BYTES: usize = 300 * 1024;
 
 fn size_of(key: &str) -> usize {
-    if key == LARGE_KEY {
-        LARGE_BYTES
-    } else {
-        100 + key.len()
-    }
+    if key == LARGE_KEY { LARGE_BYTES } else { 100 + key.len() }
 }
 
 fn seed_of(key: &str) -> u64 {
@@ -46,32 +34,17 @@ async fn filled_bucket() -> (TestServer, Client) {
 }
 
 fn keys_of(contents: &[aws_sdk_s3::types::Object]) -> Vec<String> {
-    contents
-        .iter()
-        .map(|o| o.key().expect("every listed object has a key").to_owned())
-        .collect()
+    contents.iter().map(|o| o.key().expect("every listed object has a key").to_owned()).collect()
 }
 
 fn prefixes_of(prefixes: &[aws_sdk_s3::types::CommonPrefix]) -> Vec<String> {
-    prefixes
-        .iter()
-        .map(|p| {
-            p.prefix()
-                .expect("every common prefix has a prefix")
-                .to_owned()
-        })
-        .collect()
+    prefixes.iter().map(|p| p.prefix().expect("every common prefix has a prefix").to_owned()).collect()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_v2_returns_every_key_in_order_with_its_size_and_etag() {
     let (_server, client) = filled_bucket().await;
-    let listed = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListObjectsV2");
+    let listed = client.list_objects_v2().bucket(BUCKET).send().await.expect("ListObjectsV2");
 
     assert_eq!(keys_of(listed.contents()), KEYS);
     assert_eq!(listed.key_count(), Some(KEYS.len() as i32));
@@ -80,11 +53,7 @@ async fn list_v2_returns_every_key_in_order_with_its_size_and_etag() {
         let key = object.key().expect("key");
         let data = payload(seed_of(key), size_of(key));
         assert_eq!(object.size(), Some(data.len() as i64), "size of {key}");
-        assert_eq!(
-            object.e_tag(),
-            Some(etag_of(&data).as_str()),
-            "ETag of {key}"
-        );
+        assert_eq!(object.e_tag(), Some(etag_of(&data).as_str()), "ETag of {key}");
         assert!(object.last_modified().is_some(), "LastModified of {key}");
     }
 }
@@ -92,13 +61,8 @@ async fn list_v2_returns_every_key_in_order_with_its_size_and_etag() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_v2_with_a_prefix_returns_only_the_keys_under_it() {
     let (_server, client) = filled_bucket().await;
-    let dir1 = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .prefix("dir1/")
-        .send()
-        .await
-        .expect("ListObjectsV2 prefix=dir1/");
+    let dir1 =
+        client.list_objects_v2().bucket(BUCKET).prefix("dir1/").send().await.expect("ListObjectsV2 prefix=dir1/");
     assert_eq!(keys_of(dir1.contents()), ["dir1/sub/z", "dir1/x", "dir1/y"]);
     assert_eq!(dir1.prefix(), Some("dir1/"));
 
@@ -116,23 +80,10 @@ async fn list_v2_with_a_prefix_returns_only_the_keys_under_it() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_v2_with_a_delimiter_rolls_keys_up_into_common_prefixes() {
     let (_server, client) = filled_bucket().await;
-    let top = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .delimiter("/")
-        .send()
-        .await
-        .expect("ListObjectsV2 delimiter=/");
+    let top = client.list_objects_v2().bucket(BUCKET).delimiter("/").send().await.expect("ListObjectsV2 delimiter=/");
     assert_eq!(keys_of(top.contents()), ["a.txt", "z"]);
-    assert_eq!(
-        prefixes_of(top.common_prefixes()),
-        ["dir1/", "dir2/", "enc/"]
-    );
-    assert_eq!(
-        top.key_count(),
-        Some(5),
-        "KeyCount counts keys and common prefixes"
-    );
+    assert_eq!(prefixes_of(top.common_prefixes()), ["dir1/", "dir2/", "enc/"]);
+    assert_eq!(top.key_count(), Some(5), "KeyCount counts keys and common prefixes");
 
     let dir1 = client
         .list_objects_v2()
@@ -164,20 +115,14 @@ async fn list_v2_pages_through_max_keys_with_continuation_tokens() {
         pages += 1;
         assert!(pages <= KEYS.len(), "paging does not end");
         assert_eq!(page.max_keys(), Some(2));
-        assert_eq!(
-            page.continuation_token(),
-            token.as_deref(),
-            "the token is echoed"
-        );
+        assert_eq!(page.continuation_token(), token.as_deref(), "the token is echoed");
         let keys = keys_of(page.contents());
         let truncated = page.is_truncated() == Some(true);
         seen.extend(keys.iter().cloned());
         if truncated {
             assert_eq!(keys.len(), 2, "a truncated page is full");
             token = Some(
-                page.next_continuation_token()
-                    .expect("a truncated page has a next continuation token")
-                    .to_owned(),
+                page.next_continuation_token().expect("a truncated page has a next continuation token").to_owned(),
             );
         } else {
             assert!(page.next_continuation_token().is_none());
@@ -205,20 +150,14 @@ async fn list_v2_pages_count_common_prefixes_toward_max_keys() {
             .expect("ListObjectsV2 delimiter=/ max-keys=2");
         let mut entries = keys_of(page.contents());
         entries.extend(prefixes_of(page.common_prefixes()));
-        assert!(
-            entries.len() <= 2,
-            "page has more than max-keys entries: {entries:?}"
-        );
+        assert!(entries.len() <= 2, "page has more than max-keys entries: {entries:?}");
         entries.sort();
         seen.extend(entries);
         token = page.next_continuation_token().map(str::to_owned);
         if page.is_truncated() != Some(true) {
             break;
         }
-        assert!(
-            token.is_some(),
-            "a truncated page has a next continuation token"
-        );
+        assert!(token.is_some(), "a truncated page has a next continuation token");
     }
     assert_eq!(seen, ["a.txt", "dir1/", "dir2/", "enc/", "z"]);
 }
@@ -226,12 +165,7 @@ async fn list_v2_pages_count_common_prefixes_toward_max_keys() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_v2_start_after_skips_every_key_up_to_and_including_it() {
     let (_server, client) = filled_bucket().await;
-    for (start_after, expected) in [
-        ("dir1/x", &KEYS[3..]),
-        ("dir1/t", &KEYS[2..]),
-        ("", &KEYS[..]),
-        ("zz", &[][..]),
-    ] {
+    for (start_after, expected) in [("dir1/x", &KEYS[3..]), ("dir1/t", &KEYS[2..]), ("", &KEYS[..]), ("zz", &[][..])] {
         let listed = client
             .list_objects_v2()
             .bucket(BUCKET)
@@ -239,43 +173,23 @@ async fn list_v2_start_after_skips_every_key_up_to_and_including_it() {
             .send()
             .await
             .expect("ListObjectsV2 start-after");
-        assert_eq!(
-            keys_of(listed.contents()),
-            expected,
-            "start-after {start_after:?}"
-        );
+        assert_eq!(keys_of(listed.contents()), expected, "start-after {start_after:?}");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn list_v2_includes_owners_only_when_fetch_owner_is_set() {
     let (_server, client) = filled_bucket().await;
-    let with_owner = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .fetch_owner(true)
-        .send()
-        .await
-        .expect("ListObjectsV2 fetch-owner=true");
+    let with_owner =
+        client.list_objects_v2().bucket(BUCKET).fetch_owner(true).send().await.expect("ListObjectsV2 fetch-owner=true");
     assert!(!with_owner.contents().is_empty());
     for object in with_owner.contents() {
         let owner = object.owner().expect("fetch-owner=true lists the owner");
-        assert!(
-            owner.id().is_some_and(|id| !id.is_empty()),
-            "owner has an id"
-        );
+        assert!(owner.id().is_some_and(|id| !id.is_empty()), "owner has an id");
     }
 
-    let without = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListObjectsV2");
-    assert!(
-        without.contents().iter().all(|o| o.owner().is_none()),
-        "ListObjectsV2 omits owners unless asked"
-    );
+    let without = client.list_objects_v2().bucket(BUCKET).send().await.expect("ListObjectsV2");
+    assert!(without.contents().iter().all(|o| o.owner().is_none()), "ListObjectsV2 omits owners unless asked");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -293,15 +207,8 @@ async fn list_v2_with_encoding_type_url_percent_encodes_keys() {
     let keys = keys_of(listed.contents());
     assert_eq!(keys.len(), 1, "one key under enc/: {keys:?}");
     let encoded = &keys[0];
-    assert!(
-        encoded.is_ascii() && encoded.as_str() != ENCODED_KEY,
-        "{encoded:?} is not URL-encoded"
-    );
-    assert_eq!(
-        percent_decode(encoded),
-        ENCODED_KEY.as_bytes(),
-        "{encoded:?} decodes to the key"
-    );
+    assert!(encoded.is_ascii() && encoded.as_str() != ENCODED_KEY, "{encoded:?} is not URL-encoded");
+    assert_eq!(percent_decode(encoded), ENCODED_KEY.as_bytes(), "{encoded:?} decodes to the key");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -318,10 +225,7 @@ async fn list_v1_pages_with_markers_cover_every_key_once() {
             .send()
             .await
             .expect("ListObjects max-keys=3");
-        assert_eq!(
-            page.marker().unwrap_or_default(),
-            marker.as_deref().unwrap_or_default()
-        );
+        assert_eq!(page.marker().unwrap_or_default(), marker.as_deref().unwrap_or_default());
         let keys = keys_of(page.contents());
         assert!(keys.len() <= 3);
         seen.extend(keys.iter().cloned());
@@ -329,10 +233,7 @@ async fn list_v1_pages_with_markers_cover_every_key_once() {
             break;
         }
         // Without a delimiter S3 may omit NextMarker; the last key is the marker then.
-        marker = page
-            .next_marker()
-            .map(str::to_owned)
-            .or_else(|| keys.last().cloned());
+        marker = page.next_marker().map(str::to_owned).or_else(|| keys.last().cloned());
     }
     assert_eq!(seen, KEYS);
 }
@@ -351,11 +252,7 @@ async fn list_v1_with_a_delimiter_returns_common_prefixes_and_a_next_marker() {
     assert_eq!(first.is_truncated(), Some(true));
     assert_eq!(keys_of(first.contents()), ["a.txt"]);
     assert_eq!(prefixes_of(first.common_prefixes()), ["dir1/"]);
-    assert_eq!(
-        first.next_marker(),
-        Some("dir1/"),
-        "NextMarker is the last entry"
-    );
+    assert_eq!(first.next_marker(), Some("dir1/"), "NextMarker is the last entry");
 
     let rest = client
         .list_objects()
@@ -387,21 +284,11 @@ async fn list_v1_with_a_prefix_and_marker_skips_keys_up_to_the_marker() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_empty_bucket_lists_nothing_and_is_not_truncated() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
-    let v2 = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListObjectsV2");
+    let v2 = client.list_objects_v2().bucket(BUCKET).send().await.expect("ListObjectsV2");
     assert!(v2.contents().is_empty());
     assert_eq!(v2.key_count(), Some(0));
     assert_eq!(v2.is_truncated(), Some(false));
-    let v1 = client
-        .list_objects()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListObjects");
+    let v1 = client.list_objects().bucket(BUCKET).send().await.expect("ListObjects");
     assert!(v1.contents().is_empty());
     assert_eq!(v1.is_truncated(), Some(false));
 }

@@ -6,8 +6,8 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::{ByteStream, DateTime, DateTimeFormat};
 use aws_sdk_s3::types::{Delete, MetadataDirective, ObjectIdentifier};
 use bulwark_e2e::{
-    ResponseCapture, TestServer, assert_http_status, assert_s3_error, create_bucket, etag_of,
-    get_bytes, payload, put_bytes, read_all,
+    ResponseCapture, TestServer, assert_http_status, assert_s3_error, create_bucket, etag_of, get_bytes, payload,
+    put_bytes, read_all,
 };
 
 const BUCKET: &str = "objects";
@@ -35,33 +35,15 @@ fn seconds_before(time: &DateTime, seconds: i64) -> DateTime {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn objects_of_every_size_read_back_byte_identical_with_md5_etags() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
-    let sizes = [
-        0,
-        1,
-        SMALL_BYTES,
-        128 * 1024,
-        128 * 1024 + 1,
-        LARGE_BYTES,
-        3 * 1024 * 1024 + 7,
-    ];
+    let sizes = [0, 1, SMALL_BYTES, 128 * 1024, 128 * 1024 + 1, LARGE_BYTES, 3 * 1024 * 1024 + 7];
     for (seed, size) in sizes.into_iter().enumerate() {
         let key = format!("size-{size}");
         let data = payload(seed as u64, size);
         let put_etag = put_bytes(&client, BUCKET, &key, data.clone()).await;
         assert_eq!(put_etag, etag_of(&data), "PUT ETag of {size} bytes");
 
-        let output = client
-            .get_object()
-            .bucket(BUCKET)
-            .key(&key)
-            .send()
-            .await
-            .expect("GetObject");
-        assert_eq!(
-            output.e_tag(),
-            Some(put_etag.as_str()),
-            "GET ETag of {size} bytes"
-        );
+        let output = client.get_object().bucket(BUCKET).key(&key).send().await.expect("GetObject");
+        assert_eq!(output.e_tag(), Some(put_etag.as_str()), "GET ETag of {size} bytes");
         assert_eq!(output.content_length(), Some(size as i64));
         let got = read_all(output.body).await;
         assert!(got == data, "GET of {size} bytes returned different bytes");
@@ -74,21 +56,12 @@ async fn head_object_reports_size_etag_and_last_modified() {
     let data = payload(7, LARGE_BYTES);
     let etag = put_bytes(&client, BUCKET, "headed", data.clone()).await;
 
-    let head = client
-        .head_object()
-        .bucket(BUCKET)
-        .key("headed")
-        .send()
-        .await
-        .expect("HeadObject");
+    let head = client.head_object().bucket(BUCKET).key("headed").send().await.expect("HeadObject");
     assert_eq!(head.content_length(), Some(LARGE_BYTES as i64));
     assert_eq!(head.e_tag(), Some(etag.as_str()));
     let modified = head.last_modified().expect("Last-Modified");
     let now = DateTime::from(std::time::SystemTime::now());
-    assert!(
-        (now.secs() - modified.secs()).abs() < 300,
-        "Last-Modified {modified} is not about now ({now})"
-    );
+    assert!((now.secs() - modified.secs()).abs() < 300, "Last-Modified {modified} is not about now ({now})");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -113,20 +86,8 @@ async fn user_metadata_and_content_headers_round_trip() {
             .await
             .expect("PutObject with metadata");
 
-        let head = client
-            .head_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .expect("HeadObject");
-        let get = client
-            .get_object()
-            .bucket(BUCKET)
-            .key(key)
-            .send()
-            .await
-            .expect("GetObject");
+        let head = client.head_object().bucket(BUCKET).key(key).send().await.expect("HeadObject");
+        let get = client.get_object().bucket(BUCKET).key(key).send().await.expect("GetObject");
         let metadata = head.metadata().expect("HEAD returns user metadata");
         assert_eq!(metadata.get("color").map(String::as_str), Some("blue"));
         assert_eq!(
@@ -134,78 +95,34 @@ async fn user_metadata_and_content_headers_round_trip() {
             Some("Value with spaces"),
             "user metadata names come back lower-cased: {metadata:?}"
         );
-        assert_eq!(
-            get.metadata(),
-            head.metadata(),
-            "GET and HEAD agree on metadata"
-        );
+        assert_eq!(get.metadata(), head.metadata(), "GET and HEAD agree on metadata");
         for (what, head_value, get_value, expected) in [
-            (
-                "Content-Type",
-                head.content_type(),
-                get.content_type(),
-                "application/x-bulwark-test",
-            ),
-            (
-                "Content-Encoding",
-                head.content_encoding(),
-                get.content_encoding(),
-                "gzip",
-            ),
+            ("Content-Type", head.content_type(), get.content_type(), "application/x-bulwark-test"),
+            ("Content-Encoding", head.content_encoding(), get.content_encoding(), "gzip"),
             (
                 "Content-Disposition",
                 head.content_disposition(),
                 get.content_disposition(),
                 "attachment; filename=\"report.txt\"",
             ),
-            (
-                "Content-Language",
-                head.content_language(),
-                get.content_language(),
-                "de-CH",
-            ),
-            (
-                "Cache-Control",
-                head.cache_control(),
-                get.cache_control(),
-                "max-age=60, private",
-            ),
+            ("Content-Language", head.content_language(), get.content_language(), "de-CH"),
+            ("Cache-Control", head.cache_control(), get.cache_control(), "max-age=60, private"),
         ] {
             assert_eq!(head_value, Some(expected), "HEAD {what} of {key}");
             assert_eq!(get_value, Some(expected), "GET {what} of {key}");
         }
-        let expires_text = expires
-            .fmt(DateTimeFormat::HttpDate)
-            .expect("format an HTTP date");
-        assert_eq!(
-            head.expires_string(),
-            Some(expires_text.as_str()),
-            "HEAD Expires"
-        );
-        assert_eq!(
-            get.expires_string(),
-            Some(expires_text.as_str()),
-            "GET Expires"
-        );
+        let expires_text = expires.fmt(DateTimeFormat::HttpDate).expect("format an HTTP date");
+        assert_eq!(head.expires_string(), Some(expires_text.as_str()), "HEAD Expires");
+        assert_eq!(get.expires_string(), Some(expires_text.as_str()), "GET Expires");
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_and_head_of_a_missing_key_are_no_such_key_and_404() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
-    let get = client
-        .get_object()
-        .bucket(BUCKET)
-        .key("absent")
-        .send()
-        .await;
+    let get = client.get_object().bucket(BUCKET).key("absent").send().await;
     assert_s3_error(get, 404, "NoSuchKey");
-    let head = client
-        .head_object()
-        .bucket(BUCKET)
-        .key("absent")
-        .send()
-        .await;
+    let head = client.head_object().bucket(BUCKET).key("absent").send().await;
     assert_http_status(head, 404);
 }
 
@@ -220,18 +137,10 @@ async fn range_gets_return_exactly_the_requested_bytes_with_206() {
         let cases = [
             ("bytes=0-0".to_owned(), 0, 0),
             ("bytes=10-99".to_owned(), 10, 99),
-            (
-                format!("bytes={}-{}", size / 3, size / 2),
-                size / 3,
-                size / 2,
-            ),
+            (format!("bytes={}-{}", size / 3, size / 2), size / 3, size / 2),
             (format!("bytes={}-", size - 777), size - 777, last),
             ("bytes=-500".to_owned(), size - 500, last),
-            (
-                format!("bytes={}-{}", size - 10, size + 1000),
-                size - 10,
-                last,
-            ),
+            (format!("bytes={}-{}", size - 10, size + 1000), size - 10, last),
             (format!("bytes=-{}", size + 5), 0, last),
         ];
         for (range, first, end) in cases {
@@ -264,17 +173,8 @@ async fn a_range_starting_past_the_end_is_invalid_range_416() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
     for (key, size) in [("inline", SMALL_BYTES), ("coded", LARGE_BYTES)] {
         put_bytes(&client, BUCKET, key, payload(10, size)).await;
-        for range in [
-            format!("bytes={size}-"),
-            format!("bytes={}-{}", size + 10, size + 20),
-        ] {
-            let result = client
-                .get_object()
-                .bucket(BUCKET)
-                .key(key)
-                .range(&range)
-                .send()
-                .await;
+        for range in [format!("bytes={size}-"), format!("bytes={}-{}", size + 10, size + 20)] {
+            let result = client.get_object().bucket(BUCKET).key(key).range(&range).send().await;
             assert_s3_error(result, 416, "InvalidRange");
         }
     }
@@ -295,13 +195,8 @@ async fn get_if_match_serves_the_current_etag_and_refuses_another_with_412() {
         .await
         .expect("GET If-Match with the current ETag");
     assert!(read_all(matching.body).await == data);
-    let other = client
-        .get_object()
-        .bucket(BUCKET)
-        .key("k")
-        .if_match("\"0123456789abcdef0123456789abcdef\"")
-        .send()
-        .await;
+    let other =
+        client.get_object().bucket(BUCKET).key("k").if_match("\"0123456789abcdef0123456789abcdef\"").send().await;
     assert_s3_error(other, 412, "PreconditionFailed");
 }
 
@@ -311,13 +206,7 @@ async fn get_if_none_match_with_the_current_etag_is_304_not_modified() {
     let data = payload(12, SMALL_BYTES);
     let etag = put_bytes(&client, BUCKET, "k", data.clone()).await;
 
-    let matching = client
-        .get_object()
-        .bucket(BUCKET)
-        .key("k")
-        .if_none_match(&etag)
-        .send()
-        .await;
+    let matching = client.get_object().bucket(BUCKET).key("k").if_none_match(&etag).send().await;
     assert_http_status(matching, 304);
     let other = client
         .get_object()
@@ -337,13 +226,7 @@ async fn get_if_modified_since_is_304_for_an_unchanged_object_and_200_for_a_chan
     put_bytes(&client, BUCKET, "k", data.clone()).await;
     let modified = last_modified(&client, "k").await;
 
-    let unchanged = client
-        .get_object()
-        .bucket(BUCKET)
-        .key("k")
-        .if_modified_since(modified)
-        .send()
-        .await;
+    let unchanged = client.get_object().bucket(BUCKET).key("k").if_modified_since(modified).send().await;
     assert_http_status(unchanged, 304);
     let changed = client
         .get_object()
@@ -363,13 +246,8 @@ async fn get_if_unmodified_since_is_412_for_a_changed_object_and_200_for_an_unch
     put_bytes(&client, BUCKET, "k", data.clone()).await;
     let modified = last_modified(&client, "k").await;
 
-    let changed = client
-        .get_object()
-        .bucket(BUCKET)
-        .key("k")
-        .if_unmodified_since(seconds_before(&modified, 86_400))
-        .send()
-        .await;
+    let changed =
+        client.get_object().bucket(BUCKET).key("k").if_unmodified_since(seconds_before(&modified, 86_400)).send().await;
     assert_s3_error(changed, 412, "PreconditionFailed");
     let unchanged = client
         .get_object()
@@ -436,16 +314,11 @@ async fn response_overrides_replace_the_returned_headers() {
         .await
         .expect("GetObject with response-* overrides");
     assert_eq!(output.content_type(), Some("text/plain"));
-    assert_eq!(
-        output.content_disposition(),
-        Some("inline; filename=\"x.txt\"")
-    );
+    assert_eq!(output.content_disposition(), Some("inline; filename=\"x.txt\""));
     assert_eq!(output.content_encoding(), Some("identity"));
     assert_eq!(output.content_language(), Some("fr"));
     assert_eq!(output.cache_control(), Some("no-store"));
-    let expires_text = expires
-        .fmt(DateTimeFormat::HttpDate)
-        .expect("format an HTTP date");
+    let expires_text = expires.fmt(DateTimeFormat::HttpDate).expect("format an HTTP date");
     assert_eq!(output.expires_string(), Some(expires_text.as_str()));
 }
 
@@ -476,61 +349,32 @@ async fn delete_objects_removes_every_key_and_quiet_mode_reports_no_successes() 
         put_bytes(&client, BUCKET, key, payload(20 + i as u64, size)).await;
     }
     let ids = |keys: &[&str]| {
-        let objects = keys
-            .iter()
-            .map(|k| {
-                ObjectIdentifier::builder()
-                    .key(*k)
-                    .build()
-                    .expect("object identifier")
-            })
-            .collect::<Vec<_>>();
-        objects
+        keys.iter().map(|k| ObjectIdentifier::builder().key(*k).build().expect("object identifier")).collect::<Vec<_>>()
     };
 
     let loud = client
         .delete_objects()
         .bucket(BUCKET)
-        .delete(
-            Delete::builder()
-                .set_objects(Some(ids(&["a", "b", "missing"])))
-                .build()
-                .expect("delete request"),
-        )
+        .delete(Delete::builder().set_objects(Some(ids(&["a", "b", "missing"]))).build().expect("delete request"))
         .send()
         .await
         .expect("DeleteObjects");
     let mut deleted: Vec<&str> = loud.deleted().iter().filter_map(|d| d.key()).collect();
     deleted.sort_unstable();
-    assert_eq!(
-        deleted,
-        ["a", "b", "missing"],
-        "every key is reported deleted"
-    );
+    assert_eq!(deleted, ["a", "b", "missing"], "every key is reported deleted");
     assert!(loud.errors().is_empty(), "no errors: {:?}", loud.errors());
 
     let quiet = client
         .delete_objects()
         .bucket(BUCKET)
-        .delete(
-            Delete::builder()
-                .set_objects(Some(ids(&["c", "d"])))
-                .quiet(true)
-                .build()
-                .expect("delete request"),
-        )
+        .delete(Delete::builder().set_objects(Some(ids(&["c", "d"]))).quiet(true).build().expect("delete request"))
         .send()
         .await
         .expect("DeleteObjects quiet");
     assert!(quiet.deleted().is_empty(), "quiet mode lists no successes");
     assert!(quiet.errors().is_empty(), "no errors: {:?}", quiet.errors());
 
-    let listed = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListObjectsV2");
+    let listed = client.list_objects_v2().bucket(BUCKET).send().await.expect("ListObjectsV2");
     assert!(listed.contents().is_empty(), "the bucket is empty");
 }
 
@@ -551,10 +395,7 @@ async fn copy_object_copies_bytes_and_metadata_by_default() {
             .await
             .expect("PutObject");
 
-        for (bucket, target) in [
-            (BUCKET, format!("{key}-copy")),
-            ("elsewhere", key.to_owned()),
-        ] {
+        for (bucket, target) in [(BUCKET, format!("{key}-copy")), ("elsewhere", key.to_owned())] {
             let copied = client
                 .copy_object()
                 .bucket(bucket)
@@ -565,29 +406,12 @@ async fn copy_object_copies_bytes_and_metadata_by_default() {
                 .expect("CopyObject");
             let result = copied.copy_object_result().expect("CopyObjectResult");
             assert_eq!(result.e_tag(), Some(etag_of(&data).as_str()));
-            assert!(
-                result.last_modified().is_some(),
-                "copy result has LastModified"
-            );
+            assert!(result.last_modified().is_some(), "copy result has LastModified");
 
-            let get = client
-                .get_object()
-                .bucket(bucket)
-                .key(&target)
-                .send()
-                .await
-                .expect("GET the copy");
+            let get = client.get_object().bucket(bucket).key(&target).send().await.expect("GET the copy");
             assert_eq!(get.content_type(), Some("image/png"));
-            assert_eq!(
-                get.metadata()
-                    .and_then(|m| m.get("origin"))
-                    .map(String::as_str),
-                Some("source")
-            );
-            assert!(
-                read_all(get.body).await == data,
-                "copy {bucket}/{target} bytes"
-            );
+            assert_eq!(get.metadata().and_then(|m| m.get("origin")).map(String::as_str), Some("source"));
+            assert!(read_all(get.body).await == data, "copy {bucket}/{target} bytes");
         }
     }
 }
@@ -618,19 +442,10 @@ async fn copy_object_with_replace_directive_takes_the_new_metadata() {
         .send()
         .await
         .expect("CopyObject REPLACE");
-    let get = client
-        .get_object()
-        .bucket(BUCKET)
-        .key("replaced")
-        .send()
-        .await
-        .expect("GET the copy");
+    let get = client.get_object().bucket(BUCKET).key("replaced").send().await.expect("GET the copy");
     let metadata = get.metadata().cloned().unwrap_or_default();
     assert_eq!(metadata.get("new").map(String::as_str), Some("2"));
-    assert!(
-        !metadata.contains_key("old"),
-        "old metadata was replaced: {metadata:?}"
-    );
+    assert!(!metadata.contains_key("old"), "old metadata was replaced: {metadata:?}");
     assert_eq!(get.content_type(), Some("text/csv"));
     assert!(read_all(get.body).await == data);
 
@@ -645,19 +460,8 @@ async fn copy_object_with_replace_directive_takes_the_new_metadata() {
         .send()
         .await
         .expect("CopyObject onto itself with REPLACE");
-    let head = client
-        .head_object()
-        .bucket(BUCKET)
-        .key("source")
-        .send()
-        .await
-        .expect("HeadObject");
-    assert_eq!(
-        head.metadata()
-            .and_then(|m| m.get("old"))
-            .map(String::as_str),
-        Some("rewritten")
-    );
+    let head = client.head_object().bucket(BUCKET).key("source").send().await.expect("HeadObject");
+    assert_eq!(head.metadata().and_then(|m| m.get("old")).map(String::as_str), Some("rewritten"));
     assert!(get_bytes(&client, BUCKET, "source").await == data);
 }
 
@@ -667,43 +471,20 @@ async fn copy_source_conditions_that_fail_are_precondition_failed_and_copy_nothi
     let etag = put_bytes(&client, BUCKET, "source", payload(32, LARGE_BYTES)).await;
     let modified = last_modified(&client, "source").await;
     let day_before = seconds_before(&modified, 86_400);
-    let copy = || {
-        client
-            .copy_object()
-            .bucket(BUCKET)
-            .key("target")
-            .copy_source(format!("{BUCKET}/source"))
-    };
+    let copy = || client.copy_object().bucket(BUCKET).key("target").copy_source(format!("{BUCKET}/source"));
 
     let cases = [
-        (
-            "if-match another etag",
-            copy().copy_source_if_match("\"ffffffffffffffffffffffffffffffff\""),
-        ),
-        (
-            "if-none-match the etag",
-            copy().copy_source_if_none_match(&etag),
-        ),
-        (
-            "if-unmodified-since before",
-            copy().copy_source_if_unmodified_since(day_before),
-        ),
-        (
-            "if-modified-since the write",
-            copy().copy_source_if_modified_since(modified),
-        ),
+        ("if-match another etag", copy().copy_source_if_match("\"ffffffffffffffffffffffffffffffff\"")),
+        ("if-none-match the etag", copy().copy_source_if_none_match(&etag)),
+        ("if-unmodified-since before", copy().copy_source_if_unmodified_since(day_before)),
+        ("if-modified-since the write", copy().copy_source_if_modified_since(modified)),
     ];
     for (what, request) in cases {
         let result = request.send().await;
         assert!(result.is_err(), "a copy with {what} must fail");
         assert_s3_error(result, 412, "PreconditionFailed");
     }
-    let head = client
-        .head_object()
-        .bucket(BUCKET)
-        .key("target")
-        .send()
-        .await;
+    let head = client.head_object().bucket(BUCKET).key("target").send().await;
     assert_http_status(head, 404);
 
     copy()
@@ -717,13 +498,7 @@ async fn copy_source_conditions_that_fail_are_precondition_failed_and_copy_nothi
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn copy_from_a_missing_source_is_no_such_key() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
-    let result = client
-        .copy_object()
-        .bucket(BUCKET)
-        .key("target")
-        .copy_source(format!("{BUCKET}/absent"))
-        .send()
-        .await;
+    let result = client.copy_object().bucket(BUCKET).key("target").copy_source(format!("{BUCKET}/absent")).send().await;
     assert_s3_error(result, 404, "NoSuchKey");
 }
 
@@ -750,10 +525,7 @@ async fn put_if_none_match_star_creates_once_then_is_precondition_failed() {
         .send()
         .await;
     assert_s3_error(second, 412, "PreconditionFailed");
-    assert!(
-        get_bytes(&client, BUCKET, "once").await == first,
-        "the refused PUT changed nothing"
-    );
+    assert!(get_bytes(&client, BUCKET, "once").await == first, "the refused PUT changed nothing");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -771,10 +543,7 @@ async fn put_if_match_replaces_only_the_version_it_names() {
         .send()
         .await;
     assert_s3_error(stale, 412, "PreconditionFailed");
-    assert!(
-        get_bytes(&client, BUCKET, "k").await == first,
-        "the refused PUT changed nothing"
-    );
+    assert!(get_bytes(&client, BUCKET, "k").await == first, "the refused PUT changed nothing");
 
     let second = payload(44, LARGE_BYTES);
     client
@@ -796,10 +565,7 @@ async fn overwriting_an_object_replaces_its_bytes_whatever_the_sizes() {
     for (seed, size) in sizes.into_iter().enumerate() {
         let data = payload(50 + seed as u64, size);
         put_bytes(&client, BUCKET, "k", data.clone()).await;
-        assert!(
-            get_bytes(&client, BUCKET, "k").await == data,
-            "after overwriting with {size} bytes"
-        );
+        assert!(get_bytes(&client, BUCKET, "k").await == data, "after overwriting with {size} bytes");
     }
 }
 
@@ -817,17 +583,9 @@ async fn keys_with_spaces_symbols_and_unicode_round_trip() {
     for (seed, key) in keys.into_iter().enumerate() {
         let data = payload(60 + seed as u64, SMALL_BYTES);
         put_bytes(&client, BUCKET, key, data.clone()).await;
-        assert!(
-            get_bytes(&client, BUCKET, key).await == data,
-            "bytes of {key:?}"
-        );
+        assert!(get_bytes(&client, BUCKET, key).await == data, "bytes of {key:?}");
     }
-    let listed = client
-        .list_objects_v2()
-        .bucket(BUCKET)
-        .send()
-        .await
-        .expect("ListObjectsV2");
+    let listed = client.list_objects_v2().bucket(BUCKET).send().await.expect("ListObjectsV2");
     let mut listed: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
     let mut expected = keys.to_vec();
     expected.sort_unstable();
@@ -841,14 +599,7 @@ async fn get_part_number_one_of_a_single_part_object_is_the_whole_object() {
     let data = payload(70, LARGE_BYTES);
     put_bytes(&client, BUCKET, "k", data.clone()).await;
 
-    let output = client
-        .get_object()
-        .bucket(BUCKET)
-        .key("k")
-        .part_number(1)
-        .send()
-        .await
-        .expect("GET partNumber=1");
+    let output = client.get_object().bucket(BUCKET).key("k").part_number(1).send().await.expect("GET partNumber=1");
     assert_eq!(output.content_length(), Some(LARGE_BYTES as i64));
     assert!(read_all(output.body).await == data);
 }

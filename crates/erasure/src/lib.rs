@@ -52,19 +52,13 @@ pub struct Geometry {
 impl Geometry {
     pub fn new(data: usize, parity: usize, block_size_bytes: usize) -> Result<Self, Error> {
         if data == 0 || parity == 0 {
-            return Err(Error::InvalidGeometry(format!(
-                "{data}+{parity}: both counts must be at least 1"
-            )));
+            return Err(Error::InvalidGeometry(format!("{data}+{parity}: both counts must be at least 1")));
         }
         if data + parity > SHARDS_TOTAL_MAX {
-            return Err(Error::InvalidGeometry(format!(
-                "{data}+{parity}: at most {SHARDS_TOTAL_MAX} shards"
-            )));
+            return Err(Error::InvalidGeometry(format!("{data}+{parity}: at most {SHARDS_TOTAL_MAX} shards")));
         }
         if parity > data {
-            return Err(Error::InvalidGeometry(format!(
-                "{data}+{parity}: parity may not exceed data"
-            )));
+            return Err(Error::InvalidGeometry(format!("{data}+{parity}: parity may not exceed data")));
         }
         if block_size_bytes == 0
             || block_size_bytes > BLOCK_SIZE_BYTES_MAX
@@ -75,11 +69,7 @@ impl Geometry {
                 2 * data
             )));
         }
-        Ok(Self {
-            data,
-            parity,
-            block_size_bytes,
-        })
+        Ok(Self { data, parity, block_size_bytes })
     }
 
     pub fn data(&self) -> usize {
@@ -103,10 +93,7 @@ impl Geometry {
     /// Plaintext length of block `block_index` of an object of `object_len` bytes.
     pub fn block_len(&self, object_len: u64, block_index: u64) -> usize {
         let start = block_index * self.block_size_bytes as u64;
-        assert!(
-            start < object_len,
-            "block {block_index} past the end of a {object_len}-byte object"
-        );
+        assert!(start < object_len, "block {block_index} past the end of a {object_len}-byte object");
         (object_len - start).min(self.block_size_bytes as u64) as usize
     }
 
@@ -132,8 +119,7 @@ impl Geometry {
             return 0;
         }
         let last = blocks - 1;
-        self.shard_offset(last)
-            + (self.piece_len(self.block_len(object_len, last)) + HASH_LEN_BYTES) as u64
+        self.shard_offset(last) + (self.piece_len(self.block_len(object_len, last)) + HASH_LEN_BYTES) as u64
     }
 }
 
@@ -153,8 +139,7 @@ pub fn encode_block(geometry: &Geometry, block: &[u8]) -> Result<Vec<Vec<u8>>, E
         pieces.push(vec![0; piece_len]);
     }
     assert_eq!(pieces.len(), geometry.data);
-    let parity =
-        reed_solomon_simd::encode(geometry.data, geometry.parity, &pieces).map_err(codec_error)?;
+    let parity = reed_solomon_simd::encode(geometry.data, geometry.parity, &pieces).map_err(codec_error)?;
     pieces.extend(parity);
     assert_eq!(pieces.len(), geometry.total());
     Ok(pieces)
@@ -166,10 +151,7 @@ pub fn reconstruct(geometry: &Geometry, pieces: &mut [Option<Vec<u8>>]) -> Resul
     assert_eq!(pieces.len(), geometry.total());
     let have = pieces.iter().filter(|p| p.is_some()).count();
     if have < geometry.data {
-        return Err(Error::NotEnoughPieces {
-            have,
-            need: geometry.data,
-        });
+        return Err(Error::NotEnoughPieces { have, need: geometry.data });
     }
     if have == geometry.total() {
         return Ok(());
@@ -182,12 +164,8 @@ pub fn reconstruct(geometry: &Geometry, pieces: &mut [Option<Vec<u8>>]) -> Resul
         }
     }
     if pieces[geometry.data..].iter().any(Option::is_none) {
-        let data: Vec<&[u8]> = pieces[..geometry.data]
-            .iter()
-            .map(|p| p.as_deref().unwrap_or_default())
-            .collect();
-        let parity = reed_solomon_simd::encode(geometry.data, geometry.parity, &data)
-            .map_err(codec_error)?;
+        let data: Vec<&[u8]> = pieces[..geometry.data].iter().map(|p| p.as_deref().unwrap_or_default()).collect();
+        let parity = reed_solomon_simd::encode(geometry.data, geometry.parity, &data).map_err(codec_error)?;
         for (offset, piece) in parity.into_iter().enumerate() {
             let slot = &mut pieces[geometry.data + offset];
             if slot.is_none() {
@@ -199,19 +177,12 @@ pub fn reconstruct(geometry: &Geometry, pieces: &mut [Option<Vec<u8>>]) -> Resul
 }
 
 /// Rebuilds the `block_len` plaintext bytes of a block from any `data()` pieces.
-pub fn decode_block(
-    geometry: &Geometry,
-    pieces: &[Option<Vec<u8>>],
-    block_len: usize,
-) -> Result<Vec<u8>, Error> {
+pub fn decode_block(geometry: &Geometry, pieces: &[Option<Vec<u8>>], block_len: usize) -> Result<Vec<u8>, Error> {
     assert_eq!(pieces.len(), geometry.total());
     let piece_len = geometry.piece_len(block_len);
     for piece in pieces.iter().flatten() {
         if piece.len() != piece_len {
-            return Err(Error::WrongLength {
-                expected: piece_len,
-                got: piece.len(),
-            });
+            return Err(Error::WrongLength { expected: piece_len, got: piece.len() });
         }
     }
     let mut restored = BTreeMap::new();
@@ -222,39 +193,23 @@ pub fn decode_block(
     for (index, piece) in pieces.iter().enumerate().take(geometry.data) {
         match piece {
             Some(piece) => block.extend_from_slice(piece),
-            None => {
-                block.extend_from_slice(restored.get(&index).ok_or(Error::NotEnoughPieces {
-                    have: 0,
-                    need: geometry.data,
-                })?)
-            }
+            None => block.extend_from_slice(
+                restored.get(&index).ok_or(Error::NotEnoughPieces { have: 0, need: geometry.data })?,
+            ),
         }
     }
     block.truncate(block_len);
     Ok(block)
 }
 
-fn decode_data(
-    geometry: &Geometry,
-    pieces: &[Option<Vec<u8>>],
-) -> Result<BTreeMap<usize, Vec<u8>>, Error> {
+fn decode_data(geometry: &Geometry, pieces: &[Option<Vec<u8>>]) -> Result<BTreeMap<usize, Vec<u8>>, Error> {
     let have = pieces.iter().filter(|p| p.is_some()).count();
     if have < geometry.data {
-        return Err(Error::NotEnoughPieces {
-            have,
-            need: geometry.data,
-        });
+        return Err(Error::NotEnoughPieces { have, need: geometry.data });
     }
-    let original = pieces[..geometry.data]
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)));
-    let recovery = pieces[geometry.data..]
-        .iter()
-        .enumerate()
-        .filter_map(|(i, p)| p.as_ref().map(|p| (i, p)));
-    reed_solomon_simd::decode(geometry.data, geometry.parity, original, recovery)
-        .map_err(codec_error)
+    let original = pieces[..geometry.data].iter().enumerate().filter_map(|(i, p)| p.as_ref().map(|p| (i, p)));
+    let recovery = pieces[geometry.data..].iter().enumerate().filter_map(|(i, p)| p.as_ref().map(|p| (i, p)));
+    reed_solomon_simd::decode(geometry.data, geometry.parity, original, recovery).map_err(codec_error)
 }
 
 fn codec_error(error: reed_solomon_simd::Error) -> Error {
@@ -277,17 +232,9 @@ pub fn frame_piece(shard_index: usize, block_index: u64, piece: &[u8], out: &mut
 }
 
 /// Checks a framed piece read from disk and returns the piece bytes.
-pub fn open_piece(
-    shard_index: usize,
-    block_index: u64,
-    framed: &[u8],
-    piece_len: usize,
-) -> Result<&[u8], Error> {
+pub fn open_piece(shard_index: usize, block_index: u64, framed: &[u8], piece_len: usize) -> Result<&[u8], Error> {
     if framed.len() != piece_len + HASH_LEN_BYTES {
-        return Err(Error::WrongLength {
-            expected: piece_len + HASH_LEN_BYTES,
-            got: framed.len(),
-        });
+        return Err(Error::WrongLength { expected: piece_len + HASH_LEN_BYTES, got: framed.len() });
     }
     let (piece, stored) = framed.split_at(piece_len);
     let expected = blake3::Hash::from(piece_hash(shard_index, block_index, piece));
@@ -320,18 +267,12 @@ mod tests {
             // Every pair of lost pieces must still decode.
             for a in 0..g.total() {
                 for b in a + 1..g.total() {
-                    let mut partial: Vec<Option<Vec<u8>>> =
-                        pieces.iter().cloned().map(Some).collect();
+                    let mut partial: Vec<Option<Vec<u8>>> = pieces.iter().cloned().map(Some).collect();
                     partial[a] = None;
                     partial[b] = None;
-                    assert_eq!(
-                        decode_block(&g, &partial, len).expect("decode"),
-                        block,
-                        "len {len} lost {a},{b}"
-                    );
+                    assert_eq!(decode_block(&g, &partial, len).expect("decode"), block, "len {len} lost {a},{b}");
                     reconstruct(&g, &mut partial).expect("reconstruct");
-                    let rebuilt: Vec<Vec<u8>> =
-                        partial.into_iter().map(|p| p.expect("filled")).collect();
+                    let rebuilt: Vec<Vec<u8>> = partial.into_iter().map(|p| p.expect("filled")).collect();
                     assert_eq!(rebuilt, pieces);
                 }
             }
@@ -346,10 +287,7 @@ mod tests {
         partial[0] = None;
         partial[3] = None;
         partial[5] = None;
-        assert_eq!(
-            decode_block(&g, &partial, 500),
-            Err(Error::NotEnoughPieces { have: 3, need: 4 })
-        );
+        assert_eq!(decode_block(&g, &partial, 500), Err(Error::NotEnoughPieces { have: 3, need: 4 }));
     }
 
     #[test]
@@ -363,16 +301,9 @@ mod tests {
         for bit in [0, 100, 64 * 8 + 5, framed.len() * 8 - 1] {
             let mut bad = framed.clone();
             bad[bit / 8] ^= 1 << (bit % 8);
-            assert_eq!(
-                open_piece(2, 9, &bad, 64),
-                Err(Error::ChecksumMismatch),
-                "bit {bit}"
-            );
+            assert_eq!(open_piece(2, 9, &bad, 64), Err(Error::ChecksumMismatch), "bit {bit}");
         }
-        assert!(matches!(
-            open_piece(2, 9, &framed[..90], 64),
-            Err(Error::WrongLength { .. })
-        ));
+        assert!(matches!(open_piece(2, 9, &framed[..90], 64), Err(Error::WrongLength { .. })));
     }
 
     #[test]

@@ -18,6 +18,7 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::Stream;
 
+pub mod checksum;
 pub mod meta;
 mod names;
 mod quorum;
@@ -26,10 +27,11 @@ mod set;
 mod store;
 mod write;
 
+pub use checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};
 pub use meta::ContentHeaders;
 pub use names::{validate_bucket_name, validate_object_key};
 pub use set::{ErasureSet, SetConfig};
-pub use store::{GetOptions, GetOutcome, HealQueue, ObjectStore, RangeSpec, ReadConditions};
+pub use store::{CompletedPart, GetOptions, GetOutcome, HealQueue, ObjectStore, RangeSpec, ReadConditions};
 
 /// Objects at most this large are stored inline with their metadata.
 pub const INLINE_SIZE_BYTES_MAX: u64 = 128 * 1024;
@@ -45,8 +47,7 @@ pub const LIST_KEYS_MAX: usize = 1000;
 const _: () = assert!(INLINE_SIZE_BYTES_MAX <= BLOCK_SIZE_BYTES as u64);
 
 /// A request or response body as a stream of chunks.
-pub type ByteStream =
-    Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static>>;
+pub type ByteStream = Pin<Box<dyn Stream<Item = Result<Bytes, std::io::Error>> + Send + Sync + 'static>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
@@ -89,13 +90,13 @@ pub enum Error {
     #[error("only {available} drives usable of the {needed} this write needs")]
     InsufficientDrives { needed: usize, available: usize },
     #[error("object {bucket}/{key} is unreadable: {detail}")]
-    Unreadable {
-        bucket: String,
-        key: String,
-        detail: String,
-    },
+    Unreadable { bucket: String, key: String, detail: String },
     #[error("reading the request body failed: {0}")]
-    Body(String),
+    Body(std::io::Error),
+    #[error("the {} checksum you specified did not match the calculated checksum", .0.as_str())]
+    ChecksumMismatch(ChecksumAlgorithm),
+    #[error("invalid checksum request: {0}")]
+    InvalidChecksumRequest(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -110,6 +111,48 @@ pub struct PutOptions {
     /// Expected MD5 of the body (Content-MD5), checked before anything is stored.
     pub content_md5: Option<[u8; 16]>,
     pub condition: WriteCondition,
+    pub checksum: ChecksumRequest,
+}
+
+/// Which checksum to compute over a body and what the client says it is.
+#[derive(Debug, Clone, Default)]
+pub struct ChecksumRequest {
+    /// `None`: the client named none; the store computes its default (CRC64NVME).
+    pub algorithm: Option<ChecksumAlgorithm>,
+    pub expected: Option<ExpectedChecksum>,
+    /// Further checksums the client sent (e.g. a part checksum in another
+    /// algorithm than the upload's): verified, not stored.
+    pub also_verify: Vec<(ChecksumAlgorithm, ExpectedChecksum)>,
+}
+
+/// Fetches a checksum that arrives in a trailer, once the body was read.
+pub type TrailerFetch = std::sync::Arc<dyn Fn() -> Result<Option<Vec<u8>>, String> + Send + Sync>;
+
+/// The value a client gave for a checksum: in a header (known up front) or
+/// in an aws-chunked trailer (known only after the body).
+#[derive(Clone)]
+pub enum ExpectedChecksum {
+    Value(Vec<u8>),
+    Trailer(TrailerFetch),
+}
+
+impl std::fmt::Debug for ExpectedChecksum {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Value(v) => write!(f, "Value({})", checksum::encode(v)),
+            Self::Trailer(_) => f.write_str("Trailer"),
+        }
+    }
+}
+
+impl ExpectedChecksum {
+    /// The expected digest, fetching a trailer if needed.
+    pub fn resolve(&self) -> Result<Option<Vec<u8>>> {
+        match self {
+            Self::Value(v) => Ok(Some(v.clone())),
+            Self::Trailer(fetch) => fetch().map_err(Error::InvalidChecksumRequest),
+        }
+    }
 }
 
 /// Conditional write (`If-None-Match: *`, `If-Match: etag`).
@@ -137,6 +180,7 @@ pub struct PutOutcome {
     pub version_id: Option<String>,
     pub redundancy: Redundancy,
     pub mod_time_ns: i64,
+    pub checksum: Option<StoredChecksum>,
 }
 
 #[derive(Debug, Clone)]
@@ -159,8 +203,19 @@ pub struct ObjectInfo {
     pub delete_marker: bool,
     /// Number of parts for multipart objects.
     pub parts_count: Option<u32>,
-    /// (number, size) of every part, for partNumber reads.
-    pub part_sizes: Vec<(u32, u64)>,
+    /// Every part (one for single-part objects), for partNumber reads and
+    /// GetObjectAttributes.
+    pub parts: Vec<PartSummary>,
+    pub checksum: Option<StoredChecksum>,
+}
+
+#[derive(Debug, Clone)]
+pub struct PartSummary {
+    pub number: u32,
+    pub size: u64,
+    pub etag: String,
+    /// Base64 part checksum in the object's checksum algorithm.
+    pub checksum: Option<String>,
 }
 
 /// An inclusive byte range already resolved against the object size.
@@ -219,6 +274,7 @@ pub struct PartInfo {
     pub size: u64,
     pub etag: String,
     pub mod_time_ns: i64,
+    pub checksum: Option<StoredChecksum>,
 }
 
 #[derive(Debug, Default)]

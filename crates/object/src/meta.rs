@@ -10,6 +10,8 @@ use std::collections::BTreeMap;
 use bytes::Bytes;
 use serde::{Deserialize, Serialize};
 
+use crate::checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};
+
 /// Format marker of every record written by this release.
 pub const RECORD_FORMAT_V1: u8 = 1;
 
@@ -27,23 +29,13 @@ pub fn encode<T: Serialize>(record: &T) -> Bytes {
     Bytes::from(out)
 }
 
-pub fn decode<T: for<'de> Deserialize<'de>>(
-    what: &'static str,
-    raw: &[u8],
-) -> Result<T, DecodeError> {
+pub fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, raw: &[u8]) -> Result<T, DecodeError> {
     match raw.split_first() {
-        Some((&RECORD_FORMAT_V1, json)) => serde_json::from_slice(json).map_err(|e| DecodeError {
-            what,
-            detail: e.to_string(),
-        }),
-        Some((other, _)) => Err(DecodeError {
-            what,
-            detail: format!("unknown format byte {other}"),
-        }),
-        None => Err(DecodeError {
-            what,
-            detail: "empty record".into(),
-        }),
+        Some((&RECORD_FORMAT_V1, json)) => {
+            serde_json::from_slice(json).map_err(|e| DecodeError { what, detail: e.to_string() })
+        }
+        Some((other, _)) => Err(DecodeError { what, detail: format!("unknown format byte {other}") }),
+        None => Err(DecodeError { what, detail: "empty record".into() }),
     }
 }
 
@@ -81,6 +73,9 @@ pub struct PartLayout {
     /// when the data is inline in the metadata store (small objects).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub blob: Option<String>,
+    /// Base64 checksum of this part's bytes, in the object's checksum algorithm.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub checksum: Option<String>,
 }
 
 /// How the object's data is spread over its set.
@@ -117,6 +112,9 @@ pub struct VersionRecord {
     pub user_meta: BTreeMap<String, String>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub layout: Option<DataLayout>,
+    /// The object's checksum (D4), verified on write and on full reads.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub checksum: Option<StoredChecksum>,
 }
 
 /// An in-progress multipart upload, kept on every drive of the object's set.
@@ -131,6 +129,11 @@ pub struct UploadRecord {
     pub data: usize,
     pub parity: usize,
     pub block_size: usize,
+    pub checksum_algorithm: ChecksumAlgorithm,
+    pub checksum_type: ChecksumType,
+    /// Whether the client chose the algorithm (else it is our default).
+    #[serde(default)]
+    pub checksum_explicit: bool,
 }
 
 /// One uploaded part, kept on every drive that holds its shard.
@@ -140,6 +143,8 @@ pub struct PartRecord {
     pub etag: String,
     pub blob: String,
     pub mod_time_ns: i64,
+    /// Base64 checksum of the part in the upload's algorithm.
+    pub checksum: String,
 }
 
 #[cfg(test)]
@@ -154,19 +159,14 @@ mod tests {
             delete_marker: false,
             size: 3,
             etag: "abc".into(),
-            headers: ContentHeaders {
-                content_type: Some("text/plain".into()),
-                ..ContentHeaders::default()
-            },
+            headers: ContentHeaders { content_type: Some("text/plain".into()), ..ContentHeaders::default() },
             user_meta: BTreeMap::from([("k".into(), "v".into())]),
             layout: None,
+            checksum: None,
         };
         let raw = encode(&record);
         assert_eq!(raw[0], RECORD_FORMAT_V1);
-        assert_eq!(
-            decode::<VersionRecord>("version", &raw).expect("decode"),
-            record
-        );
+        assert_eq!(decode::<VersionRecord>("version", &raw).expect("decode"), record);
         let mut future = raw.to_vec();
         future[0] = 9;
         assert!(decode::<VersionRecord>("version", &future).is_err());
@@ -177,8 +177,7 @@ mod tests {
     #[test]
     fn stored_v1_sample_still_decodes() {
         // A record as written by the first release; keep decoding it forever.
-        let sample =
-            b"\x01{\"mod_time_ns\":1,\"size\":0,\"etag\":\"d41d8cd98f00b204e9800998ecf8427e\"}";
+        let sample = b"\x01{\"mod_time_ns\":1,\"size\":0,\"etag\":\"d41d8cd98f00b204e9800998ecf8427e\"}";
         let record: VersionRecord = decode("version", sample).expect("decode v1 sample");
         assert_eq!(record.size, 0);
         assert!(record.layout.is_none());

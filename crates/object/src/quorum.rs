@@ -30,17 +30,12 @@ impl Resolved {
 
 /// Resolves the versions of one key from per-drive answers (`None` = no answer).
 /// Returns the visible versions, newest first.
-pub(crate) fn resolve(
-    per_drive: &[Option<Vec<StoredVersion>>],
-    read_quorum: usize,
-) -> Vec<Resolved> {
+pub(crate) fn resolve(per_drive: &[Option<Vec<StoredVersion>>], read_quorum: usize) -> Vec<Resolved> {
     let positions = per_drive.len();
     let mut by_uid: BTreeMap<VersionUid, (Vec<bool>, BTreeMap<Bytes, usize>)> = BTreeMap::new();
     for (position, answer) in per_drive.iter().enumerate() {
         for stored in answer.iter().flatten() {
-            let entry = by_uid
-                .entry(stored.uid)
-                .or_insert_with(|| (vec![false; positions], BTreeMap::new()));
+            let entry = by_uid.entry(stored.uid).or_insert_with(|| (vec![false; positions], BTreeMap::new()));
             entry.0[position] = true;
             *entry.1.entry(stored.record.clone()).or_default() += 1;
         }
@@ -65,11 +60,7 @@ pub(crate) fn resolve(
             }
             null_seen = true;
         }
-        out.push(Resolved {
-            uid,
-            record,
-            holders,
-        });
+        out.push(Resolved { uid, record, holders });
     }
     out
 }
@@ -91,15 +82,13 @@ mod tests {
                 headers: Default::default(),
                 user_meta: Default::default(),
                 layout: None,
+                checksum: None,
             }),
         }
     }
 
     fn check(per_drive: Vec<Option<Vec<StoredVersion>>>, quorum: usize, expected: &[u8]) {
-        let got: Vec<u8> = resolve(&per_drive, quorum)
-            .iter()
-            .map(|r| r.uid[0])
-            .collect();
+        let got: Vec<u8> = resolve(&per_drive, quorum).iter().map(|r| r.uid[0]).collect();
         assert_eq!(got, expected);
     }
 
@@ -108,35 +97,17 @@ mod tests {
         let full = || Some(vec![stored(1, None)]);
         let newer = || Some(vec![stored(2, None), stored(1, None)]);
         // A newer null version on 3 of 6 drives (K = 4) is a failed or in-flight write.
-        check(
-            vec![newer(), newer(), newer(), full(), full(), full()],
-            4,
-            &[1],
-        );
+        check(vec![newer(), newer(), newer(), full(), full(), full()], 4, &[1]);
         // On 4 drives it is the object; the older null version is superseded.
-        check(
-            vec![newer(), newer(), newer(), newer(), full(), full()],
-            4,
-            &[2],
-        );
+        check(vec![newer(), newer(), newer(), newer(), full(), full()], 4, &[2]);
         // Drives that do not answer count as not holding anything.
         check(vec![None, None, None, full(), full(), full()], 4, &[]);
     }
 
     #[test]
     fn versioned_records_are_all_visible_newest_first() {
-        let drive = || {
-            Some(vec![
-                stored(3, Some("c")),
-                stored(2, None),
-                stored(1, Some("a")),
-            ])
-        };
-        check(
-            vec![drive(), drive(), drive(), drive(), drive(), drive()],
-            4,
-            &[3, 2, 1],
-        );
+        let drive = || Some(vec![stored(3, Some("c")), stored(2, None), stored(1, Some("a"))]);
+        check(vec![drive(), drive(), drive(), drive(), drive(), drive()], 4, &[3, 2, 1]);
     }
 
     #[test]
@@ -144,10 +115,7 @@ mod tests {
         let mut bad = stored(1, None);
         bad.record = Bytes::from_static(b"\x01{not json");
         let good = || Some(vec![stored(1, None)]);
-        let resolved = resolve(
-            &[Some(vec![bad]), good(), good(), good(), good(), good()],
-            4,
-        );
+        let resolved = resolve(&[Some(vec![bad]), good(), good(), good(), good(), good()], 4);
         assert_eq!(resolved.len(), 1);
         assert_eq!(resolved[0].holder_count(), 6);
     }

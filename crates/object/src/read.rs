@@ -15,6 +15,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use tokio::sync::mpsc;
 
+use crate::checksum::{self, ChecksumAlgorithm};
 use crate::meta::{DataLayout, PartLayout};
 use crate::set::ErasureSet;
 use crate::{ByteRange, ByteStream, Error, Result};
@@ -55,13 +56,7 @@ impl PartSource {
             .holders
             .iter()
             .enumerate()
-            .map(|(p, &holds)| {
-                if holds && ctx.set.drives[p].is_online() {
-                    Slot::Unopened
-                } else {
-                    Slot::Failed
-                }
-            })
+            .map(|(p, &holds)| if holds && ctx.set.drives[p].is_online() { Slot::Unopened } else { Slot::Failed })
             .collect();
         PartSource {
             set: ctx.set.clone(),
@@ -81,16 +76,14 @@ impl PartSource {
     fn note_damage(&mut self, detail: &str) {
         if !self.reported {
             self.reported = true;
-            self.damage
-                .report(&self.bucket, &self.key, self.uid, detail);
+            self.damage.report(&self.bucket, &self.key, self.uid, detail);
         }
     }
 
     /// Positions to try, data shards first (they need no decoding).
     fn candidates(&self) -> Vec<usize> {
-        let mut positions: Vec<usize> = (0..self.slots.len())
-            .filter(|&p| !matches!(self.slots[p], Slot::Failed))
-            .collect();
+        let mut positions: Vec<usize> =
+            (0..self.slots.len()).filter(|&p| !matches!(self.slots[p], Slot::Failed)).collect();
         positions.sort_by_key(|&p| self.distribution[p]);
         positions
     }
@@ -107,12 +100,7 @@ impl PartSource {
             self.note_damage("record or drive missing");
         }
         while good < data {
-            let batch: Vec<usize> = self
-                .candidates()
-                .into_iter()
-                .filter(|&p| !tried[p])
-                .take(data - good)
-                .collect();
+            let batch: Vec<usize> = self.candidates().into_iter().filter(|&p| !tried[p]).take(data - good).collect();
             if batch.is_empty() {
                 self.note_damage("not enough good pieces");
                 return Err(Error::Unreadable {
@@ -163,8 +151,7 @@ impl PartSource {
         block_index: u64,
         offset: u64,
         piece_len: usize,
-    ) -> impl std::future::Future<Output = (usize, Slot, Result<Vec<u8>, String>)> + Send + 'static
-    {
+    ) -> impl std::future::Future<Output = (usize, Slot, Result<Vec<u8>, String>)> + Send + 'static {
         let drive = self.set.drives[position].clone();
         let bucket = self.bucket.clone();
         let blob = self.part.blob.clone();
@@ -193,10 +180,7 @@ impl PartSource {
                 other => other,
             };
             let framed = match &slot {
-                Slot::Blob(reader) => reader
-                    .read_at(offset, framed_len)
-                    .await
-                    .map_err(|e| e.to_string()),
+                Slot::Blob(reader) => reader.read_at(offset, framed_len).await.map_err(|e| e.to_string()),
                 Slot::Inline(bytes) => {
                     let start = offset as usize;
                     bytes
@@ -231,6 +215,8 @@ pub(crate) struct ReadContext {
     pub holders: Vec<bool>,
     pub geometry: Geometry,
     pub damage: Arc<dyn DamageSink>,
+    /// Algorithm of the per-part checksums in the layout, if any.
+    pub checksum_algorithm: Option<ChecksumAlgorithm>,
 }
 
 /// Streams `range` of the object. Blocks are produced by a task that runs
@@ -269,10 +255,7 @@ async fn produce(
     if total == 0 {
         return Ok(());
     }
-    let range = range.unwrap_or(ByteRange {
-        start: 0,
-        end_inclusive: total - 1,
-    });
+    let range = range.unwrap_or(ByteRange { start: 0, end_inclusive: total - 1 });
     let block_size = ctx.geometry.block_size_bytes() as u64;
     let mut part_start = 0u64;
     for part in &ctx.layout.parts {
@@ -284,15 +267,47 @@ async fn produce(
         let from = range.start.max(part_start) - part_start;
         let to = (range.end_inclusive + 1).min(part_end) - part_start; // exclusive, within part
         let mut source = PartSource::new(ctx, part);
+        // A read of a whole part is checked against the part's stored checksum
+        // (D4): the last block is held back until the digest matched, so data
+        // whose shards all verify but whose content is still wrong is refused.
+        let verify = match (ctx.checksum_algorithm, &part.checksum) {
+            (Some(algorithm), Some(value)) if from == 0 && to == part.size => {
+                checksum::decode(algorithm, value).map(|digest| (algorithm, digest))
+            }
+            _ => None,
+        };
+        let mut hasher = verify.as_ref().map(|(algorithm, _)| checksum::Hasher::new(*algorithm));
+        let mut held: Option<Bytes> = None;
         for block_index in from / block_size..to.div_ceil(block_size) {
             let block = source.read_block(block_index).await?;
+            if let Some(hasher) = &mut hasher {
+                hasher.update(&block);
+            }
             let block_start = block_index * block_size;
             let lo = from.max(block_start) - block_start;
             let hi = to.min(block_start + block.len() as u64) - block_start;
             let chunk = Bytes::from(block).slice(lo as usize..hi as usize);
-            if sender.send(Ok(chunk)).await.is_err() {
+            let ready = if hasher.is_some() { held.replace(chunk) } else { Some(chunk) };
+            if let Some(ready) = ready
+                && sender.send(Ok(ready)).await.is_err()
+            {
                 return Ok(()); // the client went away
             }
+        }
+        if let (Some(hasher), Some((algorithm, expected))) = (hasher, verify)
+            && hasher.finalize() != expected
+        {
+            ctx.damage.report(&ctx.bucket, &ctx.key, ctx.uid, "content does not match its stored checksum");
+            return Err(Error::Unreadable {
+                bucket: ctx.bucket.clone(),
+                key: ctx.key.clone(),
+                detail: format!("part {} does not match its stored {} checksum", part.number, algorithm.as_str()),
+            });
+        }
+        if let Some(last) = held
+            && sender.send(Ok(last)).await.is_err()
+        {
+            return Ok(());
         }
         part_start = part_end;
     }

@@ -28,10 +28,7 @@ pub struct ErasureSet {
 
 impl std::fmt::Debug for ErasureSet {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ErasureSet")
-            .field("drives", &self.drives.len())
-            .field("config", &self.config)
-            .finish()
+        f.debug_struct("ErasureSet").field("drives", &self.drives.len()).field("config", &self.config).finish()
     }
 }
 
@@ -59,13 +56,9 @@ impl ErasureSet {
                 geometry.total()
             )));
         }
-        let facilities: BTreeSet<&str> =
-            drives.iter().map(|d| d.info().facility.as_str()).collect();
+        let facilities: BTreeSet<&str> = drives.iter().map(|d| d.info().facility.as_str()).collect();
         for facility in &facilities {
-            let count = drives
-                .iter()
-                .filter(|d| d.info().facility == *facility)
-                .count();
+            let count = drives.iter().filter(|d| d.info().facility == *facility).count();
             if count > config.parity {
                 return Err(Error::InvalidArgument(format!(
                     "facility {facility:?} holds {count} drives of a {}+{} set; at most {} allowed, \
@@ -74,11 +67,7 @@ impl ErasureSet {
                 )));
             }
         }
-        Ok(ErasureSet {
-            drives,
-            config,
-            geometry,
-        })
+        Ok(ErasureSet { drives, config, geometry })
     }
 
     pub fn drives(&self) -> &[Arc<dyn Drive>] {
@@ -94,9 +83,7 @@ impl ErasureSet {
     }
 
     pub(crate) fn online_positions(&self) -> Vec<usize> {
-        (0..self.drives.len())
-            .filter(|&p| self.drives[p].is_online())
-            .collect()
+        (0..self.drives.len()).filter(|&p| self.drives[p].is_online()).collect()
     }
 
     /// Re-checks drives believed online (cheap: one stat each) so that a drive
@@ -106,19 +93,11 @@ impl ErasureSet {
             let ok = self.drives[p].check_health().await;
             (p, ok)
         });
-        join_all(checks)
-            .await
-            .into_iter()
-            .filter(|(_, ok)| *ok)
-            .map(|(p, _)| p)
-            .collect()
+        join_all(checks).await.into_iter().filter(|(_, ok)| *ok).map(|(p, _)| p).collect()
     }
 
     fn facilities_of(&self, positions: &[usize]) -> BTreeSet<&str> {
-        positions
-            .iter()
-            .map(|&p| self.drives[p].info().facility.as_str())
-            .collect()
+        positions.iter().map(|&p| self.drives[p].info().facility.as_str()).collect()
     }
 
     /// Whether shards durable on `positions` satisfy the write rule.
@@ -132,11 +111,7 @@ impl ErasureSet {
     fn survives_any_facility_loss(&self, positions: &[usize]) -> bool {
         let all: Vec<usize> = (0..self.drives.len()).collect();
         self.facilities_of(&all).iter().all(|facility| {
-            positions
-                .iter()
-                .filter(|&&p| self.drives[p].info().facility != *facility)
-                .count()
-                >= self.config.data
+            positions.iter().filter(|&&p| self.drives[p].info().facility != *facility).count() >= self.config.data
         })
     }
 
@@ -145,10 +120,7 @@ impl ErasureSet {
         if self.write_satisfied(positions) {
             Ok(())
         } else {
-            Err(Error::InsufficientDrives {
-                needed: self.config.write_quorum,
-                available: positions.len(),
-            })
+            Err(Error::InsufficientDrives { needed: self.config.write_quorum, available: positions.len() })
         }
     }
 
@@ -159,8 +131,7 @@ impl ErasureSet {
     pub(crate) fn distribution(&self, bucket: &str, key: &str) -> Vec<usize> {
         let n = self.drives.len();
         let hash = blake3::hash(format!("{bucket}/{key}").as_bytes());
-        let start = (u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or([0; 8]))
-            % n as u64) as usize;
+        let start = (u64::from_le_bytes(hash.as_bytes()[..8].try_into().unwrap_or([0; 8])) % n as u64) as usize;
         (0..n).map(|position| (position + n - start) % n).collect()
     }
 }

@@ -8,18 +8,16 @@ use bytes::Bytes;
 use futures::future::join_all;
 use md5::{Digest, Md5};
 
-use crate::meta::{
-    self, BucketRecord, DataLayout, PartLayout, PartRecord, UploadRecord, VersionRecord,
-};
+use crate::checksum::{self, ChecksumAlgorithm, ChecksumType, StoredChecksum};
+use crate::meta::{self, BucketRecord, DataLayout, PartLayout, PartRecord, UploadRecord, VersionRecord};
 use crate::quorum::{self, Resolved};
 use crate::read::{self, DamageSink, ReadContext};
 use crate::set::ErasureSet;
 use crate::write::{self, BlobWrite, BodyReader};
 use crate::{
-    BLOCK_SIZE_BYTES, BucketInfo, ByteRange, ByteStream, Error, INLINE_SIZE_BYTES_MAX,
-    LIST_KEYS_MAX, ListEntry, ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo,
-    PART_NUMBER_MAX, PART_SIZE_BYTES_MIN, PartInfo, PutOptions, PutOutcome, Redundancy, Result,
-    UploadInfo, UploadsPage, WriteCondition, now_ns,
+    BLOCK_SIZE_BYTES, BucketInfo, ByteRange, ByteStream, Error, INLINE_SIZE_BYTES_MAX, LIST_KEYS_MAX, ListEntry,
+    ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo, PART_NUMBER_MAX, PART_SIZE_BYTES_MIN, PartInfo,
+    PartSummary, PutOptions, PutOutcome, Redundancy, Result, UploadInfo, UploadsPage, WriteCondition, now_ns,
 };
 
 /// Objects waiting for repair held in memory at most (issue 5 persists them).
@@ -111,17 +109,10 @@ impl KeyLocks {
     async fn lock(&self, bucket: &str, key: &str) -> KeyGuard<'_> {
         let lock = {
             let mut locks = self.locks.lock().unwrap_or_else(|e| e.into_inner());
-            locks
-                .entry((bucket.to_owned(), key.to_owned()))
-                .or_default()
-                .clone()
+            locks.entry((bucket.to_owned(), key.to_owned())).or_default().clone()
         };
         let guard = lock.clone().lock_owned().await;
-        KeyGuard {
-            locks: self,
-            key: (bucket.to_owned(), key.to_owned()),
-            _guard: guard,
-        }
+        KeyGuard { locks: self, key: (bucket.to_owned(), key.to_owned()), _guard: guard }
     }
 }
 
@@ -135,10 +126,7 @@ impl Drop for KeyGuard<'_> {
     fn drop(&mut self) {
         let mut locks = self.locks.locks.lock().unwrap_or_else(|e| e.into_inner());
         // Two references: the map's and the one inside our guard.
-        if locks
-            .get(&self.key)
-            .is_some_and(|l| Arc::strong_count(l) <= 2)
-        {
+        if locks.get(&self.key).is_some_and(|l| Arc::strong_count(l) <= 2) {
             locks.remove(&self.key);
         }
     }
@@ -161,9 +149,7 @@ impl ObjectStore {
     /// exists when at least K drives of the first set hold its record).
     pub async fn open(sets: Vec<ErasureSet>) -> Result<ObjectStore> {
         if sets.is_empty() {
-            return Err(Error::InvalidArgument(
-                "at least one erasure set is needed".into(),
-            ));
+            return Err(Error::InvalidArgument("at least one erasure set is needed".into()));
         }
         let sets: Vec<Arc<ErasureSet>> = sets.into_iter().map(Arc::new).collect();
         let store = ObjectStore {
@@ -231,10 +217,7 @@ impl ObjectStore {
                 let ops: Vec<MetaOp> = buckets
                     .iter()
                     .filter(|(name, _)| !have.iter().any(|(h, _)| h == name))
-                    .map(|(name, record)| MetaOp::PutBucket {
-                        bucket: name.clone(),
-                        record: meta::encode(record),
-                    })
+                    .map(|(name, record)| MetaOp::PutBucket { bucket: name.clone(), record: meta::encode(record) })
                     .collect();
                 if !ops.is_empty() {
                     tracing::info!(drive = %drive.info().label, count = ops.len(), "restoring bucket records");
@@ -248,18 +231,12 @@ impl ObjectStore {
 
     fn bucket_snapshot(&self) -> Vec<(String, BucketRecord)> {
         let buckets = self.buckets.read().unwrap_or_else(|e| e.into_inner());
-        buckets
-            .iter()
-            .map(|(k, v)| (k.clone(), v.clone()))
-            .collect()
+        buckets.iter().map(|(k, v)| (k.clone(), v.clone())).collect()
     }
 
     fn require_bucket(&self, bucket: &str) -> Result<BucketRecord> {
         let buckets = self.buckets.read().unwrap_or_else(|e| e.into_inner());
-        buckets
-            .get(bucket)
-            .cloned()
-            .ok_or_else(|| Error::NoSuchBucket(bucket.to_owned()))
+        buckets.get(bucket).cloned().ok_or_else(|| Error::NoSuchBucket(bucket.to_owned()))
     }
 
     fn set_for(&self, bucket: &str, key: &str) -> Arc<ErasureSet> {
@@ -267,8 +244,7 @@ impl ObjectStore {
             return self.sets[0].clone();
         }
         let hash = blake3::hash(format!("{bucket}/{key}").as_bytes());
-        let index = u64::from_le_bytes(hash.as_bytes()[8..16].try_into().unwrap_or([0; 8]))
-            % self.sets.len() as u64;
+        let index = u64::from_le_bytes(hash.as_bytes()[8..16].try_into().unwrap_or([0; 8])) % self.sets.len() as u64;
         self.sets[index as usize].clone()
     }
 
@@ -280,44 +256,30 @@ impl ObjectStore {
         if self.require_bucket(bucket).is_ok() {
             return Err(Error::BucketAlreadyOwnedByYou(bucket.to_owned()));
         }
-        let record = BucketRecord {
-            created_ns: now_ns(),
-        };
+        let record = BucketRecord { created_ns: now_ns() };
         let raw = meta::encode(&record);
         for set in &self.sets {
             let positions = set.usable_positions().await;
             set.require_writable(&positions)?;
             let ok = commit_on(set, &positions, |_| {
-                vec![MetaOp::PutBucket {
-                    bucket: bucket.to_owned(),
-                    record: raw.clone(),
-                }]
+                vec![MetaOp::PutBucket { bucket: bucket.to_owned(), record: raw.clone() }]
             })
             .await;
             set.require_writable(&ok)?;
         }
-        self.buckets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(bucket.to_owned(), record);
+        self.buckets.write().unwrap_or_else(|e| e.into_inner()).insert(bucket.to_owned(), record);
         Ok(())
     }
 
     pub fn head_bucket(&self, bucket: &str) -> Result<BucketInfo> {
         let record = self.require_bucket(bucket)?;
-        Ok(BucketInfo {
-            name: bucket.to_owned(),
-            created_ns: record.created_ns,
-        })
+        Ok(BucketInfo { name: bucket.to_owned(), created_ns: record.created_ns })
     }
 
     pub fn list_buckets(&self) -> Vec<BucketInfo> {
         self.bucket_snapshot()
             .into_iter()
-            .map(|(name, record)| BucketInfo {
-                name,
-                created_ns: record.created_ns,
-            })
+            .map(|(name, record)| BucketInfo { name, created_ns: record.created_ns })
             .collect()
     }
 
@@ -325,15 +287,7 @@ impl ObjectStore {
         let _guard = self.bucket_lock.lock().await;
         self.require_bucket(bucket)?;
         let page = self
-            .list_objects(
-                bucket,
-                ListParams {
-                    prefix: String::new(),
-                    delimiter: None,
-                    start_after: None,
-                    max_keys: 1,
-                },
-            )
+            .list_objects(bucket, ListParams { prefix: String::new(), delimiter: None, start_after: None, max_keys: 1 })
             .await?;
         if !page.objects.is_empty() {
             return Err(Error::BucketNotEmpty(bucket.to_owned()));
@@ -341,30 +295,17 @@ impl ObjectStore {
         for set in &self.sets {
             let positions = set.usable_positions().await;
             set.require_writable(&positions)?;
-            let ok = commit_on(set, &positions, |_| {
-                vec![MetaOp::DeleteBucket {
-                    bucket: bucket.to_owned(),
-                }]
-            })
-            .await;
+            let ok = commit_on(set, &positions, |_| vec![MetaOp::DeleteBucket { bucket: bucket.to_owned() }]).await;
             set.require_writable(&ok)?;
         }
-        self.buckets
-            .write()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(bucket);
+        self.buckets.write().unwrap_or_else(|e| e.into_inner()).remove(bucket);
         Ok(())
     }
 
     // ---- reading metadata ----------------------------------------------
 
     /// Asks every online drive of the set for the versions of a key.
-    async fn fetch_versions(
-        &self,
-        set: &ErasureSet,
-        bucket: &str,
-        key: &str,
-    ) -> Vec<Option<Vec<StoredVersion>>> {
+    async fn fetch_versions(&self, set: &ErasureSet, bucket: &str, key: &str) -> Vec<Option<Vec<StoredVersion>>> {
         join_all((0..set.total()).map(|p| {
             let drive = set.drives[p].clone();
             async move {
@@ -400,23 +341,26 @@ impl ObjectStore {
             }
             Some(id) => {
                 let wanted = if id == "null" { None } else { Some(id) };
-                versions
-                    .iter()
-                    .find(|v| v.record.version_id.as_deref() == wanted)
-                    .cloned()
-                    .ok_or(Error::NoSuchVersion)
+                versions.iter().find(|v| v.record.version_id.as_deref() == wanted).cloned().ok_or(Error::NoSuchVersion)
             }
         }
     }
 
     fn info_of(bucket: &str, key: &str, resolved: &Resolved) -> ObjectInfo {
         let record = &resolved.record;
-        let (parts_count, part_sizes) = match &record.layout {
-            Some(layout) if layout.multipart => (
-                Some(layout.parts.len() as u32),
-                layout.parts.iter().map(|p| (p.number, p.size)).collect(),
-            ),
-            _ => (None, vec![(1, record.size)]),
+        let multipart = record.layout.as_ref().is_some_and(|l| l.multipart);
+        let parts = match &record.layout {
+            Some(layout) => layout
+                .parts
+                .iter()
+                .map(|p| PartSummary {
+                    number: p.number,
+                    size: p.size,
+                    etag: p.etag.clone(),
+                    checksum: p.checksum.clone(),
+                })
+                .collect(),
+            None => Vec::new(),
         };
         ObjectInfo {
             bucket: bucket.to_owned(),
@@ -428,8 +372,9 @@ impl ObjectStore {
             headers: record.headers.clone(),
             user_meta: record.user_meta.clone(),
             delete_marker: record.delete_marker,
-            parts_count,
-            part_sizes,
+            parts_count: multipart.then_some(parts.len() as u32),
+            parts,
+            checksum: record.checksum.clone(),
         }
     }
 
@@ -449,12 +394,7 @@ impl ObjectStore {
         Ok((info, range))
     }
 
-    pub async fn get_object(
-        &self,
-        bucket: &str,
-        key: &str,
-        opts: &GetOptions,
-    ) -> Result<GetOutcome> {
+    pub async fn get_object(&self, bucket: &str, key: &str, opts: &GetOptions) -> Result<GetOutcome> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
         let versions = self.resolve_key(&set, bucket, key).await;
@@ -465,12 +405,10 @@ impl ObjectStore {
         let body: ByteStream = match &resolved.record.layout {
             Some(layout) if info.size > 0 => {
                 if resolved.holder_count() < set.total() {
-                    self.heal
-                        .report(bucket, key, resolved.uid, "metadata missing on some drives");
+                    self.heal.report(bucket, key, resolved.uid, "metadata missing on some drives");
                 }
-                let geometry =
-                    bulwark_erasure::Geometry::new(layout.data, layout.parity, layout.block_size)
-                        .map_err(|e| Error::Internal(format!("stored geometry invalid: {e}")))?;
+                let geometry = bulwark_erasure::Geometry::new(layout.data, layout.parity, layout.block_size)
+                    .map_err(|e| Error::Internal(format!("stored geometry invalid: {e}")))?;
                 let ctx = ReadContext {
                     set: set.clone(),
                     bucket: bucket.to_owned(),
@@ -480,6 +418,7 @@ impl ObjectStore {
                     holders: resolved.holders.clone(),
                     geometry,
                     damage: self.heal.clone(),
+                    checksum_algorithm: resolved.record.checksum.as_ref().map(|c| c.algorithm),
                 };
                 read::stream_range(ctx, range)
             }
@@ -508,16 +447,24 @@ impl ObjectStore {
         let positions = set.usable_positions().await;
         set.require_writable(&positions)?;
         let distribution = set.distribution(bucket, key);
-        let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX));
-        let data = self
-            .write_data(&set, bucket, &distribution, &positions, &mut reader, true)
-            .await?;
+        let primary = opts.checksum.algorithm.unwrap_or(DEFAULT_CHECKSUM);
+        let mut algorithms = vec![primary];
+        algorithms.extend(opts.checksum.also_verify.iter().map(|(a, _)| *a));
+        let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX), &algorithms);
+        let data = self.write_data(&set, bucket, &distribution, &positions, &mut reader, true).await?;
         let total = reader.total();
-        let md5 = reader.finish_md5();
-        if let Err(e) = verify_body(size, total, &opts.content_md5, &md5) {
-            data.discard(&set, bucket).await;
-            return Err(e);
-        }
+        let (md5, digests) = reader.finish();
+        let verified = verify_body(size, total, &opts.content_md5, &md5)
+            .and_then(|()| verify_checksums(primary, &opts.checksum, &digests));
+        let digest = match verified {
+            Ok(digest) => digest,
+            Err(e) => {
+                data.discard(&set, bucket).await;
+                return Err(e);
+            }
+        };
+        let stored_checksum =
+            StoredChecksum { algorithm: primary, kind: ChecksumType::FullObject, value: checksum::encode(&digest) };
         let etag = hex::encode(md5);
         let mod_time_ns = now_ns();
         let record = VersionRecord {
@@ -539,22 +486,21 @@ impl ObjectStore {
                     size: total,
                     etag: etag.clone(),
                     blob: data.blob.map(hex::encode),
+                    checksum: Some(stored_checksum.value.clone()),
                 }],
                 multipart: false,
             }),
+            checksum: Some(stored_checksum.clone()),
         };
-        let durable = self
-            .commit_version(&set, bucket, key, record, data, &opts.condition, Vec::new())
-            .await?;
+        let (_, committed) = self.commit_version(&set, bucket, key, record, data, &opts.condition, Vec::new()).await?;
+        let durable = committed.len();
         Ok(PutOutcome {
             etag,
             size: total,
             version_id: None,
-            redundancy: Redundancy {
-                durable,
-                total: set.total(),
-            },
+            redundancy: Redundancy { durable, total: set.total() },
             mod_time_ns,
+            checksum: Some(stored_checksum),
         })
     }
 
@@ -574,15 +520,10 @@ impl ObjectStore {
         // A first block shorter than a block means the body has ended.
         if allow_inline && first_len <= INLINE_SIZE_BYTES_MAX {
             let shards = write::encode_inline(&set.geometry, first.as_deref().unwrap_or_default())?;
-            return Ok(WrittenData {
-                durable: positions.to_vec(),
-                inline: Some(shards),
-                blob: None,
-            });
+            return Ok(WrittenData { durable: positions.to_vec(), inline: Some(shards), blob: None });
         }
         let blob = write::new_blob_id();
-        let mut sink =
-            BlobWrite::start(set.clone(), bucket, blob, distribution.to_vec(), positions);
+        let mut sink = BlobWrite::start(set.clone(), bucket, blob, distribution.to_vec(), positions);
         let mut next = first;
         while let Some(block) = next {
             if let Err(e) = sink.write_block(&block).await {
@@ -598,11 +539,7 @@ impl ObjectStore {
             };
         }
         let durable = sink.commit().await;
-        let written = WrittenData {
-            durable,
-            inline: None,
-            blob: Some(blob),
-        };
+        let written = WrittenData { durable, inline: None, blob: Some(blob) };
         if let Err(e) = set.require_writable(&written.durable) {
             written.discard(set, bucket).await;
             return Err(e);
@@ -623,7 +560,7 @@ impl ObjectStore {
         data: WrittenData,
         condition: &WriteCondition,
         extra: Vec<MetaOp>,
-    ) -> Result<usize> {
+    ) -> Result<(VersionUid, Vec<usize>)> {
         let uid = new_uid();
         let guard = self.locks.lock(bucket, key).await;
         if *condition != WriteCondition::None {
@@ -632,9 +569,7 @@ impl ObjectStore {
             let failed = match (condition, current) {
                 (WriteCondition::IfNoneMatchAny, Some(_)) => Some(Error::PreconditionFailed),
                 (WriteCondition::IfMatch(_), None) => Some(Error::NoSuchKey),
-                (WriteCondition::IfMatch(etag), Some(current))
-                    if !etag_matches(etag, &current.record.etag) =>
-                {
+                (WriteCondition::IfMatch(etag), Some(current)) if !etag_matches(etag, &current.record.etag) => {
                     Some(Error::PreconditionFailed)
                 }
                 _ => None,
@@ -649,9 +584,7 @@ impl ObjectStore {
         let distribution = record.layout.as_ref().map(|l| l.distribution.clone());
         let committed = commit_on(set, &data.durable, |position| {
             let inline = match (&data.inline, &distribution) {
-                (Some(shards), Some(distribution)) => {
-                    Some(Bytes::from(shards[distribution[position]].clone()))
-                }
+                (Some(shards), Some(distribution)) => Some(Bytes::from(shards[distribution[position]].clone())),
                 _ => None,
             };
             let mut ops = vec![MetaOp::PutVersion {
@@ -669,19 +602,12 @@ impl ObjectStore {
             // Undo where it landed: a minority record is invisible anyway, but
             // leave nothing behind that a later quorum could resurrect.
             commit_on(set, &committed, |_| {
-                vec![MetaOp::DeleteVersion {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    uid,
-                }]
+                vec![MetaOp::DeleteVersion { bucket: bucket.to_owned(), key: key.to_owned(), uid }]
             })
             .await;
             drop(guard);
             data.discard(set, bucket).await;
-            return Err(Error::InsufficientDrives {
-                needed: set.config.write_quorum,
-                available: committed.len(),
-            });
+            return Err(Error::InsufficientDrives { needed: set.config.write_quorum, available: committed.len() });
         }
         drop(guard);
         if committed.len() < set.total() {
@@ -693,7 +619,7 @@ impl ObjectStore {
             let key = key.to_owned();
             tokio::spawn(async move { purge_null_versions(&set, &bucket, &key, Some(uid)).await });
         }
-        Ok(committed.len())
+        Ok((uid, committed))
     }
 
     // ---- deleting objects ------------------------------------------------
@@ -727,9 +653,7 @@ impl ObjectStore {
                     position,
                     buffer: VecDeque::new(),
                     from: match &params.start_after {
-                        Some(after) if after.as_str() >= params.prefix.as_str() => {
-                            ScanFrom::AfterKey(after.clone())
-                        }
+                        Some(after) if after.as_str() >= params.prefix.as_str() => ScanFrom::AfterKey(after.clone()),
                         _ => ScanFrom::Start,
                     },
                     exhausted: false,
@@ -748,11 +672,7 @@ impl ObjectStore {
             {
                 let common = key[..params.prefix.len() + index + delimiter.len()].to_owned();
                 skip_prefix(&mut cursors, &common);
-                if params
-                    .start_after
-                    .as_deref()
-                    .is_some_and(|after| common.as_str() <= after)
-                {
+                if params.start_after.as_deref().is_some_and(|after| common.as_str() <= after) {
                     continue;
                 }
                 if count == max_keys {
@@ -765,11 +685,9 @@ impl ObjectStore {
                 continue;
             }
             let per_set = self.take_key(&key, &mut cursors);
-            let Some(latest) = per_set.and_then(|(set, answers)| {
-                quorum::resolve(&answers, self.sets[set].data())
-                    .into_iter()
-                    .next()
-            }) else {
+            let Some(latest) =
+                per_set.and_then(|(set, answers)| quorum::resolve(&answers, self.sets[set].data()).into_iter().next())
+            else {
                 continue;
             };
             if latest.record.delete_marker {
@@ -786,12 +704,7 @@ impl ObjectStore {
                 size: latest.record.size,
                 etag: latest.record.etag.clone(),
                 mod_time_ns: latest.record.mod_time_ns,
-                multipart_parts: latest
-                    .record
-                    .layout
-                    .as_ref()
-                    .filter(|l| l.multipart)
-                    .map(|l| l.parts.len() as u32),
+                multipart_parts: latest.record.layout.as_ref().filter(|l| l.multipart).map(|l| l.parts.len() as u32),
             });
         }
         Ok(page)
@@ -799,50 +712,38 @@ impl ObjectStore {
 
     /// The smallest key at the front of any cursor, refilling as needed.
     async fn next_key(&self, bucket: &str, prefix: &str, cursors: &mut [Cursor]) -> Option<String> {
-        let refills = cursors
-            .iter_mut()
-            .filter(|c| c.buffer.is_empty() && !c.exhausted && !c.failed)
-            .map(|cursor| {
-                let drive = self.sets[cursor.set].drives[cursor.position].clone();
-                async move {
-                    match drive.scan_versions(bucket, prefix, cursor.from.clone(), LIST_BATCH).await {
-                        Ok(rows) => {
-                            if rows.len() < LIST_BATCH {
-                                cursor.exhausted = true;
-                            }
-                            if let Some(last) = rows.last() {
-                                cursor.from = ScanFrom::AfterVersion(last.key.clone(), last.uid);
-                            }
-                            cursor.buffer.extend(rows);
+        let refills = cursors.iter_mut().filter(|c| c.buffer.is_empty() && !c.exhausted && !c.failed).map(|cursor| {
+            let drive = self.sets[cursor.set].drives[cursor.position].clone();
+            async move {
+                match drive.scan_versions(bucket, prefix, cursor.from.clone(), LIST_BATCH).await {
+                    Ok(rows) => {
+                        if rows.len() < LIST_BATCH {
+                            cursor.exhausted = true;
                         }
-                        Err(e) => {
-                            tracing::warn!(drive = %drive.info().label, error = %e, "listing scan failed");
-                            cursor.failed = true;
+                        if let Some(last) = rows.last() {
+                            cursor.from = ScanFrom::AfterVersion(last.key.clone(), last.uid);
                         }
+                        cursor.buffer.extend(rows);
+                    }
+                    Err(e) => {
+                        tracing::warn!(drive = %drive.info().label, error = %e, "listing scan failed");
+                        cursor.failed = true;
                     }
                 }
-            });
+            }
+        });
         join_all(refills).await;
-        cursors
-            .iter()
-            .filter_map(|c| c.buffer.front().map(|v| v.key.clone()))
-            .min()
+        cursors.iter().filter_map(|c| c.buffer.front().map(|v| v.key.clone())).min()
     }
 
     /// Removes every entry of `key` from the cursors and groups them per set.
     /// Assumes the cursors' buffers hold all of the key's versions, which
     /// holds unless one key has more than a batch of versions on one drive;
     /// then the remainder is skipped (listing only needs the latest).
-    fn take_key(
-        &self,
-        key: &str,
-        cursors: &mut [Cursor],
-    ) -> Option<(usize, Vec<Option<Vec<StoredVersion>>>)> {
+    fn take_key(&self, key: &str, cursors: &mut [Cursor]) -> Option<(usize, Vec<Option<Vec<StoredVersion>>>)> {
         let mut per_set: BTreeMap<usize, Vec<Option<Vec<StoredVersion>>>> = BTreeMap::new();
         for cursor in cursors.iter_mut() {
-            let answers = per_set
-                .entry(cursor.set)
-                .or_insert_with(|| vec![None; self.sets[cursor.set].total()]);
+            let answers = per_set.entry(cursor.set).or_insert_with(|| vec![None; self.sets[cursor.set].total()]);
             if cursor.failed {
                 continue;
             }
@@ -857,9 +758,7 @@ impl ObjectStore {
             }
             answers[cursor.position] = Some(mine);
         }
-        per_set
-            .into_iter()
-            .find(|(_, answers)| answers.iter().flatten().any(|a| !a.is_empty()))
+        per_set.into_iter().find(|(_, answers)| answers.iter().flatten().any(|a| !a.is_empty()))
     }
 
     // ---- multipart -------------------------------------------------------
@@ -869,9 +768,28 @@ impl ObjectStore {
         bucket: &str,
         key: &str,
         opts: PutOptions,
+        checksum_type: Option<ChecksumType>,
     ) -> Result<String> {
         self.require_bucket(bucket)?;
         crate::validate_object_key(key)?;
+        let explicit = opts.checksum.algorithm.is_some();
+        let algorithm = opts.checksum.algorithm.unwrap_or(DEFAULT_CHECKSUM);
+        let checksum_type = match (checksum_type, algorithm) {
+            (Some(ChecksumType::FullObject), a) if !a.is_crc() => {
+                return Err(Error::InvalidChecksumRequest(format!(
+                    "The FULL_OBJECT checksum type cannot be used with the {} checksum algorithm.",
+                    a.as_str().to_ascii_lowercase()
+                )));
+            }
+            (Some(ChecksumType::Composite), ChecksumAlgorithm::Crc64nvme) => {
+                return Err(Error::InvalidChecksumRequest(
+                    "The COMPOSITE checksum type cannot be used with the crc64nvme checksum algorithm.".into(),
+                ));
+            }
+            (Some(kind), _) => kind,
+            (None, ChecksumAlgorithm::Crc64nvme) => ChecksumType::FullObject,
+            (None, _) => ChecksumType::Composite,
+        };
         let set = self.set_for(bucket, key);
         let positions = set.usable_positions().await;
         set.require_writable(&positions)?;
@@ -884,6 +802,9 @@ impl ObjectStore {
             data: set.data(),
             parity: set.total() - set.data(),
             block_size: BLOCK_SIZE_BYTES,
+            checksum_algorithm: algorithm,
+            checksum_type,
+            checksum_explicit: explicit,
         };
         let raw = meta::encode(&record);
         let ok = commit_on(&set, &positions, |_| {
@@ -899,32 +820,17 @@ impl ObjectStore {
         Ok(upload_id)
     }
 
-    async fn get_upload(
-        &self,
-        set: &ErasureSet,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<UploadRecord> {
+    async fn get_upload(&self, set: &ErasureSet, bucket: &str, key: &str, upload_id: &str) -> Result<UploadRecord> {
         let answers = join_all(set.online_positions().into_iter().map(|p| {
             let drive = set.drives[p].clone();
-            async move {
-                drive
-                    .get_upload(bucket, key, upload_id)
-                    .await
-                    .ok()
-                    .flatten()
-            }
+            async move { drive.get_upload(bucket, key, upload_id).await.ok().flatten() }
         }))
         .await;
         let mut votes: BTreeMap<Bytes, usize> = BTreeMap::new();
         for raw in answers.into_iter().flatten() {
             *votes.entry(raw).or_default() += 1;
         }
-        let (raw, count) = votes
-            .into_iter()
-            .max_by_key(|(_, c)| *c)
-            .ok_or(Error::NoSuchUpload)?;
+        let (raw, count) = votes.into_iter().max_by_key(|(_, c)| *c).ok_or(Error::NoSuchUpload)?;
         if count < set.data() {
             return Err(Error::NoSuchUpload);
         }
@@ -932,11 +838,7 @@ impl ObjectStore {
     }
 
     /// Part records per drive: `parts[position]` maps part number → (raw, record).
-    async fn fetch_parts(
-        &self,
-        set: &ErasureSet,
-        upload_id: &str,
-    ) -> Vec<Option<BTreeMap<u32, (Bytes, PartRecord)>>> {
+    async fn fetch_parts(&self, set: &ErasureSet, upload_id: &str) -> Vec<Option<BTreeMap<u32, (Bytes, PartRecord)>>> {
         join_all((0..set.total()).map(|p| {
             let drive = set.drives[p].clone();
             async move {
@@ -946,11 +848,7 @@ impl ObjectStore {
                 let rows = drive.list_parts(upload_id).await.ok()?;
                 Some(
                     rows.into_iter()
-                        .filter_map(|(n, raw)| {
-                            meta::decode::<PartRecord>("part", &raw)
-                                .ok()
-                                .map(|r| (n, (raw, r)))
-                        })
+                        .filter_map(|(n, raw)| meta::decode::<PartRecord>("part", &raw).ok().map(|r| (n, (raw, r))))
                         .collect(),
                 )
             }
@@ -960,9 +858,7 @@ impl ObjectStore {
 
     /// Merges per-drive part records: for each number, the record most drives
     /// hold, with the positions holding it.
-    fn merge_parts(
-        parts: &[Option<BTreeMap<u32, (Bytes, PartRecord)>>],
-    ) -> BTreeMap<u32, (PartRecord, Vec<usize>)> {
+    fn merge_parts(parts: &[Option<BTreeMap<u32, (Bytes, PartRecord)>>]) -> BTreeMap<u32, (PartRecord, Vec<usize>)> {
         let mut votes: BTreeMap<u32, BTreeMap<Bytes, (PartRecord, Vec<usize>)>> = BTreeMap::new();
         for (position, answer) in parts.iter().enumerate() {
             for (number, (raw, record)) in answer.iter().flatten() {
@@ -978,10 +874,7 @@ impl ObjectStore {
         votes
             .into_iter()
             .filter_map(|(number, variants)| {
-                variants
-                    .into_values()
-                    .max_by_key(|(_, holders)| holders.len())
-                    .map(|v| (number, v))
+                variants.into_values().max_by_key(|(_, holders)| holders.len()).map(|v| (number, v))
             })
             .collect()
     }
@@ -995,7 +888,7 @@ impl ObjectStore {
         number: u32,
         body: ByteStream,
         size: Option<u64>,
-        content_md5: Option<[u8; 16]>,
+        opts: PutOptions,
     ) -> Result<PutOutcome> {
         self.require_bucket(bucket)?;
         if !(1..=PART_NUMBER_MAX).contains(&number) {
@@ -1008,25 +901,42 @@ impl ObjectStore {
         }
         let set = self.set_for(bucket, key);
         let upload = self.get_upload(&set, bucket, key, upload_id).await?;
+        let primary = upload.checksum_algorithm;
+        let mut request = opts.checksum.clone();
+        match request.algorithm {
+            Some(algorithm) if algorithm != primary && upload.checksum_explicit => {
+                return Err(Error::InvalidChecksumRequest(format!(
+                    "Checksum Type mismatch occurred, expected checksum Type: {}, actual checksum Type: {}",
+                    primary.as_str().to_ascii_lowercase(),
+                    algorithm.as_str().to_ascii_lowercase()
+                )));
+            }
+            Some(algorithm) if algorithm != primary => {
+                // The upload uses our default; verify the client's own checksum too.
+                if let Some(expected) = request.expected.take() {
+                    request.also_verify.push((algorithm, expected));
+                }
+                request.algorithm = Some(primary);
+            }
+            _ => {}
+        }
         let positions = set.usable_positions().await;
         set.require_writable(&positions)?;
-        let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX));
-        let data = self
-            .write_data(
-                &set,
-                bucket,
-                &upload.distribution,
-                &positions,
-                &mut reader,
-                false,
-            )
-            .await?;
+        let mut algorithms = vec![primary];
+        algorithms.extend(request.also_verify.iter().map(|(a, _)| *a));
+        let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX), &algorithms);
+        let data = self.write_data(&set, bucket, &upload.distribution, &positions, &mut reader, false).await?;
         let total = reader.total();
-        let md5 = reader.finish_md5();
-        if let Err(e) = verify_body(size, total, &content_md5, &md5) {
-            data.discard(&set, bucket).await;
-            return Err(e);
-        }
+        let (md5, digests) = reader.finish();
+        let verified = verify_body(size, total, &opts.content_md5, &md5)
+            .and_then(|()| verify_checksums(primary, &request, &digests));
+        let digest = match verified {
+            Ok(digest) => digest,
+            Err(e) => {
+                data.discard(&set, bucket).await;
+                return Err(e);
+            }
+        };
         let etag = hex::encode(md5);
         let mod_time_ns = now_ns();
         let Some(blob) = data.blob else {
@@ -1037,26 +947,20 @@ impl ObjectStore {
             etag: etag.clone(),
             blob: hex::encode(blob),
             mod_time_ns,
+            checksum: checksum::encode(&digest),
         };
         let raw = meta::encode(&record);
         let lock_name = format!("{upload_id}#{number}");
         let guard = self.locks.lock(bucket, &lock_name).await;
         let previous = self.fetch_parts(&set, upload_id).await;
         let committed = commit_on(&set, &data.durable, |_| {
-            vec![MetaOp::PutPart {
-                upload_id: upload_id.to_owned(),
-                number,
-                record: raw.clone(),
-            }]
+            vec![MetaOp::PutPart { upload_id: upload_id.to_owned(), number, record: raw.clone() }]
         })
         .await;
         drop(guard);
         if !set.write_satisfied(&committed) {
             data.discard(&set, bucket).await;
-            return Err(Error::InsufficientDrives {
-                needed: set.config.write_quorum,
-                available: committed.len(),
-            });
+            return Err(Error::InsufficientDrives { needed: set.config.write_quorum, available: committed.len() });
         }
         // A re-uploaded part replaces the old one: free the old blob.
         for (position, answer) in previous.iter().enumerate() {
@@ -1064,20 +968,20 @@ impl ObjectStore {
                 && old.blob != record.blob
                 && let Some(old_blob) = read::parse_blob_id(&old.blob)
             {
-                let _ = set.drives[position]
-                    .delete_blobs(bucket, vec![old_blob])
-                    .await;
+                let _ = set.drives[position].delete_blobs(bucket, vec![old_blob]).await;
             }
         }
         Ok(PutOutcome {
             etag,
             size: total,
             version_id: None,
-            redundancy: Redundancy {
-                durable: committed.len(),
-                total: set.total(),
-            },
+            redundancy: Redundancy { durable: committed.len(), total: set.total() },
             mod_time_ns,
+            checksum: Some(StoredChecksum {
+                algorithm: primary,
+                kind: ChecksumType::FullObject,
+                value: record.checksum.clone(),
+            }),
         })
     }
 
@@ -1086,55 +990,91 @@ impl ObjectStore {
         bucket: &str,
         key: &str,
         upload_id: &str,
-        requested: &[(u32, String)],
+        requested: &[CompletedPart],
+        full_checksum: Option<(ChecksumAlgorithm, String)>,
         condition: &WriteCondition,
     ) -> Result<PutOutcome> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
         let upload = self.get_upload(&set, bucket, key, upload_id).await?;
         if requested.is_empty() {
-            return Err(Error::InvalidArgument(
-                "you must specify at least one part".into(),
-            ));
+            return Err(Error::InvalidArgument("you must specify at least one part".into()));
         }
-        if requested.windows(2).any(|w| w[0].0 >= w[1].0) {
+        if requested.windows(2).any(|w| w[0].number >= w[1].number) {
             return Err(Error::InvalidPartOrder);
         }
+        let algorithm = upload.checksum_algorithm;
         let per_drive = self.fetch_parts(&set, upload_id).await;
         let merged = Self::merge_parts(&per_drive);
         let mut layouts = Vec::with_capacity(requested.len());
         let mut md5_concat = Md5::new();
         let mut size = 0u64;
         let mut holders_all: Vec<bool> = vec![true; set.total()];
-        for (index, (number, etag)) in requested.iter().enumerate() {
-            let Some((record, holders)) = merged.get(number) else {
-                return Err(Error::InvalidPart(format!(
-                    "part {number} was not uploaded"
-                )));
+        let mut part_digests = Vec::with_capacity(requested.len());
+        let mut full_crc: Option<Vec<u8>> = None;
+        for (index, part) in requested.iter().enumerate() {
+            let number = part.number;
+            let Some((record, holders)) = merged.get(&number) else {
+                return Err(Error::InvalidPart(format!("part {number} was not uploaded")));
             };
-            if !etag_matches(etag, &record.etag) {
-                return Err(Error::InvalidPart(format!(
-                    "part {number}: ETag does not match"
-                )));
+            if !etag_matches(&part.etag, &record.etag) {
+                return Err(Error::InvalidPart(format!("part {number}: ETag does not match")));
             }
             if holders.len() < set.data() {
                 return Err(Error::InvalidPart(format!("part {number} is not readable")));
             }
             if index + 1 < requested.len() && record.size < PART_SIZE_BYTES_MIN {
-                return Err(Error::EntityTooSmall { part: *number });
+                return Err(Error::EntityTooSmall { part: number });
+            }
+            let digest = checksum::decode(algorithm, &record.checksum)
+                .ok_or_else(|| Error::Internal(format!("part {number} has an unreadable checksum")))?;
+            if let Some((claimed_algorithm, claimed)) = &part.checksum
+                && (*claimed_algorithm != algorithm || *claimed != digest)
+            {
+                return Err(Error::InvalidPart(format!(
+                    "part {number}: the {} checksum does not match the uploaded part",
+                    claimed_algorithm.as_str()
+                )));
             }
             for (position, holds) in holders_all.iter_mut().enumerate() {
                 *holds &= holders.contains(&position);
             }
-            md5_concat
-                .update(hex::decode(&record.etag).map_err(|e| Error::Internal(e.to_string()))?);
+            md5_concat.update(hex::decode(&record.etag).map_err(|e| Error::Internal(e.to_string()))?);
+            full_crc = match full_crc {
+                None => Some(digest.clone()),
+                Some(so_far) => checksum::combine_crc(algorithm, &so_far, &digest, record.size),
+            };
+            part_digests.push(digest);
             size += record.size;
             layouts.push(PartLayout {
-                number: *number,
+                number,
                 size: record.size,
                 etag: record.etag.clone(),
                 blob: Some(record.blob.clone()),
+                checksum: Some(record.checksum.clone()),
             });
+        }
+        let object_checksum = match upload.checksum_type {
+            ChecksumType::Composite => StoredChecksum {
+                algorithm,
+                kind: ChecksumType::Composite,
+                value: checksum::composite(algorithm, &part_digests),
+            },
+            ChecksumType::FullObject => StoredChecksum {
+                algorithm,
+                kind: ChecksumType::FullObject,
+                value: checksum::encode(
+                    &full_crc.ok_or_else(|| Error::Internal("full-object checksum needs a CRC".into()))?,
+                ),
+            },
+        };
+        if let Some((claimed_algorithm, claimed)) = &full_checksum {
+            let matches = *claimed_algorithm == algorithm
+                && (claimed == &object_checksum.value
+                    || object_checksum.value.split('-').next() == Some(claimed.split('-').next().unwrap_or_default()));
+            if !matches {
+                return Err(Error::ChecksumMismatch(*claimed_algorithm));
+            }
         }
         let etag = format!("{}-{}", hex::encode(md5_concat.finalize()), requested.len());
         let mod_time_ns = now_ns();
@@ -1155,22 +1095,17 @@ impl ObjectStore {
                 parts: layouts.clone(),
                 multipart: true,
             }),
+            checksum: Some(object_checksum.clone()),
         };
         let positions = set.usable_positions().await;
         set.require_writable(&positions)?;
-        let data = WrittenData {
-            durable: positions.clone(),
-            inline: None,
-            blob: None,
-        };
+        let data = WrittenData { durable: positions.clone(), inline: None, blob: None };
         let extra = vec![MetaOp::DeleteUpload {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
             upload_id: upload_id.to_owned(),
         }];
-        let committed = self
-            .commit_version(&set, bucket, key, record, data, condition, extra)
-            .await?;
+        let (uid, committed) = self.commit_version(&set, bucket, key, record, data, condition, extra).await?;
         // Parts uploaded but not used are garbage now.
         let used: Vec<&str> = layouts.iter().filter_map(|l| l.blob.as_deref()).collect();
         for (position, answer) in per_drive.iter().enumerate() {
@@ -1185,32 +1120,21 @@ impl ObjectStore {
             }
         }
         // The receipt counts drives that hold the record and every part's shard.
-        let durable = positions
-            .iter()
-            .filter(|&&p| holders_all[p])
-            .count()
-            .min(committed);
+        let durable = committed.iter().filter(|&&p| holders_all[p]).count();
         if durable < set.total() {
-            self.heal.push(bucket, key, [0; 16]);
+            self.heal.report(bucket, key, uid, "completed upload below full redundancy");
         }
         Ok(PutOutcome {
             etag,
             size,
             version_id: None,
-            redundancy: Redundancy {
-                durable,
-                total: set.total(),
-            },
+            redundancy: Redundancy { durable, total: set.total() },
             mod_time_ns,
+            checksum: Some(object_checksum),
         })
     }
 
-    pub async fn abort_multipart_upload(
-        &self,
-        bucket: &str,
-        key: &str,
-        upload_id: &str,
-    ) -> Result<()> {
+    pub async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
         self.get_upload(&set, bucket, key, upload_id).await?;
@@ -1226,11 +1150,8 @@ impl ObjectStore {
         })
         .await;
         for (position, answer) in per_drive.iter().enumerate() {
-            let blobs: Vec<[u8; 16]> = answer
-                .iter()
-                .flatten()
-                .filter_map(|(_, (_, r))| read::parse_blob_id(&r.blob))
-                .collect();
+            let blobs: Vec<[u8; 16]> =
+                answer.iter().flatten().filter_map(|(_, (_, r))| read::parse_blob_id(&r.blob)).collect();
             if !blobs.is_empty() {
                 let _ = set.drives[position].delete_blobs(bucket, blobs).await;
             }
@@ -1238,12 +1159,13 @@ impl ObjectStore {
         set.require_writable(&ok)
     }
 
+    /// The upload, its parts, and its checksum algorithm and type when the client chose one.
     pub async fn list_parts(
         &self,
         bucket: &str,
         key: &str,
         upload_id: &str,
-    ) -> Result<(UploadInfo, Vec<PartInfo>)> {
+    ) -> Result<(UploadInfo, Vec<PartInfo>, Option<(ChecksumAlgorithm, ChecksumType)>)> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
         let upload = self.get_upload(&set, bucket, key, upload_id).await?;
@@ -1255,15 +1177,18 @@ impl ObjectStore {
                 size: record.size,
                 etag: record.etag,
                 mod_time_ns: record.mod_time_ns,
+                checksum: Some(StoredChecksum {
+                    algorithm: upload.checksum_algorithm,
+                    kind: ChecksumType::FullObject,
+                    value: record.checksum,
+                }),
             })
             .collect();
+        let checksum = upload.checksum_explicit.then_some((upload.checksum_algorithm, upload.checksum_type));
         Ok((
-            UploadInfo {
-                key: key.to_owned(),
-                upload_id: upload_id.to_owned(),
-                initiated_ns: upload.initiated_ns,
-            },
+            UploadInfo { key: key.to_owned(), upload_id: upload_id.to_owned(), initiated_ns: upload.initiated_ns },
             parts,
+            checksum,
         ))
     }
 
@@ -1277,24 +1202,14 @@ impl ObjectStore {
         max_uploads: usize,
     ) -> Result<UploadsPage> {
         self.require_bucket(bucket)?;
-        let after = key_marker.map(|k| {
-            (
-                k.to_owned(),
-                upload_id_marker.unwrap_or("\u{10FFFF}").to_owned(),
-            )
-        });
+        let after = key_marker.map(|k| (k.to_owned(), upload_id_marker.unwrap_or("\u{10FFFF}").to_owned()));
         let mut votes: BTreeMap<(String, String), (usize, Bytes)> = BTreeMap::new();
         let mut quorum_of: BTreeMap<(String, String), usize> = BTreeMap::new();
         for set in &self.sets {
             let answers = join_all(set.online_positions().into_iter().map(|p| {
                 let drive = set.drives[p].clone();
                 let after = after.clone();
-                async move {
-                    drive
-                        .list_uploads(bucket, prefix, after, 10_000)
-                        .await
-                        .unwrap_or_default()
-                }
+                async move { drive.list_uploads(bucket, prefix, after, 10_000).await.unwrap_or_default() }
             }))
             .await;
             for (key, upload_id, raw) in answers.into_iter().flatten() {
@@ -1307,21 +1222,14 @@ impl ObjectStore {
         let max_uploads = max_uploads.min(LIST_KEYS_MAX);
         let mut count = 0;
         for ((key, upload_id), (holders, raw)) in votes {
-            if holders
-                < quorum_of
-                    .get(&(key.clone(), upload_id.clone()))
-                    .copied()
-                    .unwrap_or(1)
-            {
+            if holders < quorum_of.get(&(key.clone(), upload_id.clone())).copied().unwrap_or(1) {
                 continue;
             }
             if let Some(delimiter) = delimiter.filter(|d| !d.is_empty())
                 && let Some(index) = key[prefix.len()..].find(delimiter)
             {
                 let common = key[..prefix.len() + index + delimiter.len()].to_owned();
-                if page.common_prefixes.last() != Some(&common)
-                    && key_marker.is_none_or(|m| common.as_str() > m)
-                {
+                if page.common_prefixes.last() != Some(&common) && key_marker.is_none_or(|m| common.as_str() > m) {
                     if count == max_uploads {
                         page.is_truncated = true;
                         break;
@@ -1342,11 +1250,7 @@ impl ObjectStore {
             count += 1;
             page.next_key_marker = Some(key.clone());
             page.next_upload_id_marker = Some(upload_id.clone());
-            page.uploads.push(UploadInfo {
-                key,
-                upload_id,
-                initiated_ns: record.initiated_ns,
-            });
+            page.uploads.push(UploadInfo { key, upload_id, initiated_ns: record.initiated_ns });
         }
         Ok(page)
     }
@@ -1363,12 +1267,7 @@ struct WrittenData {
 impl WrittenData {
     async fn discard(&self, set: &ErasureSet, bucket: &str) {
         if let Some(blob) = self.blob {
-            join_all(
-                self.durable
-                    .iter()
-                    .map(|&p| set.drives[p].delete_blobs(bucket, vec![blob])),
-            )
-            .await;
+            join_all(self.durable.iter().map(|&p| set.drives[p].delete_blobs(bucket, vec![blob]))).await;
         }
     }
 }
@@ -1384,11 +1283,7 @@ struct Cursor {
 
 fn skip_prefix(cursors: &mut [Cursor], common: &str) {
     for cursor in cursors.iter_mut() {
-        while cursor
-            .buffer
-            .front()
-            .is_some_and(|v| v.key.starts_with(common))
-        {
+        while cursor.buffer.front().is_some_and(|v| v.key.starts_with(common)) {
             cursor.buffer.pop_front();
         }
         if cursor.buffer.is_empty() && !cursor.exhausted {
@@ -1398,11 +1293,7 @@ fn skip_prefix(cursors: &mut [Cursor], common: &str) {
 }
 
 /// Commits per-position batches on `positions` in parallel; returns where it succeeded.
-async fn commit_on(
-    set: &ErasureSet,
-    positions: &[usize],
-    ops_for: impl Fn(usize) -> Vec<MetaOp>,
-) -> Vec<usize> {
+async fn commit_on(set: &ErasureSet, positions: &[usize], ops_for: impl Fn(usize) -> Vec<MetaOp>) -> Vec<usize> {
     let commits = positions.iter().map(|&position| {
         let drive = set.drives[position].clone();
         let ops = ops_for(position);
@@ -1422,12 +1313,7 @@ async fn commit_on(
 /// Removes null-version records of `key` older than `newer_than` (all of them
 /// when `None`) from every online drive, then their blobs. Returns the
 /// positions where the removal is durable.
-async fn purge_null_versions(
-    set: &ErasureSet,
-    bucket: &str,
-    key: &str,
-    newer_than: Option<VersionUid>,
-) -> Vec<usize> {
+async fn purge_null_versions(set: &ErasureSet, bucket: &str, key: &str, newer_than: Option<VersionUid>) -> Vec<usize> {
     let work = set.online_positions().into_iter().map(|position| {
         let drive = set.drives[position].clone();
         async move {
@@ -1444,18 +1330,9 @@ async fn purge_null_versions(
                 if record.version_id.is_some() {
                     continue;
                 }
-                ops.push(MetaOp::DeleteVersion {
-                    bucket: bucket.to_owned(),
-                    key: key.to_owned(),
-                    uid: stored.uid,
-                });
+                ops.push(MetaOp::DeleteVersion { bucket: bucket.to_owned(), key: key.to_owned(), uid: stored.uid });
                 if let Some(layout) = &record.layout {
-                    blobs.extend(
-                        layout
-                            .parts
-                            .iter()
-                            .filter_map(|p| p.blob.as_deref().and_then(read::parse_blob_id)),
-                    );
+                    blobs.extend(layout.parts.iter().filter_map(|p| p.blob.as_deref().and_then(read::parse_blob_id)));
                 }
             }
             if !ops.is_empty() {
@@ -1472,12 +1349,7 @@ async fn purge_null_versions(
     join_all(work).await.into_iter().flatten().collect()
 }
 
-fn verify_body(
-    declared: Option<u64>,
-    total: u64,
-    expected_md5: &Option<[u8; 16]>,
-    md5: &[u8; 16],
-) -> Result<()> {
+fn verify_body(declared: Option<u64>, total: u64, expected_md5: &Option<[u8; 16]>, md5: &[u8; 16]) -> Result<()> {
     if declared.is_some_and(|d| d != total) {
         return Err(Error::IncompleteBody);
     }
@@ -1489,11 +1361,51 @@ fn verify_body(
     Ok(())
 }
 
+/// The checksum computed when the client names none (as S3 does since 2025).
+const DEFAULT_CHECKSUM: ChecksumAlgorithm = ChecksumAlgorithm::Crc64nvme;
+
+/// One part named in CompleteMultipartUpload.
+#[derive(Debug, Clone)]
+pub struct CompletedPart {
+    pub number: u32,
+    pub etag: String,
+    /// A part checksum the client included, decoded.
+    pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
+}
+
+/// Compares computed digests with what the client claimed; returns the
+/// primary digest.
+fn verify_checksums(
+    primary: ChecksumAlgorithm,
+    request: &crate::ChecksumRequest,
+    digests: &[(ChecksumAlgorithm, Vec<u8>)],
+) -> Result<Vec<u8>> {
+    let digest_of = |algorithm: ChecksumAlgorithm| {
+        digests
+            .iter()
+            .find(|(a, _)| *a == algorithm)
+            .map(|(_, d)| d.clone())
+            .ok_or_else(|| Error::Internal(format!("{} was not computed", algorithm.as_str())))
+    };
+    let primary_digest = digest_of(primary)?;
+    if let Some(expected) = &request.expected
+        && let Some(expected) = expected.resolve()?
+        && expected != primary_digest
+    {
+        return Err(Error::ChecksumMismatch(primary));
+    }
+    for (algorithm, expected) in &request.also_verify {
+        if let Some(expected) = expected.resolve()?
+            && expected != digest_of(*algorithm)?
+        {
+            return Err(Error::ChecksumMismatch(*algorithm));
+        }
+    }
+    Ok(primary_digest)
+}
+
 fn etag_matches(condition: &str, etag: &str) -> bool {
-    condition
-        .split(',')
-        .map(|c| c.trim().trim_start_matches("W/").trim_matches('"'))
-        .any(|c| c == "*" || c == etag)
+    condition.split(',').map(|c| c.trim().trim_start_matches("W/").trim_matches('"')).any(|c| c == "*" || c == etag)
 }
 
 /// RFC 7232 precedence, as S3 applies it.
@@ -1509,11 +1421,7 @@ fn check_conditions(info: &ObjectInfo, c: &ReadConditions) -> Result<()> {
     {
         return Err(Error::PreconditionFailed);
     }
-    let not_modified = if c.copy_source {
-        Error::PreconditionFailed
-    } else {
-        Error::NotModified
-    };
+    let not_modified = if c.copy_source { Error::PreconditionFailed } else { Error::NotModified };
     if let Some(if_none_match) = &c.if_none_match {
         if etag_matches(if_none_match, &info.etag) {
             return Err(not_modified);
@@ -1529,17 +1437,17 @@ fn check_conditions(info: &ObjectInfo, c: &ReadConditions) -> Result<()> {
 fn resolve_range(info: &ObjectInfo, opts: &GetOptions) -> Result<Option<ByteRange>> {
     if let Some(number) = opts.part_number {
         let mut start = 0;
-        for (n, size) in &info.part_sizes {
-            if *n == number {
-                if *size == 0 {
+        for part in &info.parts {
+            if part.number == number {
+                if part.size == 0 {
                     return Ok(None);
                 }
-                return Ok(Some(ByteRange {
-                    start,
-                    end_inclusive: start + size - 1,
-                }));
+                return Ok(Some(ByteRange { start, end_inclusive: start + part.size - 1 }));
             }
-            start += size;
+            start += part.size;
+        }
+        if number == 1 && info.size == 0 {
+            return Ok(None);
         }
         return Err(Error::InvalidRange);
     }
@@ -1556,19 +1464,13 @@ fn resolve_range(info: &ObjectInfo, opts: &GetOptions) -> Result<Option<ByteRang
             if last < first {
                 return Err(Error::InvalidRange);
             }
-            ByteRange {
-                start: first,
-                end_inclusive: last,
-            }
+            ByteRange { start: first, end_inclusive: last }
         }
         RangeSpec::Suffix { length } => {
             if length == 0 || size == 0 {
                 return Err(Error::InvalidRange);
             }
-            ByteRange {
-                start: size.saturating_sub(length),
-                end_inclusive: size - 1,
-            }
+            ByteRange { start: size.saturating_sub(length), end_inclusive: size - 1 }
         }
     };
     Ok(Some(range))
@@ -1576,8 +1478,6 @@ fn resolve_range(info: &ObjectInfo, opts: &GetOptions) -> Result<Option<ByteRang
 
 impl std::fmt::Debug for ObjectStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("ObjectStore")
-            .field("sets", &self.sets.len())
-            .finish_non_exhaustive()
+        f.debug_struct("ObjectStore").field("sets", &self.sets.len()).finish_non_exhaustive()
     }
 }

@@ -17,6 +17,7 @@ use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::checksum::{self, ChecksumAlgorithm};
 use crate::set::ErasureSet;
 use crate::{ByteStream, Error, Result};
 
@@ -29,20 +30,22 @@ pub(crate) struct BodyReader {
     pending: BytesMut,
     done: bool,
     md5: Md5,
+    checksums: Vec<(ChecksumAlgorithm, checksum::Hasher)>,
     total: u64,
     limit: u64,
 }
 
 impl BodyReader {
-    pub fn new(stream: ByteStream, limit: u64) -> BodyReader {
-        BodyReader {
-            stream,
-            pending: BytesMut::new(),
-            done: false,
-            md5: Md5::new(),
-            total: 0,
-            limit,
+    /// Reads at most `limit` bytes, computing MD5 and the given checksums in
+    /// the same pass (the body is never read twice).
+    pub fn new(stream: ByteStream, limit: u64, algorithms: &[ChecksumAlgorithm]) -> BodyReader {
+        let mut checksums: Vec<(ChecksumAlgorithm, checksum::Hasher)> = Vec::new();
+        for &algorithm in algorithms {
+            if !checksums.iter().any(|(a, _)| *a == algorithm) {
+                checksums.push((algorithm, checksum::Hasher::new(algorithm)));
+            }
         }
+        BodyReader { stream, pending: BytesMut::new(), done: false, md5: Md5::new(), checksums, total: 0, limit }
     }
 
     /// Next block of exactly `size` bytes, or fewer at the end of the body;
@@ -57,7 +60,7 @@ impl BodyReader {
                     }
                     self.pending.extend_from_slice(&chunk);
                 }
-                Some(Err(e)) => return Err(Error::Body(e.to_string())),
+                Some(Err(e)) => return Err(Error::Body(e)),
                 None => self.done = true,
             }
         }
@@ -67,6 +70,9 @@ impl BodyReader {
         let take = size.min(self.pending.len());
         let block = self.pending.split_to(take).freeze();
         self.md5.update(&block);
+        for (_, hasher) in &mut self.checksums {
+            hasher.update(&block);
+        }
         Ok(Some(block))
     }
 
@@ -74,8 +80,10 @@ impl BodyReader {
         self.total
     }
 
-    pub fn finish_md5(self) -> [u8; 16] {
-        self.md5.finalize().into()
+    /// The MD5 and every checksum's raw digest.
+    pub fn finish(self) -> ([u8; 16], Vec<(ChecksumAlgorithm, Vec<u8>)>) {
+        let checksums = self.checksums.into_iter().map(|(a, h)| (a, h.finalize())).collect();
+        (self.md5.finalize().into(), checksums)
     }
 }
 
@@ -115,59 +123,37 @@ impl BlobWrite {
                 let (sender, receiver) = mpsc::channel(PIECES_IN_FLIGHT_MAX);
                 let drive = set.drives[position].clone();
                 let task = tokio::spawn(drive_writer(drive, bucket.to_owned(), blob, receiver));
-                DriveSink {
-                    position,
-                    sender: Some(sender),
-                    task,
-                }
+                DriveSink { position, sender: Some(sender), task }
             })
             .collect();
-        BlobWrite {
-            set,
-            geometry,
-            distribution,
-            sinks,
-            block_index: 0,
-        }
+        BlobWrite { set, geometry, distribution, sinks, block_index: 0 }
     }
 
     fn live_positions(&self) -> Vec<usize> {
-        self.sinks
-            .iter()
-            .filter(|s| s.sender.is_some())
-            .map(|s| s.position)
-            .collect()
+        self.sinks.iter().filter(|s| s.sender.is_some()).map(|s| s.position).collect()
     }
 
     /// Codes one block and queues its pieces to every live drive.
     pub async fn write_block(&mut self, block: &[u8]) -> Result<()> {
-        let pieces = erasure::encode_block(&self.geometry, block)
-            .map_err(|e| Error::Internal(e.to_string()))?;
+        let pieces = erasure::encode_block(&self.geometry, block).map_err(|e| Error::Internal(e.to_string()))?;
         let block_index = self.block_index;
         self.block_index += 1;
         let distribution = &self.distribution;
-        let sends = self
-            .sinks
-            .iter_mut()
-            .filter(|s| s.sender.is_some())
-            .map(|sink| {
-                let shard = distribution[sink.position];
-                let mut framed = Vec::with_capacity(pieces[shard].len() + erasure::HASH_LEN_BYTES);
-                erasure::frame_piece(shard, block_index, &pieces[shard], &mut framed);
-                async move {
-                    let ok = match &sink.sender {
-                        Some(sender) => sender
-                            .send(PieceMsg::Piece(Bytes::from(framed)))
-                            .await
-                            .is_ok(),
-                        None => false,
-                    };
-                    if !ok {
-                        // The drive's task ended early: it failed and aborted its blob.
-                        sink.sender = None;
-                    }
+        let sends = self.sinks.iter_mut().filter(|s| s.sender.is_some()).map(|sink| {
+            let shard = distribution[sink.position];
+            let mut framed = Vec::with_capacity(pieces[shard].len() + erasure::HASH_LEN_BYTES);
+            erasure::frame_piece(shard, block_index, &pieces[shard], &mut framed);
+            async move {
+                let ok = match &sink.sender {
+                    Some(sender) => sender.send(PieceMsg::Piece(Bytes::from(framed))).await.is_ok(),
+                    None => false,
+                };
+                if !ok {
+                    // The drive's task ended early: it failed and aborted its blob.
+                    sink.sender = None;
                 }
-            });
+            }
+        });
         futures::future::join_all(sends).await;
         let live = self.live_positions();
         self.set.require_writable(&live)
@@ -210,10 +196,7 @@ async fn drive_writer(
     blob: BlobId,
     mut receiver: mpsc::Receiver<PieceMsg>,
 ) -> Result<(), String> {
-    let mut writer = drive
-        .create_blob(&bucket, blob)
-        .await
-        .map_err(|e| e.to_string())?;
+    let mut writer = drive.create_blob(&bucket, blob).await.map_err(|e| e.to_string())?;
     loop {
         match receiver.recv().await {
             Some(PieceMsg::Piece(framed)) => {
@@ -236,8 +219,7 @@ async fn drive_writer(
 pub(crate) fn encode_inline(geometry: &Geometry, data: &[u8]) -> Result<Vec<Vec<u8>>> {
     let mut shards = vec![Vec::new(); geometry.total()];
     for (block_index, block) in data.chunks(geometry.block_size_bytes()).enumerate() {
-        let pieces =
-            erasure::encode_block(geometry, block).map_err(|e| Error::Internal(e.to_string()))?;
+        let pieces = erasure::encode_block(geometry, block).map_err(|e| Error::Internal(e.to_string()))?;
         for (shard, piece) in pieces.iter().enumerate() {
             erasure::frame_piece(shard, block_index as u64, piece, &mut shards[shard]);
         }

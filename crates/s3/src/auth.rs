@@ -13,10 +13,7 @@ pub struct RootAuth {
 
 impl RootAuth {
     pub fn new(access_key: String, secret_key: String) -> RootAuth {
-        RootAuth {
-            access_key,
-            secret_key: SecretKey::from(secret_key),
-        }
+        RootAuth { access_key, secret_key: SecretKey::from(secret_key) }
     }
 }
 
@@ -27,10 +24,7 @@ impl S3Auth for RootAuth {
         if bool::from(access_key.as_bytes().ct_eq(self.access_key.as_bytes())) {
             Ok(self.secret_key.clone())
         } else {
-            Err(s3_error!(
-                InvalidAccessKeyId,
-                "The AWS Access Key Id you provided does not exist in our records."
-            ))
+            Err(s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records."))
         }
     }
 }

@@ -7,6 +7,32 @@
 use bulwark_object::Error;
 use s3s::{S3Error, S3ErrorCode, s3_error};
 
+/// Why reading a request body failed, as far as the protocol is concerned.
+/// `s3s` reports these as opaque errors; they are classified once here.
+#[derive(Debug, thiserror::Error)]
+pub enum BodyError {
+    #[error("x-amz-content-sha256 does not match the body")]
+    ContentSha256Mismatch,
+    #[error("an aws-chunked chunk signature does not match")]
+    ChunkSignatureMismatch,
+    #[error("{0}")]
+    Malformed(String),
+}
+
+impl BodyError {
+    /// Classifies an `s3s` body error by its (pinned, =0.14.1) description.
+    pub fn classify(error: &(dyn std::error::Error + Send + Sync + 'static)) -> BodyError {
+        let text = error.to_string();
+        if text.contains("Sha256Mismatch") {
+            BodyError::ContentSha256Mismatch
+        } else if text.contains("SignatureMismatch") {
+            BodyError::ChunkSignatureMismatch
+        } else {
+            BodyError::Malformed(text)
+        }
+    }
+}
+
 pub fn to_s3(error: Error) -> S3Error {
     match error {
         Error::NoSuchBucket(_) => s3_error!(NoSuchBucket, "The specified bucket does not exist"),
@@ -14,14 +40,10 @@ pub fn to_s3(error: Error) -> S3Error {
             BucketAlreadyOwnedByYou,
             "Your previous request to create the named bucket succeeded and you already own it."
         ),
-        Error::BucketNotEmpty(_) => s3_error!(
-            BucketNotEmpty,
-            "The bucket you tried to delete is not empty"
-        ),
-        Error::InvalidBucketName(why) => S3Error::with_message(
-            S3ErrorCode::InvalidBucketName,
-            format!("The specified bucket is not valid: {why}"),
-        ),
+        Error::BucketNotEmpty(_) => s3_error!(BucketNotEmpty, "The bucket you tried to delete is not empty"),
+        Error::InvalidBucketName(why) => {
+            S3Error::with_message(S3ErrorCode::InvalidBucketName, format!("The specified bucket is not valid: {why}"))
+        }
         Error::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
         Error::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
         Error::NoSuchUpload => s3_error!(
@@ -30,36 +52,23 @@ pub fn to_s3(error: Error) -> S3Error {
         ),
         Error::InvalidPart(why) => S3Error::with_message(
             S3ErrorCode::InvalidPart,
-            format!(
-                "One or more of the specified parts could not be found or its entity tag did not match: {why}"
-            ),
+            format!("One or more of the specified parts could not be found or its entity tag did not match: {why}"),
         ),
-        Error::InvalidPartOrder => s3_error!(
-            InvalidPartOrder,
-            "The list of parts was not in ascending order."
-        ),
+        Error::InvalidPartOrder => s3_error!(InvalidPartOrder, "The list of parts was not in ascending order."),
         Error::EntityTooSmall { .. } => {
-            s3_error!(
-                EntityTooSmall,
-                "Your proposed upload is smaller than the minimum allowed object size."
-            )
+            s3_error!(EntityTooSmall, "Your proposed upload is smaller than the minimum allowed object size.")
         }
-        Error::EntityTooLarge => s3_error!(
-            EntityTooLarge,
-            "Your proposed upload exceeds the maximum allowed object size."
-        ),
-        Error::BadDigest => s3_error!(
-            BadDigest,
-            "The Content-MD5 you specified did not match what we received."
-        ),
+        Error::EntityTooLarge => {
+            s3_error!(EntityTooLarge, "Your proposed upload exceeds the maximum allowed object size.")
+        }
+        Error::BadDigest => s3_error!(BadDigest, "The Content-MD5 you specified did not match what we received."),
         Error::IncompleteBody => s3_error!(
             IncompleteBody,
             "You did not provide the number of bytes specified by the Content-Length HTTP header."
         ),
-        Error::PreconditionFailed => s3_error!(
-            PreconditionFailed,
-            "At least one of the pre-conditions you specified did not hold"
-        ),
+        Error::PreconditionFailed => {
+            s3_error!(PreconditionFailed, "At least one of the pre-conditions you specified did not hold")
+        }
         Error::NotModified => s3_error!(NotModified),
         Error::InvalidRange => s3_error!(InvalidRange, "The requested range is not satisfiable"),
         Error::KeyTooLong => s3_error!(KeyTooLongError, "Your key is too long"),
@@ -71,30 +80,40 @@ pub fn to_s3(error: Error) -> S3Error {
                 "Not enough drives are available to store the data durably; please retry later."
             )
         }
-        Error::Unreadable {
-            bucket,
-            key,
-            detail,
-        } => {
+        Error::Unreadable { bucket, key, detail } => {
             tracing::error!(%bucket, %key, %detail, "object unreadable");
-            s3_error!(
-                ServiceUnavailable,
-                "The object cannot be read right now: too few of its shards are available."
-            )
+            s3_error!(ServiceUnavailable, "The object cannot be read right now: too few of its shards are available.")
         }
-        Error::Body(detail) => {
-            tracing::info!(%detail, "request body failed");
-            S3Error::with_message(
-                S3ErrorCode::IncompleteBody,
-                "The request body could not be read completely.",
-            )
-        }
+        Error::Body(io) => match io.get_ref().and_then(|e| e.downcast_ref::<BodyError>()) {
+            Some(BodyError::ContentSha256Mismatch) => {
+                let mut e = S3Error::with_message(
+                    S3ErrorCode::Custom("XAmzContentSHA256Mismatch".into()),
+                    "The provided 'x-amz-content-sha256' header does not match what was computed.",
+                );
+                e.set_status_code(http::StatusCode::BAD_REQUEST);
+                e
+            }
+            Some(BodyError::ChunkSignatureMismatch) => s3_error!(
+                SignatureDoesNotMatch,
+                "The request signature we calculated does not match the signature you provided."
+            ),
+            Some(BodyError::Malformed(detail)) => {
+                tracing::info!(%detail, "malformed request body");
+                S3Error::with_message(S3ErrorCode::IncompleteBody, "The request body could not be read completely.")
+            }
+            None => {
+                tracing::info!(error = %io, "request body failed");
+                S3Error::with_message(S3ErrorCode::IncompleteBody, "The request body could not be read completely.")
+            }
+        },
+        Error::ChecksumMismatch(algorithm) => S3Error::with_message(
+            S3ErrorCode::BadDigest,
+            format!("The {} you specified did not match the calculated checksum.", algorithm.as_str()),
+        ),
+        Error::InvalidChecksumRequest(why) => S3Error::with_message(S3ErrorCode::InvalidRequest, why),
         Error::Internal(detail) => {
             tracing::error!(%detail, "internal error");
-            s3_error!(
-                InternalError,
-                "We encountered an internal error. Please try again."
-            )
+            s3_error!(InternalError, "We encountered an internal error. Please try again.")
         }
     }
 }
@@ -108,49 +127,18 @@ mod tests {
         let check = |e: Error, code: S3ErrorCode, status: u16| {
             let s3 = to_s3(e);
             assert_eq!(s3.code(), &code);
-            assert_eq!(
-                s3.code().status_code().map(|s| s.as_u16()),
-                Some(status),
-                "{code:?}"
-            );
+            assert_eq!(s3.code().status_code().map(|s| s.as_u16()), Some(status), "{code:?}");
         };
-        check(
-            Error::NoSuchBucket("b".into()),
-            S3ErrorCode::NoSuchBucket,
-            404,
-        );
+        check(Error::NoSuchBucket("b".into()), S3ErrorCode::NoSuchBucket, 404);
         check(Error::NoSuchKey, S3ErrorCode::NoSuchKey, 404);
-        check(
-            Error::BucketNotEmpty("b".into()),
-            S3ErrorCode::BucketNotEmpty,
-            409,
-        );
-        check(
-            Error::BucketAlreadyOwnedByYou("b".into()),
-            S3ErrorCode::BucketAlreadyOwnedByYou,
-            409,
-        );
+        check(Error::BucketNotEmpty("b".into()), S3ErrorCode::BucketNotEmpty, 409);
+        check(Error::BucketAlreadyOwnedByYou("b".into()), S3ErrorCode::BucketAlreadyOwnedByYou, 409);
         check(Error::InvalidRange, S3ErrorCode::InvalidRange, 416);
-        check(
-            Error::PreconditionFailed,
-            S3ErrorCode::PreconditionFailed,
-            412,
-        );
+        check(Error::PreconditionFailed, S3ErrorCode::PreconditionFailed, 412);
         check(Error::NotModified, S3ErrorCode::NotModified, 304);
-        check(
-            Error::InsufficientDrives {
-                needed: 5,
-                available: 3,
-            },
-            S3ErrorCode::ServiceUnavailable,
-            503,
-        );
+        check(Error::InsufficientDrives { needed: 5, available: 3 }, S3ErrorCode::ServiceUnavailable, 503);
         check(Error::BadDigest, S3ErrorCode::BadDigest, 400);
-        check(
-            Error::EntityTooSmall { part: 1 },
-            S3ErrorCode::EntityTooSmall,
-            400,
-        );
+        check(Error::EntityTooSmall { part: 1 }, S3ErrorCode::EntityTooSmall, 400);
         check(Error::InvalidPartOrder, S3ErrorCode::InvalidPartOrder, 400);
         check(Error::NoSuchUpload, S3ErrorCode::NoSuchUpload, 404);
     }
@@ -159,11 +147,7 @@ mod tests {
     fn internal_details_do_not_reach_the_client() {
         let s3 = to_s3(Error::Internal("/data/facility-1/drive-1 exploded".into()));
         assert!(!s3.message().unwrap_or_default().contains("/data"));
-        let s3 = to_s3(Error::Unreadable {
-            bucket: "b".into(),
-            key: "k".into(),
-            detail: "drive /x failed".into(),
-        });
+        let s3 = to_s3(Error::Unreadable { bucket: "b".into(), key: "k".into(), detail: "drive /x failed".into() });
         assert!(!s3.message().unwrap_or_default().contains("/x"));
     }
 }

@@ -11,8 +11,8 @@ use std::sync::Arc;
 
 use base64::Engine;
 use bulwark_object::{
-    ByteStream, ContentHeaders, GetOptions, ListParams, ObjectInfo, ObjectStore, PutOptions,
-    PutOutcome, RangeSpec, ReadConditions, WriteCondition,
+    ByteStream, ChecksumRequest, CompletedPart, ContentHeaders, ExpectedChecksum, GetOptions, ListParams, ObjectInfo,
+    ObjectStore, PutOptions, PutOutcome, RangeSpec, ReadConditions, WriteCondition,
 };
 use futures::StreamExt;
 use http::HeaderValue;
@@ -20,6 +20,7 @@ use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
 pub mod auth;
+pub mod checksums;
 pub mod errors;
 
 use errors::to_s3;
@@ -42,28 +43,18 @@ pub struct Bulwark {
 
 impl Bulwark {
     pub fn new(store: Arc<ObjectStore>, owner: Owner, region: String) -> Bulwark {
-        Bulwark {
-            store,
-            owner,
-            region,
-        }
+        Bulwark { store, owner, region }
     }
 
     fn owner(&self) -> s3s::dto::Owner {
-        s3s::dto::Owner {
-            display_name: Some(self.owner.display_name.clone()),
-            id: Some(self.owner.id.clone()),
-        }
+        s3s::dto::Owner { display_name: Some(self.owner.display_name.clone()), id: Some(self.owner.id.clone()) }
     }
 }
 
 fn timestamp(ns: i64) -> Timestamp {
-    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns))
-        .unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
+    let t = time::OffsetDateTime::from_unix_timestamp_nanos(i128::from(ns)).unwrap_or(time::OffsetDateTime::UNIX_EPOCH);
     // S3 reports times with millisecond precision at most.
-    let t = t
-        .replace_nanosecond(t.millisecond() as u32 * 1_000_000)
-        .unwrap_or(t);
+    let t = t.replace_nanosecond(t.millisecond() as u32 * 1_000_000).unwrap_or(t);
     Timestamp::from(t)
 }
 
@@ -98,52 +89,39 @@ fn decode_content_md5(value: Option<&str>) -> S3Result<Option<[u8; 16]>> {
     let bytes = base64::engine::general_purpose::STANDARD
         .decode(value.trim())
         .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."))?;
-    let digest: [u8; 16] = bytes
-        .try_into()
-        .map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."))?;
+    let digest: [u8; 16] =
+        bytes.try_into().map_err(|_| s3_error!(InvalidDigest, "The Content-MD5 you specified is not valid."))?;
     Ok(Some(digest))
 }
 
 fn body_stream(body: Option<StreamingBlob>) -> ByteStream {
     match body {
-        Some(blob) => Box::pin(blob.map(|chunk| chunk.map_err(std::io::Error::other))),
+        Some(blob) => {
+            Box::pin(blob.map(|chunk| chunk.map_err(|e| std::io::Error::other(errors::BodyError::classify(&*e)))))
+        }
         None => Box::pin(futures::stream::empty()),
     }
 }
 
 fn declared_length(len: Option<i64>) -> S3Result<Option<u64>> {
     match len {
-        Some(n) if n < 0 => Err(s3_error!(
-            InvalidArgument,
-            "Content-Length must not be negative"
-        )),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "Content-Length must not be negative")),
         Some(n) => Ok(Some(n as u64)),
         None => Ok(None),
     }
 }
 
 fn user_meta(metadata: Option<Metadata>) -> BTreeMap<String, String> {
-    metadata
-        .unwrap_or_default()
-        .into_iter()
-        .map(|(k, v)| (k.to_ascii_lowercase(), v))
-        .collect()
+    metadata.unwrap_or_default().into_iter().map(|(k, v)| (k.to_ascii_lowercase(), v)).collect()
 }
 
 fn metadata_out(meta: &BTreeMap<String, String>) -> Option<Metadata> {
-    if meta.is_empty() {
-        None
-    } else {
-        Some(meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-    }
+    if meta.is_empty() { None } else { Some(meta.iter().map(|(k, v)| (k.clone(), v.clone())).collect()) }
 }
 
 fn with_receipt<T>(output: T, outcome: &PutOutcome) -> S3Response<T> {
     let mut response = S3Response::new(output);
-    let receipt = format!(
-        "{}/{}",
-        outcome.redundancy.durable, outcome.redundancy.total
-    );
+    let receipt = format!("{}/{}", outcome.redundancy.durable, outcome.redundancy.total);
     if let Ok(value) = HeaderValue::from_str(&receipt) {
         response.headers.insert(REDUNDANCY_HEADER, value);
     }
@@ -161,10 +139,7 @@ fn part_number(n: Option<i32>) -> S3Result<Option<u32>> {
     match n {
         None => Ok(None),
         Some(n) if (1..=10_000).contains(&n) => Ok(Some(n as u32)),
-        Some(_) => Err(s3_error!(
-            InvalidArgument,
-            "Part number must be an integer between 1 and 10000, inclusive"
-        )),
+        Some(_) => Err(s3_error!(InvalidArgument, "Part number must be an integer between 1 and 10000, inclusive")),
     }
 }
 
@@ -215,10 +190,7 @@ fn encoder(encoding: Option<&EncodingType>) -> S3Result<fn(&str) -> String> {
 fn max_keys(value: Option<i32>) -> S3Result<usize> {
     match value {
         None => Ok(1000),
-        Some(n) if n < 0 => Err(s3_error!(
-            InvalidArgument,
-            "max-keys must be a non-negative integer"
-        )),
+        Some(n) if n < 0 => Err(s3_error!(InvalidArgument, "max-keys must be a non-negative integer")),
         Some(n) => Ok(n as usize),
     }
 }
@@ -243,29 +215,16 @@ fn object_headers_put(
 
 fn copy_source_of(source: &CopySource) -> S3Result<(String, String, Option<String>)> {
     match source {
-        CopySource::Bucket {
-            bucket,
-            key,
-            version_id,
-        } => Ok((
-            bucket.to_string(),
-            key.to_string(),
-            version_id.as_ref().map(|v| v.to_string()),
-        )),
-        _ => Err(s3_error!(
-            NotImplemented,
-            "Access point copy sources are not supported"
-        )),
+        CopySource::Bucket { bucket, key, version_id } => {
+            Ok((bucket.to_string(), key.to_string(), version_id.as_ref().map(|v| v.to_string())))
+        }
+        _ => Err(s3_error!(NotImplemented, "Access point copy sources are not supported")),
     }
 }
 
 fn parse_copy_range(value: &str) -> S3Result<RangeSpec> {
-    let invalid = || {
-        s3_error!(
-            InvalidArgument,
-            "The x-amz-copy-source-range value must be of the form bytes=first-last"
-        )
-    };
+    let invalid =
+        || s3_error!(InvalidArgument, "The x-amz-copy-source-range value must be of the form bytes=first-last");
     let spec = value.strip_prefix("bytes=").ok_or_else(invalid)?;
     let (first, last) = spec.split_once('-').ok_or_else(invalid)?;
     let first: u64 = first.parse().map_err(|_| invalid())?;
@@ -273,18 +232,61 @@ fn parse_copy_range(value: &str) -> S3Result<RangeSpec> {
     if last < first {
         return Err(invalid());
     }
-    Ok(RangeSpec::FromTo {
-        first,
-        last: Some(last),
-    })
+    Ok(RangeSpec::FromTo { first, last: Some(last) })
+}
+
+/// The checksum of a copy: the requested algorithm (recomputed), else the
+/// source's; when the source has a full-object checksum in that algorithm the
+/// copied bytes are verified against it.
+fn copy_checksum(
+    source: &ObjectInfo,
+    requested: Option<bulwark_object::ChecksumAlgorithm>,
+    range: Option<&bulwark_object::ByteRange>,
+) -> ChecksumRequest {
+    let source_checksum = source.checksum.as_ref();
+    let algorithm = requested.or(source_checksum.map(|c| c.algorithm));
+    let expected = match (source_checksum, range) {
+        (Some(c), None) if Some(c.algorithm) == algorithm && c.kind == bulwark_object::ChecksumType::FullObject => {
+            bulwark_object::checksum::decode(c.algorithm, &c.value).map(ExpectedChecksum::Value)
+        }
+        _ => None,
+    };
+    ChecksumRequest { algorithm, expected, also_verify: Vec::new() }
+}
+
+/// The parts of a request a handler needs besides its input.
+struct RequestParts {
+    headers: http::HeaderMap,
+    trailing_headers: Option<s3s::TrailingHeaders>,
+}
+
+/// The checksum a GET or HEAD returns: the object's for a whole read, the
+/// part's for a partNumber read, none for a byte range.
+fn response_checksum(
+    info: &ObjectInfo,
+    mode: Option<&ChecksumMode>,
+    part: Option<u32>,
+    ranged: bool,
+) -> checksums::Fields {
+    if mode.is_none_or(|m| m.as_str() != ChecksumMode::ENABLED) || ranged {
+        return checksums::Fields::default();
+    }
+    match (part, &info.checksum) {
+        (None, Some(c)) => checksums::fields(Some(c)),
+        (Some(number), Some(c)) => {
+            let mut out = checksums::Fields::default();
+            if let Some(value) = info.parts.iter().find(|p| p.number == number).and_then(|p| p.checksum.clone()) {
+                checksums::set_value(&mut out, c.algorithm, value);
+                out.kind = Some(ChecksumType::from(c.kind.as_str().to_owned()));
+            }
+            out
+        }
+        (_, None) => checksums::Fields::default(),
+    }
 }
 
 impl Bulwark {
-    fn head_output(
-        &self,
-        info: &ObjectInfo,
-        range: Option<&bulwark_object::ByteRange>,
-    ) -> HeadObjectOutput {
+    fn head_output(&self, info: &ObjectInfo, range: Option<&bulwark_object::ByteRange>) -> HeadObjectOutput {
         HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
             cache_control: info.headers.cache_control.clone(),
@@ -307,16 +309,10 @@ impl Bulwark {
 
 #[async_trait::async_trait]
 impl S3 for Bulwark {
-    async fn create_bucket(
-        &self,
-        req: S3Request<CreateBucketInput>,
-    ) -> S3Result<S3Response<CreateBucketOutput>> {
+    async fn create_bucket(&self, req: S3Request<CreateBucketInput>) -> S3Result<S3Response<CreateBucketOutput>> {
         let bucket = &req.input.bucket;
-        if let Some(constraint) = req
-            .input
-            .create_bucket_configuration
-            .as_ref()
-            .and_then(|c| c.location_constraint.as_ref())
+        if let Some(constraint) =
+            req.input.create_bucket_configuration.as_ref().and_then(|c| c.location_constraint.as_ref())
             && constraint.as_str() != self.region
             && !(constraint.as_str().is_empty() && self.region == "us-east-1")
         {
@@ -326,37 +322,20 @@ impl S3 for Bulwark {
             ));
         }
         self.store.make_bucket(bucket).await.map_err(to_s3)?;
-        Ok(S3Response::new(CreateBucketOutput {
-            location: Some(format!("/{bucket}")),
-        }))
+        Ok(S3Response::new(CreateBucketOutput { location: Some(format!("/{bucket}")) }))
     }
 
-    async fn head_bucket(
-        &self,
-        req: S3Request<HeadBucketInput>,
-    ) -> S3Result<S3Response<HeadBucketOutput>> {
+    async fn head_bucket(&self, req: S3Request<HeadBucketInput>) -> S3Result<S3Response<HeadBucketOutput>> {
         self.store.head_bucket(&req.input.bucket).map_err(to_s3)?;
-        Ok(S3Response::new(HeadBucketOutput {
-            bucket_region: Some(self.region.clone()),
-            ..Default::default()
-        }))
+        Ok(S3Response::new(HeadBucketOutput { bucket_region: Some(self.region.clone()), ..Default::default() }))
     }
 
-    async fn delete_bucket(
-        &self,
-        req: S3Request<DeleteBucketInput>,
-    ) -> S3Result<S3Response<DeleteBucketOutput>> {
-        self.store
-            .delete_bucket(&req.input.bucket)
-            .await
-            .map_err(to_s3)?;
+    async fn delete_bucket(&self, req: S3Request<DeleteBucketInput>) -> S3Result<S3Response<DeleteBucketOutput>> {
+        self.store.delete_bucket(&req.input.bucket).await.map_err(to_s3)?;
         Ok(S3Response::new(DeleteBucketOutput {}))
     }
 
-    async fn list_buckets(
-        &self,
-        _req: S3Request<ListBucketsInput>,
-    ) -> S3Result<S3Response<ListBucketsOutput>> {
+    async fn list_buckets(&self, _req: S3Request<ListBucketsInput>) -> S3Result<S3Response<ListBucketsOutput>> {
         let buckets = self
             .store
             .list_buckets()
@@ -379,34 +358,21 @@ impl S3 for Bulwark {
         req: S3Request<GetBucketLocationInput>,
     ) -> S3Result<S3Response<GetBucketLocationOutput>> {
         self.store.head_bucket(&req.input.bucket).map_err(to_s3)?;
-        let location_constraint = if self.region == "us-east-1" {
-            None
-        } else {
-            Some(BucketLocationConstraint::from(self.region.clone()))
-        };
-        Ok(S3Response::new(GetBucketLocationOutput {
-            location_constraint,
-        }))
+        let location_constraint =
+            if self.region == "us-east-1" { None } else { Some(BucketLocationConstraint::from(self.region.clone())) };
+        Ok(S3Response::new(GetBucketLocationOutput { location_constraint }))
     }
 
-    async fn put_object(
-        &self,
-        req: S3Request<PutObjectInput>,
-    ) -> S3Result<S3Response<PutObjectOutput>> {
-        let input = req.input;
+    async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
+        let S3Request { input, headers, trailing_headers, .. } = req;
+        let req = RequestParts { headers, trailing_headers };
         if input.write_offset_bytes.is_some() {
-            return Err(s3_error!(
-                NotImplemented,
-                "Appending with x-amz-write-offset-bytes is not supported"
-            ));
+            return Err(s3_error!(NotImplemented, "Appending with x-amz-write-offset-bytes is not supported"));
         }
         let condition = match (&input.if_none_match, &input.if_match) {
             (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
             (Some(_), _) => {
-                return Err(s3_error!(
-                    NotImplemented,
-                    "If-None-Match on PUT supports only '*'"
-                ));
+                return Err(s3_error!(NotImplemented, "If-None-Match on PUT supports only '*'"));
             }
             (None, Some(c)) => WriteCondition::IfMatch(condition_str(c)),
             (None, None) => WriteCondition::None,
@@ -423,38 +389,42 @@ impl S3 for Bulwark {
             user_meta: user_meta(input.metadata),
             content_md5: decode_content_md5(input.content_md5.as_deref())?,
             condition,
+            checksum: checksums::request(
+                &req.headers,
+                req.trailing_headers.as_ref(),
+                input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+                checksums::ChecksumValues {
+                    crc32: input.checksum_crc32.as_ref(),
+                    crc32c: input.checksum_crc32c.as_ref(),
+                    crc64nvme: input.checksum_crc64nvme.as_ref(),
+                    sha1: input.checksum_sha1.as_ref(),
+                    sha256: input.checksum_sha256.as_ref(),
+                },
+            )?,
         };
+        let client_checksum = opts.checksum.algorithm.is_some();
         let size = declared_length(input.content_length)?;
         let outcome = self
             .store
-            .put_object(
-                &input.bucket,
-                &input.key,
-                body_stream(input.body),
-                size,
-                opts,
-            )
+            .put_object(&input.bucket, &input.key, body_stream(input.body), size, opts)
             .await
             .map_err(to_s3)?;
-        let output = PutObjectOutput {
+        let mut output = PutObjectOutput {
             e_tag: Some(etag(&outcome.etag)),
             size: Some(outcome.size as i64),
             version_id: outcome.version_id.clone(),
             ..Default::default()
         };
+        if client_checksum {
+            fill_checksums!(output, checksums::fields(outcome.checksum.as_ref()));
+        }
         Ok(with_receipt(output, &outcome))
     }
 
-    async fn get_object(
-        &self,
-        req: S3Request<GetObjectInput>,
-    ) -> S3Result<S3Response<GetObjectOutput>> {
+    async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
         let input = req.input;
         if input.range.is_some() && input.part_number.is_some() {
-            return Err(s3_error!(
-                InvalidRequest,
-                "Cannot specify both Range header and partNumber query parameter"
-            ));
+            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
         }
         let opts = GetOptions {
             version_id: input.version_id.clone(),
@@ -468,13 +438,11 @@ impl S3 for Bulwark {
                 false,
             ),
         };
-        let outcome = self
-            .store
-            .get_object(&input.bucket, &input.key, &opts)
-            .await
-            .map_err(to_s3)?;
+        let outcome = self.store.get_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
         let head = self.head_output(&outcome.info, outcome.range.as_ref());
-        let output = GetObjectOutput {
+        let checksum_fields =
+            response_checksum(&outcome.info, input.checksum_mode.as_ref(), opts.part_number, opts.range.is_some());
+        let mut output = GetObjectOutput {
             accept_ranges: head.accept_ranges,
             body: Some(StreamingBlob::wrap(outcome.body)),
             cache_control: head.cache_control,
@@ -492,19 +460,14 @@ impl S3 for Bulwark {
             version_id: head.version_id,
             ..Default::default()
         };
+        fill_checksums!(output, checksum_fields);
         Ok(S3Response::new(output))
     }
 
-    async fn head_object(
-        &self,
-        req: S3Request<HeadObjectInput>,
-    ) -> S3Result<S3Response<HeadObjectOutput>> {
+    async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
         let input = req.input;
         if input.range.is_some() && input.part_number.is_some() {
-            return Err(s3_error!(
-                InvalidRequest,
-                "Cannot specify both Range header and partNumber query parameter"
-            ));
+            return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
         }
         let opts = GetOptions {
             version_id: input.version_id.clone(),
@@ -518,42 +481,31 @@ impl S3 for Bulwark {
                 false,
             ),
         };
-        let (info, range) = self
-            .store
-            .head_object(&input.bucket, &input.key, &opts)
-            .await
-            .map_err(to_s3)?;
-        Ok(S3Response::new(self.head_output(&info, range.as_ref())))
+        let (info, range) = self.store.head_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
+        let mut output = self.head_output(&info, range.as_ref());
+        fill_checksums!(
+            output,
+            response_checksum(&info, input.checksum_mode.as_ref(), opts.part_number, opts.range.is_some())
+        );
+        Ok(S3Response::new(output))
     }
 
-    async fn delete_object(
-        &self,
-        req: S3Request<DeleteObjectInput>,
-    ) -> S3Result<S3Response<DeleteObjectOutput>> {
+    async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
         if input.version_id.as_deref().is_some_and(|v| v != "null") {
             // Unversioned buckets only hold the null version; deleting another id is a no-op.
             self.store.head_bucket(&input.bucket).map_err(to_s3)?;
             return Ok(S3Response::new(DeleteObjectOutput::default()));
         }
-        self.store
-            .delete_object(&input.bucket, &input.key)
-            .await
-            .map_err(to_s3)?;
+        self.store.delete_object(&input.bucket, &input.key).await.map_err(to_s3)?;
         Ok(S3Response::new(DeleteObjectOutput::default()))
     }
 
-    async fn delete_objects(
-        &self,
-        req: S3Request<DeleteObjectsInput>,
-    ) -> S3Result<S3Response<DeleteObjectsOutput>> {
+    async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
         let input = req.input;
         self.store.head_bucket(&input.bucket).map_err(to_s3)?;
         if input.delete.objects.len() > 1000 {
-            return Err(s3_error!(
-                MalformedXML,
-                "The request may not name more than 1000 keys"
-            ));
+            return Err(s3_error!(MalformedXML, "The request may not name more than 1000 keys"));
         }
         let quiet = input.delete.quiet.unwrap_or(false);
         let mut deleted = Vec::new();
@@ -587,26 +539,15 @@ impl S3 for Bulwark {
         }
         Ok(S3Response::new(DeleteObjectsOutput {
             deleted: Some(deleted),
-            errors: if errors.is_empty() {
-                None
-            } else {
-                Some(errors)
-            },
+            errors: if errors.is_empty() { None } else { Some(errors) },
             ..Default::default()
         }))
     }
 
-    async fn copy_object(
-        &self,
-        req: S3Request<CopyObjectInput>,
-    ) -> S3Result<S3Response<CopyObjectOutput>> {
+    async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
         let input = req.input;
         let (source_bucket, source_key, source_version) = copy_source_of(&input.copy_source)?;
-        let replace = match input
-            .metadata_directive
-            .as_ref()
-            .map(MetadataDirective::as_str)
-        {
+        let replace = match input.metadata_directive.as_ref().map(MetadataDirective::as_str) {
             None | Some("COPY") => false,
             Some("REPLACE") => true,
             Some(other) => {
@@ -616,11 +557,7 @@ impl S3 for Bulwark {
                 ));
             }
         };
-        if source_bucket == input.bucket
-            && source_key == input.key
-            && source_version.is_none()
-            && !replace
-        {
+        if source_bucket == input.bucket && source_key == input.key && source_version.is_none() && !replace {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -638,11 +575,7 @@ impl S3 for Bulwark {
             ..Default::default()
         };
         self.store.head_bucket(&input.bucket).map_err(to_s3)?;
-        let source = self
-            .store
-            .get_object(&source_bucket, &source_key, &opts)
-            .await
-            .map_err(to_s3)?;
+        let source = self.store.get_object(&source_bucket, &source_key, &opts).await.map_err(to_s3)?;
         let (headers, meta) = if replace {
             (
                 object_headers_put(
@@ -658,21 +591,21 @@ impl S3 for Bulwark {
         } else {
             (source.info.headers.clone(), source.info.user_meta.clone())
         };
+        let requested_algorithm = input
+            .checksum_algorithm
+            .as_ref()
+            .map(|a| checksums::parse_algorithm(a.as_str(), "x-amz-checksum-algorithm"))
+            .transpose()?;
         let put = PutOptions {
             headers,
             user_meta: meta,
             content_md5: None,
             condition: WriteCondition::None,
+            checksum: copy_checksum(&source.info, requested_algorithm, None),
         };
         let outcome = self
             .store
-            .put_object(
-                &input.bucket,
-                &input.key,
-                source.body,
-                Some(source.info.size),
-                put,
-            )
+            .put_object(&input.bucket, &input.key, source.body, Some(source.info.size), put)
             .await
             .map_err(to_s3)?;
         let output = CopyObjectOutput {
@@ -688,10 +621,7 @@ impl S3 for Bulwark {
         Ok(with_receipt(output, &outcome))
     }
 
-    async fn list_objects(
-        &self,
-        req: S3Request<ListObjectsInput>,
-    ) -> S3Result<S3Response<ListObjectsOutput>> {
+    async fn list_objects(&self, req: S3Request<ListObjectsInput>) -> S3Result<S3Response<ListObjectsOutput>> {
         let input = req.input;
         let encode = encoder(input.encoding_type.as_ref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
@@ -717,20 +647,12 @@ impl S3 for Bulwark {
                 size: Some(o.size as i64),
                 e_tag: Some(etag(&o.etag)),
                 last_modified: Some(timestamp(o.mod_time_ns)),
-                storage_class: Some(ObjectStorageClass::from_static(
-                    ObjectStorageClass::STANDARD,
-                )),
+                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
                 owner: Some(owner.clone()),
                 ..Default::default()
             })
             .collect();
-        let common_prefixes = page
-            .common_prefixes
-            .iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(encode(p)),
-            })
-            .collect();
+        let common_prefixes = page.common_prefixes.iter().map(|p| CommonPrefix { prefix: Some(encode(p)) }).collect();
         Ok(S3Response::new(ListObjectsOutput {
             name: Some(input.bucket),
             prefix: Some(encode(&prefix)),
@@ -750,10 +672,7 @@ impl S3 for Bulwark {
         }))
     }
 
-    async fn list_objects_v2(
-        &self,
-        req: S3Request<ListObjectsV2Input>,
-    ) -> S3Result<S3Response<ListObjectsV2Output>> {
+    async fn list_objects_v2(&self, req: S3Request<ListObjectsV2Input>) -> S3Result<S3Response<ListObjectsV2Output>> {
         let input = req.input;
         let encode = encoder(input.encoding_type.as_ref())?;
         let prefix = input.prefix.clone().unwrap_or_default();
@@ -763,17 +682,11 @@ impl S3 for Bulwark {
                     .decode(token)
                     .ok()
                     .and_then(|raw| String::from_utf8(raw).ok())
-                    .ok_or_else(|| {
-                        s3_error!(
-                            InvalidArgument,
-                            "The continuation token provided is incorrect"
-                        )
-                    })?,
+                    .ok_or_else(|| s3_error!(InvalidArgument, "The continuation token provided is incorrect"))?,
             ),
             None => None,
         };
-        let start_after =
-            after_token.or_else(|| input.start_after.clone().filter(|s| !s.is_empty()));
+        let start_after = after_token.or_else(|| input.start_after.clone().filter(|s| !s.is_empty()));
         let page = self
             .store
             .list_objects(
@@ -797,25 +710,16 @@ impl S3 for Bulwark {
                 size: Some(o.size as i64),
                 e_tag: Some(etag(&o.etag)),
                 last_modified: Some(timestamp(o.mod_time_ns)),
-                storage_class: Some(ObjectStorageClass::from_static(
-                    ObjectStorageClass::STANDARD,
-                )),
+                storage_class: Some(ObjectStorageClass::from_static(ObjectStorageClass::STANDARD)),
                 owner: fetch_owner.then(|| owner.clone()),
                 ..Default::default()
             })
             .collect();
-        let common_prefixes: Vec<CommonPrefix> = page
-            .common_prefixes
-            .iter()
-            .map(|p| CommonPrefix {
-                prefix: Some(encode(p)),
-            })
-            .collect();
+        let common_prefixes: Vec<CommonPrefix> =
+            page.common_prefixes.iter().map(|p| CommonPrefix { prefix: Some(encode(p)) }).collect();
         let key_count = (contents.len() + common_prefixes.len()) as i32;
         let next_token = if page.is_truncated {
-            page.next_marker
-                .as_deref()
-                .map(|m| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m))
+            page.next_marker.as_deref().map(|m| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(m))
         } else {
             None
         };
@@ -841,6 +745,25 @@ impl S3 for Bulwark {
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let input = req.input;
+        let algorithm = input
+            .checksum_algorithm
+            .as_ref()
+            .map(|a| checksums::parse_algorithm(a.as_str(), "x-amz-checksum-algorithm"))
+            .transpose()?;
+        let kind = match input.checksum_type.as_ref().map(|t| t.as_str()) {
+            None => None,
+            Some("COMPOSITE") => Some(bulwark_object::ChecksumType::Composite),
+            Some("FULL_OBJECT") => Some(bulwark_object::ChecksumType::FullObject),
+            Some(_) => {
+                return Err(s3_error!(InvalidRequest, "Value for x-amz-checksum-type header is invalid."));
+            }
+        };
+        if kind.is_some() && algorithm.is_none() {
+            return Err(s3_error!(
+                InvalidRequest,
+                "The x-amz-checksum-type header can only be used with the x-amz-checksum-algorithm header."
+            ));
+        }
         let opts = PutOptions {
             headers: object_headers_put(
                 input.content_type,
@@ -853,26 +776,55 @@ impl S3 for Bulwark {
             user_meta: user_meta(input.metadata),
             content_md5: None,
             condition: WriteCondition::None,
+            checksum: ChecksumRequest { algorithm, ..Default::default() },
         };
-        let upload_id = self
-            .store
-            .create_multipart_upload(&input.bucket, &input.key, opts)
-            .await
-            .map_err(to_s3)?;
+        let upload_id =
+            self.store.create_multipart_upload(&input.bucket, &input.key, opts, kind).await.map_err(to_s3)?;
+        let (echo_algorithm, echo_type) = match algorithm {
+            Some(a) => {
+                let kind = kind.unwrap_or(if a == bulwark_object::ChecksumAlgorithm::Crc64nvme {
+                    bulwark_object::ChecksumType::FullObject
+                } else {
+                    bulwark_object::ChecksumType::Composite
+                });
+                (
+                    Some(s3s::dto::ChecksumAlgorithm::from(a.as_str().to_owned())),
+                    Some(ChecksumType::from(kind.as_str().to_owned())),
+                )
+            }
+            None => (None, None),
+        };
         Ok(S3Response::new(CreateMultipartUploadOutput {
             bucket: Some(input.bucket),
             key: Some(input.key),
             upload_id: Some(upload_id),
+            checksum_algorithm: echo_algorithm,
+            checksum_type: echo_type,
             ..Default::default()
         }))
     }
 
-    async fn upload_part(
-        &self,
-        req: S3Request<UploadPartInput>,
-    ) -> S3Result<S3Response<UploadPartOutput>> {
-        let input = req.input;
+    async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
+        let S3Request { input, headers, trailing_headers, .. } = req;
         let number = part_number(Some(input.part_number))?.unwrap_or(1);
+        let checksum = checksums::request(
+            &headers,
+            trailing_headers.as_ref(),
+            input.checksum_algorithm.as_ref().map(|a| a.as_str()),
+            checksums::ChecksumValues {
+                crc32: input.checksum_crc32.as_ref(),
+                crc32c: input.checksum_crc32c.as_ref(),
+                crc64nvme: input.checksum_crc64nvme.as_ref(),
+                sha1: input.checksum_sha1.as_ref(),
+                sha256: input.checksum_sha256.as_ref(),
+            },
+        )?;
+        let client_algorithm = checksum.algorithm;
+        let opts = PutOptions {
+            content_md5: decode_content_md5(input.content_md5.as_deref())?,
+            checksum,
+            ..Default::default()
+        };
         let outcome = self
             .store
             .upload_part(
@@ -882,14 +834,19 @@ impl S3 for Bulwark {
                 number,
                 body_stream(input.body),
                 declared_length(input.content_length)?,
-                decode_content_md5(input.content_md5.as_deref())?,
+                opts,
             )
             .await
             .map_err(to_s3)?;
-        let output = UploadPartOutput {
-            e_tag: Some(etag(&outcome.etag)),
-            ..Default::default()
-        };
+        let mut output = UploadPartOutput { e_tag: Some(etag(&outcome.etag)), ..Default::default() };
+        if let (Some(_), Some(c)) = (client_algorithm, &outcome.checksum) {
+            let f = checksums::fields(Some(c));
+            output.checksum_crc32 = f.crc32;
+            output.checksum_crc32c = f.crc32c;
+            output.checksum_crc64nvme = f.crc64nvme;
+            output.checksum_sha1 = f.sha1;
+            output.checksum_sha256 = f.sha256;
+        }
         Ok(with_receipt(output, &outcome))
     }
 
@@ -902,11 +859,7 @@ impl S3 for Bulwark {
         let number = part_number(Some(input.part_number))?.unwrap_or(1);
         let opts = GetOptions {
             version_id: source_version.clone(),
-            range: input
-                .copy_source_range
-                .as_deref()
-                .map(parse_copy_range)
-                .transpose()?,
+            range: input.copy_source_range.as_deref().map(parse_copy_range).transpose()?,
             conditions: read_conditions(
                 input.copy_source_if_match.as_ref(),
                 input.copy_source_if_none_match.as_ref(),
@@ -917,29 +870,19 @@ impl S3 for Bulwark {
             ..Default::default()
         };
         self.store.head_bucket(&input.bucket).map_err(to_s3)?;
-        let source = self
-            .store
-            .get_object(&source_bucket, &source_key, &opts)
-            .await
-            .map_err(|e| match e {
-                bulwark_object::Error::InvalidRange => S3Error::with_message(
-                    S3ErrorCode::InvalidArgument,
-                    "The x-amz-copy-source-range value is outside the source object",
-                ),
-                other => to_s3(other),
-            })?;
+        let source = self.store.get_object(&source_bucket, &source_key, &opts).await.map_err(|e| match e {
+            bulwark_object::Error::InvalidRange => S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                "The x-amz-copy-source-range value is outside the source object",
+            ),
+            other => to_s3(other),
+        })?;
         let length = source.range.map_or(source.info.size, |r| r.len());
+        let opts =
+            PutOptions { checksum: copy_checksum(&source.info, None, source.range.as_ref()), ..Default::default() };
         let outcome = self
             .store
-            .upload_part(
-                &input.bucket,
-                &input.key,
-                &input.upload_id,
-                number,
-                source.body,
-                Some(length),
-                None,
-            )
+            .upload_part(&input.bucket, &input.key, &input.upload_id, number, source.body, Some(length), opts)
             .await
             .map_err(to_s3)?;
         let output = UploadPartCopyOutput {
@@ -959,28 +902,43 @@ impl S3 for Bulwark {
         req: S3Request<CompleteMultipartUploadInput>,
     ) -> S3Result<S3Response<CompleteMultipartUploadOutput>> {
         let input = req.input;
-        let parts = input
-            .multipart_upload
-            .and_then(|m| m.parts)
-            .unwrap_or_default();
+        let parts = input.multipart_upload.and_then(|m| m.parts).unwrap_or_default();
         let mut requested = Vec::with_capacity(parts.len());
         for part in parts {
-            let number = part
-                .part_number
-                .ok_or_else(|| s3_error!(InvalidPart, "Every part must name its PartNumber"))?;
+            let number =
+                part.part_number.ok_or_else(|| s3_error!(InvalidPart, "Every part must name its PartNumber"))?;
             let number = part_number(Some(number))?.unwrap_or(1);
             let tag = part
                 .e_tag
+                .as_ref()
                 .map(|e| e.value().to_owned())
                 .ok_or_else(|| s3_error!(InvalidPart, "Every part must carry its ETag"))?;
-            requested.push((number, tag));
+            let claimed = checksums::ChecksumValues {
+                crc32: part.checksum_crc32.as_ref(),
+                crc32c: part.checksum_crc32c.as_ref(),
+                crc64nvme: part.checksum_crc64nvme.as_ref(),
+                sha1: part.checksum_sha1.as_ref(),
+                sha256: part.checksum_sha256.as_ref(),
+            };
+            let claimed = checksums::request(&http::HeaderMap::new(), None, None, claimed)?;
+            let checksum = match (claimed.algorithm, claimed.expected) {
+                (Some(a), Some(ExpectedChecksum::Value(v))) => Some((a, v)),
+                _ => None,
+            };
+            requested.push(CompletedPart { number, etag: tag, checksum });
         }
         if requested.is_empty() {
-            return Err(s3_error!(
-                MalformedXML,
-                "The XML you provided did not list any parts"
-            ));
+            return Err(s3_error!(MalformedXML, "The XML you provided did not list any parts"));
         }
+        let full_checksum = [
+            (bulwark_object::ChecksumAlgorithm::Crc32, &input.checksum_crc32),
+            (bulwark_object::ChecksumAlgorithm::Crc32c, &input.checksum_crc32c),
+            (bulwark_object::ChecksumAlgorithm::Crc64nvme, &input.checksum_crc64nvme),
+            (bulwark_object::ChecksumAlgorithm::Sha1, &input.checksum_sha1),
+            (bulwark_object::ChecksumAlgorithm::Sha256, &input.checksum_sha256),
+        ]
+        .into_iter()
+        .find_map(|(a, v)| v.clone().map(|v| (a, v)));
         let condition = match (&input.if_none_match, &input.if_match) {
             (Some(c), _) if c.is_any() => WriteCondition::IfNoneMatchAny,
             (None, Some(c)) => WriteCondition::IfMatch(condition_str(c)),
@@ -993,11 +951,12 @@ impl S3 for Bulwark {
                 &input.key,
                 &input.upload_id,
                 &requested,
+                full_checksum,
                 &condition,
             )
             .await
             .map_err(to_s3)?;
-        let output = CompleteMultipartUploadOutput {
+        let mut output = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(etag(&outcome.etag)),
@@ -1005,6 +964,7 @@ impl S3 for Bulwark {
             version_id: outcome.version_id.clone(),
             ..Default::default()
         };
+        fill_checksums!(output, checksums::fields(outcome.checksum.as_ref()));
         Ok(with_receipt(output, &outcome))
     }
 
@@ -1013,23 +973,14 @@ impl S3 for Bulwark {
         req: S3Request<AbortMultipartUploadInput>,
     ) -> S3Result<S3Response<AbortMultipartUploadOutput>> {
         let input = req.input;
-        self.store
-            .abort_multipart_upload(&input.bucket, &input.key, &input.upload_id)
-            .await
-            .map_err(to_s3)?;
+        self.store.abort_multipart_upload(&input.bucket, &input.key, &input.upload_id).await.map_err(to_s3)?;
         Ok(S3Response::new(AbortMultipartUploadOutput::default()))
     }
 
-    async fn list_parts(
-        &self,
-        req: S3Request<ListPartsInput>,
-    ) -> S3Result<S3Response<ListPartsOutput>> {
+    async fn list_parts(&self, req: S3Request<ListPartsInput>) -> S3Result<S3Response<ListPartsOutput>> {
         let input = req.input;
-        let (upload, parts) = self
-            .store
-            .list_parts(&input.bucket, &input.key, &input.upload_id)
-            .await
-            .map_err(to_s3)?;
+        let (upload, parts, upload_checksum) =
+            self.store.list_parts(&input.bucket, &input.key, &input.upload_id).await.map_err(to_s3)?;
         let _ = upload;
         let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
         let max_parts = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
@@ -1048,23 +999,104 @@ impl S3 for Bulwark {
             is_truncated: Some(is_truncated),
             parts: Some(
                 page.into_iter()
-                    .map(|p| Part {
-                        part_number: Some(p.number as i32),
-                        size: Some(p.size as i64),
-                        e_tag: Some(etag(&p.etag)),
-                        last_modified: Some(timestamp(p.mod_time_ns)),
-                        ..Default::default()
+                    .map(|p| {
+                        let f = checksums::fields(p.checksum.as_ref().filter(|_| upload_checksum.is_some()));
+                        Part {
+                            part_number: Some(p.number as i32),
+                            size: Some(p.size as i64),
+                            e_tag: Some(etag(&p.etag)),
+                            last_modified: Some(timestamp(p.mod_time_ns)),
+                            checksum_crc32: f.crc32,
+                            checksum_crc32c: f.crc32c,
+                            checksum_crc64nvme: f.crc64nvme,
+                            checksum_sha1: f.sha1,
+                            checksum_sha256: f.sha256,
+                        }
                     })
                     .collect(),
             ),
             owner: Some(owner.clone()),
-            initiator: Some(Initiator {
-                display_name: owner.display_name,
-                id: owner.id,
-            }),
+            initiator: Some(Initiator { display_name: owner.display_name, id: owner.id }),
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
+            checksum_algorithm: upload_checksum.map(|(a, _)| s3s::dto::ChecksumAlgorithm::from(a.as_str().to_owned())),
+            checksum_type: upload_checksum.map(|(_, t)| ChecksumType::from(t.as_str().to_owned())),
             ..Default::default()
         }))
+    }
+
+    async fn get_object_attributes(
+        &self,
+        req: S3Request<GetObjectAttributesInput>,
+    ) -> S3Result<S3Response<GetObjectAttributesOutput>> {
+        let input = req.input;
+        // One header may list several attributes, comma-separated.
+        let wants =
+            |name: &str| input.object_attributes.iter().any(|a| a.as_str().split(',').any(|part| part.trim() == name));
+        let opts = GetOptions { version_id: input.version_id.clone(), ..Default::default() };
+        let (info, _) = self.store.head_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
+        let mut output = GetObjectAttributesOutput {
+            last_modified: Some(timestamp(info.mod_time_ns)),
+            version_id: info.version_id.clone(),
+            ..Default::default()
+        };
+        if wants(ObjectAttributes::ETAG) {
+            output.e_tag = Some(etag(&info.etag));
+        }
+        if wants(ObjectAttributes::OBJECT_SIZE) {
+            output.object_size = Some(info.size as i64);
+        }
+        if wants(ObjectAttributes::STORAGE_CLASS) {
+            output.storage_class = Some(StorageClass::from_static(StorageClass::STANDARD));
+        }
+        if wants(ObjectAttributes::CHECKSUM)
+            && let Some(c) = &info.checksum
+        {
+            let f = checksums::fields(Some(c));
+            output.checksum = Some(Checksum {
+                checksum_crc32: f.crc32,
+                checksum_crc32c: f.crc32c,
+                checksum_crc64nvme: f.crc64nvme,
+                checksum_sha1: f.sha1,
+                checksum_sha256: f.sha256,
+                checksum_type: f.kind,
+            });
+        }
+        if wants(ObjectAttributes::OBJECT_PARTS)
+            && let Some(count) = info.parts_count
+        {
+            let marker = input.part_number_marker.unwrap_or(0).max(0) as u32;
+            let max_parts = input.max_parts.unwrap_or(1000).clamp(0, 1000) as usize;
+            let after: Vec<_> = info.parts.iter().filter(|p| p.number > marker).collect();
+            let page: Vec<_> = after.iter().take(max_parts).collect();
+            let algorithm = info.checksum.as_ref().map(|c| c.algorithm);
+            output.object_parts = Some(GetObjectAttributesParts {
+                is_truncated: Some(after.len() > max_parts),
+                max_parts: Some(max_parts as i32),
+                next_part_number_marker: page.last().map(|p| p.number as i32),
+                part_number_marker: input.part_number_marker,
+                total_parts_count: Some(count as i32),
+                parts: Some(
+                    page.iter()
+                        .map(|p| {
+                            let mut f = checksums::Fields::default();
+                            if let (Some(a), Some(v)) = (algorithm, p.checksum.clone()) {
+                                checksums::set_value(&mut f, a, v);
+                            }
+                            ObjectPart {
+                                part_number: Some(p.number as i32),
+                                size: Some(p.size as i64),
+                                checksum_crc32: f.crc32,
+                                checksum_crc32c: f.crc32c,
+                                checksum_crc64nvme: f.crc64nvme,
+                                checksum_sha1: f.sha1,
+                                checksum_sha256: f.sha256,
+                            }
+                        })
+                        .collect(),
+                ),
+            });
+        }
+        Ok(S3Response::new(output))
     }
 
     async fn list_multipart_uploads(
@@ -1099,12 +1131,7 @@ impl S3 for Bulwark {
             next_key_marker: page.next_key_marker.as_deref().map(encode),
             next_upload_id_marker: page.next_upload_id_marker,
             common_prefixes: Some(
-                page.common_prefixes
-                    .iter()
-                    .map(|p| CommonPrefix {
-                        prefix: Some(encode(p)),
-                    })
-                    .collect(),
+                page.common_prefixes.iter().map(|p| CommonPrefix { prefix: Some(encode(p)) }).collect(),
             ),
             uploads: Some(
                 page.uploads
@@ -1114,10 +1141,7 @@ impl S3 for Bulwark {
                         upload_id: Some(u.upload_id),
                         initiated: Some(timestamp(u.initiated_ns)),
                         owner: Some(owner.clone()),
-                        initiator: Some(Initiator {
-                            display_name: owner.display_name.clone(),
-                            id: owner.id.clone(),
-                        }),
+                        initiator: Some(Initiator { display_name: owner.display_name.clone(), id: owner.id.clone() }),
                         storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
                         ..Default::default()
                     })
@@ -1141,13 +1165,7 @@ mod tests {
 
     #[test]
     fn copy_ranges_must_be_closed() {
-        assert_eq!(
-            parse_copy_range("bytes=0-9").expect("valid"),
-            RangeSpec::FromTo {
-                first: 0,
-                last: Some(9)
-            }
-        );
+        assert_eq!(parse_copy_range("bytes=0-9").expect("valid"), RangeSpec::FromTo { first: 0, last: Some(9) });
         assert!(parse_copy_range("bytes=5-").is_err());
         assert!(parse_copy_range("bytes=9-0").is_err());
         assert!(parse_copy_range("0-9").is_err());
@@ -1155,11 +1173,7 @@ mod tests {
 
     #[test]
     fn content_md5_must_be_sixteen_base64_bytes() {
-        assert!(
-            decode_content_md5(Some("1B2M2Y8AsgTpgAmY7PhCfg=="))
-                .expect("valid")
-                .is_some()
-        );
+        assert!(decode_content_md5(Some("1B2M2Y8AsgTpgAmY7PhCfg==")).expect("valid").is_some());
         for bad in ["not base64!", "AAAA"] {
             let e = decode_content_md5(Some(bad)).expect_err("invalid");
             assert_eq!(e.code(), &S3ErrorCode::InvalidDigest);

@@ -62,10 +62,7 @@ pub struct Config {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config file {path}: {message}")]
     Parse { path: PathBuf, message: String },
     #[error("invalid configuration: {0}")]
@@ -79,44 +76,30 @@ impl Config {
         let drives = (1..=6)
             .map(|drive| {
                 let facility = format!("facility-{}", (drive + 1) / 2);
-                DriveConfig {
-                    path: data_dir.join(&facility).join(format!("drive-{drive}")),
-                    facility,
-                }
+                DriveConfig { path: data_dir.join(&facility).join(format!("drive-{drive}")), facility }
             })
             .collect();
         Config {
             address: DEFAULT_ADDRESS.parse().expect("constant address parses"),
             region: DEFAULT_REGION.to_owned(),
             state_dir: data_dir.to_path_buf(),
-            erasure: ErasureConfig {
-                data: 4,
-                parity: 2,
-                write_quorum: None,
-                strict_facility: false,
-            },
+            erasure: ErasureConfig { data: 4, parity: 2, write_quorum: None, strict_facility: false },
             drives,
             create_drives: true,
         }
     }
 
     pub fn from_file(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_path_buf(), source })?;
         Self::from_toml(&text, path)
     }
 
     pub fn from_toml(text: &str, path: &Path) -> Result<Config, ConfigError> {
-        let file: FileConfig = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
+        let file: FileConfig = toml::from_str(text)
+            .map_err(|e| ConfigError::Parse { path: path.to_path_buf(), message: e.to_string() })?;
         let config = Config {
-            address: file
-                .address
-                .unwrap_or_else(|| DEFAULT_ADDRESS.parse().expect("constant address parses")),
+            address: file.address.unwrap_or_else(|| DEFAULT_ADDRESS.parse().expect("constant address parses")),
             region: file.region.unwrap_or_else(|| DEFAULT_REGION.to_owned()),
             state_dir: file.state_dir.unwrap_or_else(|| PathBuf::from("data")),
             erasure: file.erasure,
@@ -134,15 +117,10 @@ impl Config {
     pub fn validate(&self) -> Result<(), ConfigError> {
         let n = self.erasure.data + self.erasure.parity;
         if self.erasure.data == 0 || self.erasure.parity == 0 {
-            return Err(ConfigError::Invalid(
-                "erasure data and parity must both be at least 1".into(),
-            ));
+            return Err(ConfigError::Invalid("erasure data and parity must both be at least 1".into()));
         }
         if self.drives.is_empty() || !self.drives.len().is_multiple_of(n) {
-            return Err(ConfigError::Invalid(format!(
-                "{} drives cannot be cut into sets of {n}",
-                self.drives.len()
-            )));
+            return Err(ConfigError::Invalid(format!("{} drives cannot be cut into sets of {n}", self.drives.len())));
         }
         let w = self.write_quorum();
         if w <= self.erasure.data || w > n {
@@ -167,27 +145,12 @@ mod tests {
     #[test]
     fn embedded_default_is_six_drives_in_three_facilities() {
         let config = Config::embedded(Path::new("data"));
-        let layout: Vec<(String, String)> = config
-            .drives
-            .iter()
-            .map(|d| (d.path.display().to_string(), d.facility.clone()))
-            .collect();
-        assert_eq!(
-            layout[0],
-            ("data/facility-1/drive-1".into(), "facility-1".into())
-        );
-        assert_eq!(
-            layout[1],
-            ("data/facility-1/drive-2".into(), "facility-1".into())
-        );
-        assert_eq!(
-            layout[2],
-            ("data/facility-2/drive-3".into(), "facility-2".into())
-        );
-        assert_eq!(
-            layout[5],
-            ("data/facility-3/drive-6".into(), "facility-3".into())
-        );
+        let layout: Vec<(String, String)> =
+            config.drives.iter().map(|d| (d.path.display().to_string(), d.facility.clone())).collect();
+        assert_eq!(layout[0], ("data/facility-1/drive-1".into(), "facility-1".into()));
+        assert_eq!(layout[1], ("data/facility-1/drive-2".into(), "facility-1".into()));
+        assert_eq!(layout[2], ("data/facility-2/drive-3".into(), "facility-2".into()));
+        assert_eq!(layout[5], ("data/facility-3/drive-6".into(), "facility-3".into()));
         assert_eq!(config.write_quorum(), 5);
         config.validate().expect("valid");
     }

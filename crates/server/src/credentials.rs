@@ -59,9 +59,7 @@ pub enum Source {
 impl Credentials {
     /// A stable, non-secret owner id derived from the access key.
     pub fn owner_id(&self) -> String {
-        blake3::hash(self.access_key.as_bytes())
-            .to_hex()
-            .to_string()
+        blake3::hash(self.access_key.as_bytes()).to_hex().to_string()
     }
 
     pub fn load(state_dir: &Path) -> Result<(Credentials, Source), String> {
@@ -70,31 +68,18 @@ impl Credentials {
         match (user, password) {
             (Some(user), Some(password)) => {
                 if password.len() < SECRET_LEN_MIN {
-                    return Err(format!(
-                        "{ENV_PASSWORD} must be at least {SECRET_LEN_MIN} characters"
-                    ));
+                    return Err(format!("{ENV_PASSWORD} must be at least {SECRET_LEN_MIN} characters"));
                 }
-                return Ok((
-                    Credentials {
-                        access_key: user,
-                        secret_key: Secret::new(password),
-                    },
-                    Source::Environment,
-                ));
+                return Ok((Credentials { access_key: user, secret_key: Secret::new(password) }, Source::Environment));
             }
             (Some(_), None) | (None, Some(_)) => {
-                return Err(format!(
-                    "set both {ENV_USER} and {ENV_PASSWORD}, or neither"
-                ));
+                return Err(format!("set both {ENV_USER} and {ENV_PASSWORD}, or neither"));
             }
             (None, None) => {}
         }
         let path = state_dir.join(FILE_NAME);
         if path.exists() {
-            let mode = std::fs::metadata(&path)
-                .map_err(|e| e.to_string())?
-                .permissions()
-                .mode();
+            let mode = std::fs::metadata(&path).map_err(|e| e.to_string())?.permissions().mode();
             if mode & 0o077 != 0 {
                 return Err(format!(
                     "{} is readable by others (mode {:o}); chmod 600 it",
@@ -102,17 +87,13 @@ impl Credentials {
                     mode & 0o777
                 ));
             }
-            let text =
-                std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+            let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
             let mut lines = text.lines();
             let (Some(user), Some(password)) = (lines.next(), lines.next()) else {
                 return Err(format!("{} is malformed", path.display()));
             };
             return Ok((
-                Credentials {
-                    access_key: user.trim().to_owned(),
-                    secret_key: Secret::new(password.trim().to_owned()),
-                },
+                Credentials { access_key: user.trim().to_owned(), secret_key: Secret::new(password.trim().to_owned()) },
                 Source::File(path),
             ));
         }
@@ -124,14 +105,9 @@ impl Credentials {
             .mode(0o600)
             .open(&path)
             .map_err(|e| format!("{}: {e}", path.display()))?;
-        writeln!(
-            file,
-            "{}\n{}",
-            credentials.access_key,
-            credentials.secret_key.expose()
-        )
-        .and_then(|()| file.sync_all())
-        .map_err(|e| format!("{}: {e}", path.display()))?;
+        writeln!(file, "{}\n{}", credentials.access_key, credentials.secret_key.expose())
+            .and_then(|()| file.sync_all())
+            .map_err(|e| format!("{}: {e}", path.display()))?;
         Ok((credentials, Source::Generated(path)))
     }
 
@@ -140,9 +116,7 @@ impl Credentials {
         const SECRET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
         let mut rng = rand::rng();
         let pick = |alphabet: &[u8], len: usize, rng: &mut rand::rngs::ThreadRng| -> String {
-            (0..len)
-                .map(|_| alphabet[rng.random_range(0..alphabet.len())] as char)
-                .collect()
+            (0..len).map(|_| alphabet[rng.random_range(0..alphabet.len())] as char).collect()
         };
         Credentials {
             access_key: format!("BW{}", pick(UPPER, 18, &mut rng)),
@@ -164,10 +138,7 @@ mod tests {
         }
         let (first, source) = Credentials::load(dir.path()).expect("generate");
         assert!(matches!(source, Source::Generated(_)));
-        let mode = std::fs::metadata(dir.path().join(FILE_NAME))
-            .expect("file")
-            .permissions()
-            .mode();
+        let mode = std::fs::metadata(dir.path().join(FILE_NAME)).expect("file").permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
         let (again, source) = Credentials::load(dir.path()).expect("reload");
         assert!(matches!(source, Source::File(_)));

@@ -14,11 +14,7 @@ use tokio::net::TcpListener;
 /// Longest validity of a presigned URL (SigV4: seven days).
 const PRESIGNED_EXPIRES_SECS_MAX: u64 = 7 * 24 * 3600;
 
-pub async fn serve(
-    listener: TcpListener,
-    service: S3Service,
-    shutdown: impl std::future::Future<Output = ()>,
-) {
+pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl std::future::Future<Output = ()>) {
     let builder = ConnBuilder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -59,11 +55,7 @@ async fn handle(service: &S3Service, request: http::Request<Incoming>) -> Respon
         Ok(response) => response,
         Err(e) => {
             tracing::error!(error = ?e, "request failed outside the S3 layer");
-            error_response(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "InternalError",
-                "We encountered an internal error.",
-            )
+            error_response(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error.")
         }
     }
 }
@@ -74,9 +66,7 @@ fn precheck(request: &http::Request<Incoming>) -> Option<Response<Body>> {
     let query = request.uri().query()?;
     for pair in query.split('&') {
         if let Some(value) = pair.strip_prefix("X-Amz-Expires=") {
-            let valid = value
-                .parse::<u64>()
-                .is_ok_and(|v| v <= PRESIGNED_EXPIRES_SECS_MAX);
+            let valid = value.parse::<u64>().is_ok_and(|v| v <= PRESIGNED_EXPIRES_SECS_MAX);
             if !valid {
                 return Some(error_response(
                     StatusCode::BAD_REQUEST,
@@ -95,9 +85,6 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Bod
     );
     let mut response = Response::new(Body::from(xml));
     *response.status_mut() = status;
-    response.headers_mut().insert(
-        http::header::CONTENT_TYPE,
-        http::HeaderValue::from_static("application/xml"),
-    );
+    response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
     response
 }

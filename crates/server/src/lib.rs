@@ -29,10 +29,7 @@ pub enum ServerError {
     #[error("credentials: {0}")]
     Credentials(String),
     #[error("cannot listen on {address}: {source}")]
-    Listen {
-        address: SocketAddr,
-        source: std::io::Error,
-    },
+    Listen { address: SocketAddr, source: std::io::Error },
     #[error("object store: {0}")]
     Store(#[from] bulwark_object::Error),
 }
@@ -59,10 +56,7 @@ impl Server {
             .map(|drives| ErasureSet::new(drives, set_config.clone()))
             .collect::<Result<Vec<_>, _>>()?;
         let store = Arc::new(ObjectStore::open(sets).await?);
-        let owner = bulwark_s3::Owner {
-            id: credentials.owner_id(),
-            display_name: credentials.access_key.clone(),
-        };
+        let owner = bulwark_s3::Owner { id: credentials.owner_id(), display_name: credentials.access_key.clone() };
         let s3 = bulwark_s3::Bulwark::new(store.clone(), owner, config.region.clone());
         let mut builder = S3ServiceBuilder::new(s3);
         builder.set_auth(bulwark_s3::auth::RootAuth::new(
@@ -70,18 +64,10 @@ impl Server {
             credentials.secret_key.expose().to_owned(),
         ));
         let service = builder.build();
-        let listener =
-            TcpListener::bind(config.address)
-                .await
-                .map_err(|source| ServerError::Listen {
-                    address: config.address,
-                    source,
-                })?;
-        Ok(Server {
-            listener,
-            service,
-            store,
-        })
+        let listener = TcpListener::bind(config.address)
+            .await
+            .map_err(|source| ServerError::Listen { address: config.address, source })?;
+        Ok(Server { listener, service, store })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {

@@ -24,10 +24,7 @@ pub fn open_sets(config: &Config) -> Result<Vec<Vec<Arc<dyn Drive>>>, ServerErro
     if config.create_drives {
         for drive in &config.drives {
             std::fs::create_dir_all(&drive.path).map_err(|e| {
-                ServerError::Topology(format!(
-                    "cannot create drive directory {}: {e}",
-                    drive.path.display()
-                ))
+                ServerError::Topology(format!("cannot create drive directory {}: {e}", drive.path.display()))
             })?;
         }
     }
@@ -74,15 +71,8 @@ pub fn open_sets(config: &Config) -> Result<Vec<Vec<Arc<dyn Drive>>>, ServerErro
     Ok(sets)
 }
 
-fn open_drive(
-    config: &DriveConfig,
-    found: &Option<Format>,
-    mut expected: Format,
-) -> Arc<dyn Drive> {
-    let info = DriveInfo {
-        label: config.path.display().to_string(),
-        facility: config.facility.clone(),
-    };
+fn open_drive(config: &DriveConfig, found: &Option<Format>, mut expected: Format) -> Arc<dyn Drive> {
+    let info = DriveInfo { label: config.path.display().to_string(), facility: config.facility.clone() };
     let offline = |why: &str| -> Arc<dyn Drive> {
         tracing::error!(drive = %config.path.display(), reason = why, "drive offline");
         Arc::new(OfflineDrive::new(info.clone()))
@@ -102,10 +92,7 @@ fn open_drive(
                 tracing::warn!(drive = %config.path.display(), old = %format.facility, new = %expected.facility,
                     "facility label changed in the configuration; using the configured one");
             }
-            Format {
-                facility: expected.facility.clone(),
-                ..format.clone()
-            }
+            Format { facility: expected.facility.clone(), ..format.clone() }
         }
         None => {
             if !is_blank(&config.path) {
@@ -143,7 +130,5 @@ fn dir_has_no_files(path: &Path) -> bool {
     let Ok(entries) = std::fs::read_dir(path) else {
         return false;
     };
-    entries
-        .flatten()
-        .all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && dir_has_no_files(&e.path()))
+    entries.flatten().all(|e| e.file_type().is_ok_and(|t| t.is_dir()) && dir_has_no_files(&e.path()))
 }

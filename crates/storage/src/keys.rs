@@ -39,9 +39,7 @@ pub fn pop_component(input: &[u8]) -> Option<(String, &[u8])> {
             match input.get(index + 1) {
                 Some(&ESCAPED_ZERO) => out.push(0),
                 Some(&TERMINATOR) => {
-                    return String::from_utf8(out)
-                        .ok()
-                        .map(|s| (s, &input[index + 2..]));
+                    return String::from_utf8(out).ok().map(|s| (s, &input[index + 2..]));
                 }
                 _ => return None,
             }
@@ -91,9 +89,7 @@ mod tests {
 
     #[test]
     fn composite_keys_sort_like_tuples() {
-        let keys = [
-            "", "\0", "\0a", "a", "a\0", "a\0b", "a/", "a/b", "ab", "b", "é",
-        ];
+        let keys = ["", "\0", "\0a", "a", "a\0", "a\0b", "a/", "a/b", "ab", "b", "é"];
         let uid_old = [1u8; 16];
         let uid_new = [2u8; 16];
         let mut encoded = Vec::new();
@@ -114,10 +110,7 @@ mod tests {
         let uid = *b"0123456789abcdef";
         for key in ["", "plain", "with\0nul", "über/straße"] {
             let raw = version_key("bucket", key, &uid);
-            assert_eq!(
-                split_version_key(&raw),
-                Some(("bucket".to_owned(), key.to_owned(), uid))
-            );
+            assert_eq!(split_version_key(&raw), Some(("bucket".to_owned(), key.to_owned(), uid)));
         }
         assert_eq!(split_version_key(b"bucket"), None);
     }

@@ -42,12 +42,7 @@ pub enum Error {
     #[error("metadata store error on drive {drive}: {detail}")]
     Store { drive: String, detail: String },
     #[error("short read on drive {drive}: wanted {wanted} bytes at {offset}, file holds {len}")]
-    ShortRead {
-        drive: String,
-        offset: u64,
-        wanted: usize,
-        len: u64,
-    },
+    ShortRead { drive: String, offset: u64, wanted: usize, len: u64 },
     #[error("drive {drive} format: {detail}")]
     Format { drive: String, detail: String },
 }
@@ -230,9 +225,7 @@ impl OfflineDrive {
     }
 
     fn offline<T>(&self) -> Result<T> {
-        Err(Error::Offline {
-            drive: self.info.label.clone(),
-        })
+        Err(Error::Offline { drive: self.info.label.clone() })
     }
 }
 
@@ -265,13 +258,7 @@ impl Drive for OfflineDrive {
     async fn get_inline(&self, _: VersionUid) -> Result<Option<Bytes>> {
         self.offline()
     }
-    async fn scan_versions(
-        &self,
-        _: &str,
-        _: &str,
-        _: ScanFrom,
-        _: usize,
-    ) -> Result<Vec<StoredVersion>> {
+    async fn scan_versions(&self, _: &str, _: &str, _: ScanFrom, _: usize) -> Result<Vec<StoredVersion>> {
         self.offline()
     }
     async fn list_buckets(&self) -> Result<Vec<(String, Bytes)>> {

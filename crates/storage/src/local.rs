@@ -35,8 +35,7 @@ use tokio::sync::oneshot;
 
 use crate::keys;
 use crate::{
-    BlobId, BlobReader, BlobWriter, Drive, DriveInfo, Error, MetaOp, Result, ScanFrom,
-    StoredVersion, VersionUid,
+    BlobId, BlobReader, BlobWriter, Drive, DriveInfo, Error, MetaOp, Result, ScanFrom, StoredVersion, VersionUid,
 };
 
 const BUCKETS: TableDefinition<&str, &[u8]> = TableDefinition::new("buckets");
@@ -93,10 +92,8 @@ impl Format {
     pub fn write(&self, root: &Path) -> Result<()> {
         let system = root.join(SYSTEM_DIR);
         create_dir_durable(&system).map_err(|e| io_error(root, e))?;
-        let bytes = serde_json::to_vec_pretty(self).map_err(|e| Error::Format {
-            drive: root.display().to_string(),
-            detail: e.to_string(),
-        })?;
+        let bytes = serde_json::to_vec_pretty(self)
+            .map_err(|e| Error::Format { drive: root.display().to_string(), detail: e.to_string() })?;
         let tmp = system.join(format!("{FORMAT_FILE}.tmp"));
         write_file_durable(&tmp, &bytes).map_err(|e| io_error(root, e))?;
         fs::rename(&tmp, system.join(FORMAT_FILE)).map_err(|e| io_error(root, e))?;
@@ -120,9 +117,7 @@ struct CommitRequest {
 
 impl std::fmt::Debug for LocalDrive {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("LocalDrive")
-            .field("root", &self.root)
-            .finish_non_exhaustive()
+        f.debug_struct("LocalDrive").field("root", &self.root).finish_non_exhaustive()
     }
 }
 
@@ -162,8 +157,7 @@ impl LocalDrive {
             ] {
                 open(&txn).map_err(|e| store_error(&label, e))?;
             }
-            txn.open_table(BUCKETS)
-                .map_err(|e| store_error(&label, e))?;
+            txn.open_table(BUCKETS).map_err(|e| store_error(&label, e))?;
             txn.open_table(SYSTEM).map_err(|e| store_error(&label, e))?;
             txn.commit().map_err(|e| store_error(&label, e))?;
         }
@@ -175,21 +169,10 @@ impl LocalDrive {
         let thread_online = online.clone();
         std::thread::Builder::new()
             .name(format!("commit-{}", format.position))
-            .spawn(move || {
-                committer(
-                    thread_root,
-                    thread_format,
-                    thread_db,
-                    thread_online,
-                    receiver,
-                )
-            })
+            .spawn(move || committer(thread_root, thread_format, thread_db, thread_online, receiver))
             .map_err(|e| io_error(root, e))?;
         Ok(LocalDrive {
-            info: DriveInfo {
-                label,
-                facility: format.facility.clone(),
-            },
+            info: DriveInfo { label, facility: format.facility.clone() },
             root: root.to_path_buf(),
             format,
             db,
@@ -204,11 +187,7 @@ impl LocalDrive {
 
     fn blob_path(&self, bucket: &str, blob: &BlobId) -> PathBuf {
         let hex = hex::encode(blob);
-        self.root
-            .join("data")
-            .join(bucket)
-            .join(&hex[..2])
-            .join(hex)
+        self.root.join("data").join(bucket).join(&hex[..2]).join(hex)
     }
 
     fn label(&self) -> &str {
@@ -219,9 +198,7 @@ impl LocalDrive {
         if self.online.load(Ordering::Acquire) {
             Ok(())
         } else {
-            Err(Error::Offline {
-                drive: self.label().to_owned(),
-            })
+            Err(Error::Offline { drive: self.label().to_owned() })
         }
     }
 
@@ -239,25 +216,16 @@ impl LocalDrive {
             f(&txn).map_err(|e| store_error(&label, e))
         })
         .await
-        .map_err(|e| Error::Store {
-            drive: self.label().to_owned(),
-            detail: format!("reader task failed: {e}"),
-        })?
+        .map_err(|e| Error::Store { drive: self.label().to_owned(), detail: format!("reader task failed: {e}") })?
     }
 }
 
 fn io_error(root: &Path, source: io::Error) -> Error {
-    Error::Io {
-        drive: root.display().to_string(),
-        source,
-    }
+    Error::Io { drive: root.display().to_string(), source }
 }
 
 fn store_error(label: &str, e: impl Into<redb::Error>) -> Error {
-    Error::Store {
-        drive: label.to_owned(),
-        detail: e.into().to_string(),
-    }
+    Error::Store { drive: label.to_owned(), detail: e.into().to_string() }
 }
 
 fn sync_dir(path: &Path) -> io::Result<()> {
@@ -313,13 +281,9 @@ fn committer(
         let result = if !format_still_ours(&root, &format) {
             online.store(false, Ordering::Release);
             tracing::warn!(drive = %label, "drive lost its format file; taking it offline");
-            Err(Error::Offline {
-                drive: label.clone(),
-            })
+            Err(Error::Offline { drive: label.clone() })
         } else if !online.load(Ordering::Acquire) {
-            Err(Error::Offline {
-                drive: label.clone(),
-            })
+            Err(Error::Offline { drive: label.clone() })
         } else {
             apply_batch(&db, &label, &batch)
         };
@@ -335,14 +299,10 @@ fn committer(
 
 fn clone_error(e: &Error) -> Error {
     match e {
-        Error::Offline { drive } => Error::Offline {
-            drive: drive.clone(),
-        },
+        Error::Offline { drive } => Error::Offline { drive: drive.clone() },
         other => Error::Store {
             drive: match other {
-                Error::Store { drive, .. }
-                | Error::Io { drive, .. }
-                | Error::Format { drive, .. } => drive.clone(),
+                Error::Store { drive, .. } | Error::Io { drive, .. } | Error::Format { drive, .. } => drive.clone(),
                 _ => String::new(),
             },
             detail: other.to_string(),
@@ -354,9 +314,7 @@ fn apply_batch(db: &Database, label: &str, batch: &[CommitRequest]) -> Result<()
     let txn = db.begin_write().map_err(|e| store_error(label, e))?;
     {
         let mut buckets = txn.open_table(BUCKETS).map_err(|e| store_error(label, e))?;
-        let mut versions = txn
-            .open_table(VERSIONS)
-            .map_err(|e| store_error(label, e))?;
+        let mut versions = txn.open_table(VERSIONS).map_err(|e| store_error(label, e))?;
         let mut inline = txn.open_table(INLINE).map_err(|e| store_error(label, e))?;
         let mut uploads = txn.open_table(UPLOADS).map_err(|e| store_error(label, e))?;
         let mut parts = txn.open_table(PARTS).map_err(|e| store_error(label, e))?;
@@ -370,17 +328,8 @@ fn apply_batch(db: &Database, label: &str, batch: &[CommitRequest]) -> Result<()
                     MetaOp::DeleteBucket { bucket } => {
                         buckets.remove(bucket.as_str())?;
                     }
-                    MetaOp::PutVersion {
-                        bucket,
-                        key,
-                        uid,
-                        record,
-                        inline: shard,
-                    } => {
-                        versions.insert(
-                            keys::version_key(bucket, key, uid).as_slice(),
-                            record.as_ref(),
-                        )?;
+                    MetaOp::PutVersion { bucket, key, uid, record, inline: shard } => {
+                        versions.insert(keys::version_key(bucket, key, uid).as_slice(), record.as_ref())?;
                         if let Some(shard) = shard {
                             inline.insert(uid.as_slice(), shard.as_ref())?;
                         }
@@ -389,22 +338,10 @@ fn apply_batch(db: &Database, label: &str, batch: &[CommitRequest]) -> Result<()
                         versions.remove(keys::version_key(bucket, key, uid).as_slice())?;
                         inline.remove(uid.as_slice())?;
                     }
-                    MetaOp::PutUpload {
-                        bucket,
-                        key,
-                        upload_id,
-                        record,
-                    } => {
-                        uploads.insert(
-                            upload_key(bucket, key, upload_id).as_slice(),
-                            record.as_ref(),
-                        )?;
+                    MetaOp::PutUpload { bucket, key, upload_id, record } => {
+                        uploads.insert(upload_key(bucket, key, upload_id).as_slice(), record.as_ref())?;
                     }
-                    MetaOp::DeleteUpload {
-                        bucket,
-                        key,
-                        upload_id,
-                    } => {
+                    MetaOp::DeleteUpload { bucket, key, upload_id } => {
                         uploads.remove(upload_key(bucket, key, upload_id).as_slice())?;
                         let mut start = Vec::new();
                         keys::push_component(&mut start, upload_id);
@@ -412,11 +349,7 @@ fn apply_batch(db: &Database, label: &str, batch: &[CommitRequest]) -> Result<()
                         end.extend_from_slice(&[0xFF; 5]);
                         parts.retain_in(start.as_slice()..end.as_slice(), |_, _| false)?;
                     }
-                    MetaOp::PutPart {
-                        upload_id,
-                        number,
-                        record,
-                    } => {
+                    MetaOp::PutPart { upload_id, number, record } => {
                         parts.insert(part_key(upload_id, *number).as_slice(), record.as_ref())?;
                     }
                     MetaOp::PutSystem { name, value } => {
@@ -497,9 +430,7 @@ impl Drive for LocalDrive {
     async fn check_health(&self) -> bool {
         let root = self.root.clone();
         let format = self.format.clone();
-        let ok = tokio::task::spawn_blocking(move || format_still_ours(&root, &format))
-            .await
-            .unwrap_or(false);
+        let ok = tokio::task::spawn_blocking(move || format_still_ours(&root, &format)).await.unwrap_or(false);
         if !ok && self.online.swap(false, Ordering::AcqRel) {
             tracing::warn!(drive = %self.label(), "drive failed its health check; offline");
         }
@@ -516,21 +447,12 @@ impl Drive for LocalDrive {
         let final_path = self.blob_path(bucket, &blob);
         let root = self.root.clone();
         let open_path = tmp_path.clone();
-        let file = tokio::task::spawn_blocking(move || {
-            OpenOptions::new()
-                .write(true)
-                .create_new(true)
-                .open(&open_path)
-        })
-        .await
-        .map_err(|e| io_error(&root, io::Error::other(e)))?
-        .map_err(|e| io_error(&self.root, e))?;
-        Ok(Box::new(LocalBlobWriter {
-            root: self.root.clone(),
-            tmp_path,
-            final_path,
-            file: Some(file),
-        }))
+        let file =
+            tokio::task::spawn_blocking(move || OpenOptions::new().write(true).create_new(true).open(&open_path))
+                .await
+                .map_err(|e| io_error(&root, io::Error::other(e)))?
+                .map_err(|e| io_error(&self.root, e))?;
+        Ok(Box::new(LocalBlobWriter { root: self.root.clone(), tmp_path, final_path, file: Some(file) }))
     }
 
     async fn open_blob(&self, bucket: &str, blob: BlobId) -> Result<Box<dyn BlobReader>> {
@@ -547,18 +469,12 @@ impl Drive for LocalDrive {
         .map_err(|e| io_error(&root, io::Error::other(e)))?
         .map_err(|e| {
             if e.kind() == io::ErrorKind::NotFound {
-                Error::BlobNotFound {
-                    drive: label.clone(),
-                }
+                Error::BlobNotFound { drive: label.clone() }
             } else {
                 io_error(&root, e)
             }
         })?;
-        Ok(Box::new(LocalBlobReader {
-            label,
-            file: Arc::new(file),
-            len,
-        }))
+        Ok(Box::new(LocalBlobReader { label, file: Arc::new(file), len }))
     }
 
     async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> Result<()> {
@@ -595,12 +511,8 @@ impl Drive for LocalDrive {
         let (reply, wait) = oneshot::channel();
         self.committer
             .send(CommitRequest { ops, reply })
-            .map_err(|_| Error::Offline {
-                drive: self.label().to_owned(),
-            })?;
-        wait.await.map_err(|_| Error::Offline {
-            drive: self.label().to_owned(),
-        })?
+            .map_err(|_| Error::Offline { drive: self.label().to_owned() })?;
+        wait.await.map_err(|_| Error::Offline { drive: self.label().to_owned() })?
     }
 
     async fn get_versions(&self, bucket: &str, key: &str) -> Result<Vec<StoredVersion>> {
@@ -616,11 +528,7 @@ impl Drive for LocalDrive {
                 .into_iter()
                 .filter_map(|(k, v)| {
                     let (_, _, uid) = keys::split_version_key(&k)?;
-                    Some(StoredVersion {
-                        key: key.clone(),
-                        uid,
-                        record: Bytes::from(v),
-                    })
+                    Some(StoredVersion { key: key.clone(), uid, record: Bytes::from(v) })
                 })
                 .collect())
         })
@@ -630,9 +538,7 @@ impl Drive for LocalDrive {
     async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>> {
         self.read(move |txn| {
             let table = txn.open_table(INLINE)?;
-            Ok(table
-                .get(uid.as_slice())?
-                .map(|v| Bytes::copy_from_slice(v.value())))
+            Ok(table.get(uid.as_slice())?.map(|v| Bytes::copy_from_slice(v.value())))
         })
         .await
     }
@@ -655,9 +561,7 @@ impl Drive for LocalDrive {
                 start.extend_from_slice(&[0xFF; 16]);
                 (start.max(lower), true)
             }
-            ScanFrom::AfterVersion(key, uid) => {
-                (keys::version_key(bucket, &key, &uid).max(lower), true)
-            }
+            ScanFrom::AfterVersion(key, uid) => (keys::version_key(bucket, &key, &uid).max(lower), true),
         };
         self.read(move |txn| {
             let table = txn.open_table(VERSIONS)?;
@@ -666,11 +570,7 @@ impl Drive for LocalDrive {
                 .into_iter()
                 .filter_map(|(k, v)| {
                     let (_, key, uid) = keys::split_version_key(&k)?;
-                    Some(StoredVersion {
-                        key,
-                        uid,
-                        record: Bytes::from(v),
-                    })
+                    Some(StoredVersion { key, uid, record: Bytes::from(v) })
                 })
                 .collect())
         })
@@ -696,10 +596,8 @@ impl Drive for LocalDrive {
             let end = keys::prefix_end(&start);
             let versions = txn.open_table(VERSIONS)?;
             let uploads = txn.open_table(UPLOADS)?;
-            Ok(
-                scan_range(&versions, &start, false, end.as_deref(), 1)?.is_empty()
-                    && scan_range(&uploads, &start, false, end.as_deref(), 1)?.is_empty(),
-            )
+            Ok(scan_range(&versions, &start, false, end.as_deref(), 1)?.is_empty()
+                && scan_range(&uploads, &start, false, end.as_deref(), 1)?.is_empty())
         })
         .await
     }
@@ -708,9 +606,7 @@ impl Drive for LocalDrive {
         let raw = upload_key(bucket, key, upload_id);
         self.read(move |txn| {
             let table = txn.open_table(UPLOADS)?;
-            Ok(table
-                .get(raw.as_slice())?
-                .map(|v| Bytes::copy_from_slice(v.value())))
+            Ok(table.get(raw.as_slice())?.map(|v| Bytes::copy_from_slice(v.value())))
         })
         .await
     }
@@ -767,9 +663,7 @@ impl Drive for LocalDrive {
         let name = name.to_owned();
         self.read(move |txn| {
             let table = txn.open_table(SYSTEM)?;
-            Ok(table
-                .get(name.as_str())?
-                .map(|v| Bytes::copy_from_slice(v.value())))
+            Ok(table.get(name.as_str())?.map(|v| Bytes::copy_from_slice(v.value())))
         })
         .await
     }
@@ -802,10 +696,7 @@ struct LocalBlobWriter {
 #[async_trait]
 impl BlobWriter for LocalBlobWriter {
     async fn write(&mut self, data: Bytes) -> Result<()> {
-        let mut file = self
-            .file
-            .take()
-            .ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
+        let mut file = self.file.take().ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
         let (file, result) = tokio::task::spawn_blocking(move || {
             let result = file.write_all(&data);
             (file, result)
@@ -817,18 +708,13 @@ impl BlobWriter for LocalBlobWriter {
     }
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
-        let file = self
-            .file
-            .take()
-            .ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
+        let file = self.file.take().ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
         let tmp_path = self.tmp_path.clone();
         let final_path = self.final_path.clone();
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             file.sync_all()?;
             drop(file);
-            let dir = final_path
-                .parent()
-                .ok_or_else(|| io::Error::other("blob path has no parent"))?;
+            let dir = final_path.parent().ok_or_else(|| io::Error::other("blob path has no parent"))?;
             create_dir_durable(dir)?;
             fs::rename(&tmp_path, &final_path)?;
             sync_dir(dir)
@@ -859,39 +745,22 @@ impl BlobReader for LocalBlobReader {
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
         if offset.saturating_add(len as u64) > self.len {
-            return Err(Error::ShortRead {
-                drive: self.label.clone(),
-                offset,
-                wanted: len,
-                len: self.len,
-            });
+            return Err(Error::ShortRead { drive: self.label.clone(), offset, wanted: len, len: self.len });
         }
         let file = self.file.clone();
         let label = self.label.clone();
         tokio::task::spawn_blocking(move || {
             use std::os::unix::fs::FileExt;
             let mut buf = vec![0u8; len];
-            file.read_exact_at(&mut buf, offset)
-                .map(|()| Bytes::from(buf))
+            file.read_exact_at(&mut buf, offset).map(|()| Bytes::from(buf))
         })
         .await
-        .map_err(|e| Error::Io {
-            drive: self.label.clone(),
-            source: io::Error::other(e),
-        })?
+        .map_err(|e| Error::Io { drive: self.label.clone(), source: io::Error::other(e) })?
         .map_err(|source| {
             if source.kind() == io::ErrorKind::UnexpectedEof {
-                Error::ShortRead {
-                    drive: label,
-                    offset,
-                    wanted: len,
-                    len: self.len,
-                }
+                Error::ShortRead { drive: label, offset, wanted: len, len: self.len }
             } else {
-                Error::Io {
-                    drive: label,
-                    source,
-                }
+                Error::Io { drive: label, source }
             }
         })
     }
@@ -929,33 +798,13 @@ mod tests {
             record: Bytes::from(format!("{key}{uid}")),
             inline: None,
         };
-        drive
-            .commit(vec![put("a", 1), put("a", 2), put("b", 1), put("a/x", 3)])
-            .await
-            .expect("commit");
-        let all = drive
-            .scan_versions("b", "", ScanFrom::Start, 10)
-            .await
-            .expect("scan");
+        drive.commit(vec![put("a", 1), put("a", 2), put("b", 1), put("a/x", 3)]).await.expect("commit");
+        let all = drive.scan_versions("b", "", ScanFrom::Start, 10).await.expect("scan");
         let seen: Vec<(String, u8)> = all.iter().map(|v| (v.key.clone(), v.uid[0])).collect();
-        assert_eq!(
-            seen,
-            vec![
-                ("a".into(), 2),
-                ("a".into(), 1),
-                ("a/x".into(), 3),
-                ("b".into(), 1)
-            ]
-        );
-        let after = drive
-            .scan_versions("b", "", ScanFrom::AfterVersion("a".into(), [2; 16]), 10)
-            .await
-            .expect("scan");
+        assert_eq!(seen, vec![("a".into(), 2), ("a".into(), 1), ("a/x".into(), 3), ("b".into(), 1)]);
+        let after = drive.scan_versions("b", "", ScanFrom::AfterVersion("a".into(), [2; 16]), 10).await.expect("scan");
         assert_eq!(after[0].uid, [1; 16]);
-        let after_key = drive
-            .scan_versions("b", "a", ScanFrom::AfterKey("a".into()), 10)
-            .await
-            .expect("scan");
+        let after_key = drive.scan_versions("b", "a", ScanFrom::AfterKey("a".into()), 10).await.expect("scan");
         assert_eq!(after_key.len(), 1);
         assert_eq!(after_key[0].key, "a/x");
         assert!(!drive.bucket_is_empty("b").await.expect("empty"));
@@ -967,29 +816,14 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let drive = open(dir.path());
         let mut writer = drive.create_blob("b", [7; 16]).await.expect("create");
-        writer
-            .write(Bytes::from_static(b"hello "))
-            .await
-            .expect("write");
-        writer
-            .write(Bytes::from_static(b"world"))
-            .await
-            .expect("write");
-        assert!(matches!(
-            drive.open_blob("b", [7; 16]).await,
-            Err(Error::BlobNotFound { .. })
-        ));
+        writer.write(Bytes::from_static(b"hello ")).await.expect("write");
+        writer.write(Bytes::from_static(b"world")).await.expect("write");
+        assert!(matches!(drive.open_blob("b", [7; 16]).await, Err(Error::BlobNotFound { .. })));
         writer.commit().await.expect("commit");
         let reader = drive.open_blob("b", [7; 16]).await.expect("open");
-        drive
-            .delete_blobs("b", vec![[7; 16]])
-            .await
-            .expect("delete");
+        drive.delete_blobs("b", vec![[7; 16]]).await.expect("delete");
         assert_eq!(&reader.read_at(6, 5).await.expect("read")[..], b"world");
-        assert!(matches!(
-            reader.read_at(8, 5).await,
-            Err(Error::ShortRead { .. })
-        ));
+        assert!(matches!(reader.read_at(8, 5).await, Err(Error::ShortRead { .. })));
     }
 
     #[tokio::test]
@@ -997,12 +831,7 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let drive = open(dir.path());
         fs::remove_dir_all(dir.path().join(SYSTEM_DIR)).expect("wipe");
-        let result = drive
-            .commit(vec![MetaOp::PutSystem {
-                name: "x".into(),
-                value: Bytes::new(),
-            }])
-            .await;
+        let result = drive.commit(vec![MetaOp::PutSystem { name: "x".into(), value: Bytes::new() }]).await;
         assert!(matches!(result, Err(Error::Offline { .. })), "{result:?}");
         assert!(!drive.is_online());
     }

@@ -1,0 +1,251 @@
+//! Command line: what to measure, against which server, and how long.
+//!
+//! Sizes accept binary units (`4KiB`, `1MiB`, `64MiB`, `1GiB`) or plain bytes; lists are
+//! comma-separated. Credentials fall back to `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`
+//! so that the same environment that drives the AWS CLI drives the benchmark.
+
+use std::path::PathBuf;
+
+use clap::Parser;
+
+/// Most cells a run may have (sizes × concurrency levels), so a typo cannot start an
+/// hour-long run.
+pub const SIZES_COUNT_MAX: usize = 8;
+pub const CONCURRENCY_MAX: usize = 256;
+/// Objects larger than this would need multipart uploads, which the benchmark does not do.
+pub const OBJECT_SIZE_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+
+#[derive(Parser, Debug, Clone)]
+#[command(
+    name = "bulwark-bench",
+    version,
+    about = "PUT/GET throughput and latency of a running Bulwark (or any S3) server, beside the raw disk"
+)]
+pub struct Args {
+    /// S3 endpoint of the running server.
+    #[arg(long, default_value = "http://127.0.0.1:9000")]
+    pub endpoint: String,
+    /// Access key (default: $AWS_ACCESS_KEY_ID).
+    #[arg(long)]
+    pub access_key: Option<String>,
+    /// Secret key (default: $AWS_SECRET_ACCESS_KEY).
+    #[arg(long)]
+    pub secret_key: Option<String>,
+    /// Region used for signing.
+    #[arg(long, default_value = "us-east-1")]
+    pub region: String,
+    /// Bucket to write into; created if missing (and then removed), objects deleted afterwards.
+    #[arg(long, default_value = "bulwark-bench")]
+    pub bucket: String,
+    /// Object sizes, comma-separated.
+    #[arg(long, default_value = "4KiB,1MiB,64MiB", value_parser = parse_size_list)]
+    pub sizes: SizeList,
+    /// Concurrency levels (requests in flight), comma-separated.
+    #[arg(long, default_value = "1,16", value_parser = parse_concurrency_list)]
+    pub concurrency: ConcurrencyList,
+    /// Upper bound on the time of one cell (one op × size × concurrency), in seconds.
+    #[arg(long, default_value_t = 10)]
+    pub duration_secs: u64,
+    /// Upper bound on the bytes moved by one cell; the cell stops at whichever bound comes first.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub bytes_per_cell: u64,
+    /// Exactly this many objects per cell, instead of the time and byte bounds.
+    #[arg(long)]
+    pub count: Option<u64>,
+    /// Directory on the same disk as the server's data, for the raw disk figures.
+    #[arg(long, default_value = "./data")]
+    pub raw_dir: PathBuf,
+    /// Size of the raw sequential write/read test file.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub raw_bytes: u64,
+    /// Skip the raw disk measurement (the targets then cannot be computed).
+    #[arg(long)]
+    pub no_raw: bool,
+    /// Sign requests with UNSIGNED-PAYLOAD instead of hashing every body with SHA-256.
+    #[arg(long)]
+    pub unsigned_payload: bool,
+    /// Send no flexible checksum (x-amz-checksum-crc32) with uploads.
+    #[arg(long)]
+    pub no_checksum: bool,
+    /// Before every GET cell and the raw read, write 1 to /proc/sys/vm/drop_caches
+    /// (root only; drops the whole machine's clean page cache) so reads come from the disk.
+    #[arg(long)]
+    pub drop_caches: bool,
+    /// Keep the benchmark objects (and bucket) instead of deleting them.
+    #[arg(long)]
+    pub keep: bool,
+    /// Process id of the server: its RSS and CPU are sampled from /proc during each cell.
+    #[arg(long)]
+    pub server_pid: Option<u32>,
+    /// Write all figures as JSON to this file.
+    #[arg(long)]
+    pub json: Option<PathBuf>,
+    /// Instead of the benchmark: concurrent streamed PUTs of large objects while sampling the
+    /// server's RSS (needs --server-pid).
+    #[arg(long)]
+    pub rss_check: bool,
+    /// Object size of the RSS check.
+    #[arg(long, default_value = "1GiB", value_parser = parse_size)]
+    pub rss_object_size: u64,
+    /// Number of concurrent PUTs in the RSS check.
+    #[arg(long, default_value_t = 16)]
+    pub rss_concurrency: usize,
+}
+
+/// Parsed `--sizes`: a newtype so clap treats the whole list as one value.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SizeList(pub Vec<u64>);
+
+/// Parsed `--concurrency`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConcurrencyList(pub Vec<usize>);
+
+impl Args {
+    pub fn access_key(&self) -> Result<String, String> {
+        credential(&self.access_key, "AWS_ACCESS_KEY_ID", "--access-key")
+    }
+
+    pub fn secret_key(&self) -> Result<String, String> {
+        credential(&self.secret_key, "AWS_SECRET_ACCESS_KEY", "--secret-key")
+    }
+
+    /// Checks the combinations clap cannot express.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.rss_check && self.server_pid.is_none() {
+            return Err("--rss-check needs --server-pid PID (the server's process id)".to_owned());
+        }
+        if self.rss_concurrency == 0 || self.rss_concurrency > CONCURRENCY_MAX {
+            return Err(format!("--rss-concurrency must be 1..={CONCURRENCY_MAX}"));
+        }
+        if self.rss_object_size == 0 || self.rss_object_size > OBJECT_SIZE_BYTES_MAX {
+            return Err(format!("--rss-object-size must be 1..={OBJECT_SIZE_BYTES_MAX} bytes"));
+        }
+        if self.duration_secs == 0 {
+            return Err("--duration-secs must be at least 1".to_owned());
+        }
+        if self.count == Some(0) {
+            return Err("--count must be at least 1".to_owned());
+        }
+        if !self.no_raw && self.raw_bytes < RAW_BYTES_MIN {
+            return Err(format!("--raw-bytes must be at least {RAW_BYTES_MIN} bytes"));
+        }
+        Ok(())
+    }
+}
+
+/// The raw test writes and reads in 4 MiB requests, so its file is at least one of them.
+pub const RAW_BYTES_MIN: u64 = 4 * 1024 * 1024;
+
+fn credential(flag: &Option<String>, variable: &str, name: &str) -> Result<String, String> {
+    if let Some(value) = flag {
+        return Ok(value.clone());
+    }
+    match std::env::var(variable) {
+        Ok(value) if !value.is_empty() => Ok(value),
+        _ => Err(format!("no credentials: pass {name} or set {variable}")),
+    }
+}
+
+/// Parses `4KiB`, `1MiB`, `64MiB`, `1GiB`, `512B` or plain `4096` into bytes.
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let text = text.trim();
+    let split = text.find(|c: char| !c.is_ascii_digit()).unwrap_or(text.len());
+    let (digits, unit) = text.split_at(split);
+    let number: u64 = digits.parse().map_err(|_| format!("`{text}` is not a size such as 4KiB or 64MiB"))?;
+    let multiplier: u64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1,
+        "k" | "kib" => 1 << 10,
+        "m" | "mib" => 1 << 20,
+        "g" | "gib" => 1 << 30,
+        other => return Err(format!("unknown unit `{other}` in `{text}` (use B, KiB, MiB or GiB)")),
+    };
+    let bytes = number.checked_mul(multiplier).ok_or_else(|| format!("`{text}` is too large"))?;
+    if bytes == 0 {
+        return Err(format!("`{text}`: a size must be at least one byte"));
+    }
+    Ok(bytes)
+}
+
+fn parse_size_list(text: &str) -> Result<SizeList, String> {
+    let sizes = text.split(',').map(parse_size).collect::<Result<Vec<_>, _>>()?;
+    if sizes.len() > SIZES_COUNT_MAX {
+        return Err(format!("at most {SIZES_COUNT_MAX} sizes"));
+    }
+    if let Some(size) = sizes.iter().find(|size| **size > OBJECT_SIZE_BYTES_MAX) {
+        return Err(format!("{size} bytes is above the single-PUT limit of 5 GiB"));
+    }
+    Ok(SizeList(sizes))
+}
+
+fn parse_concurrency_list(text: &str) -> Result<ConcurrencyList, String> {
+    let levels = text
+        .split(',')
+        .map(|part| {
+            let level: usize = part.trim().parse().map_err(|_| format!("`{part}` is not a number"))?;
+            if level == 0 || level > CONCURRENCY_MAX {
+                return Err(format!("concurrency {level} is outside 1..={CONCURRENCY_MAX}"));
+            }
+            Ok(level)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    if levels.len() > SIZES_COUNT_MAX {
+        return Err(format!("at most {SIZES_COUNT_MAX} concurrency levels"));
+    }
+    Ok(ConcurrencyList(levels))
+}
+
+/// `4 KiB`, `64 MiB`, `1.5 GiB`, `100 B`: for tables, exact when the size is a whole unit.
+pub fn format_size(bytes: u64) -> String {
+    const UNITS: [(&str, u64); 3] = [("GiB", 1 << 30), ("MiB", 1 << 20), ("KiB", 1 << 10)];
+    for (name, unit) in UNITS {
+        if bytes >= unit {
+            return if bytes % unit == 0 {
+                format!("{} {name}", bytes / unit)
+            } else {
+                format!("{:.1} {name}", bytes as f64 / unit as f64)
+            };
+        }
+    }
+    format!("{bytes} B")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn check_size(text: &str, expected: Result<u64, ()>) {
+        assert_eq!(parse_size(text).map_err(|_| ()), expected, "parse_size({text:?})");
+    }
+
+    #[test]
+    fn sizes_parse_in_binary_units() {
+        check_size("4KiB", Ok(4096));
+        check_size("1MiB", Ok(1 << 20));
+        check_size("64mib", Ok(64 << 20));
+        check_size("1GiB", Ok(1 << 30));
+        check_size("1 GiB", Ok(1 << 30));
+        check_size("4096", Ok(4096));
+        check_size("100B", Ok(100));
+        check_size("0", Err(()));
+        check_size("4KB", Err(()));
+        check_size("MiB", Err(()));
+        check_size("99999999999999999999GiB", Err(()));
+    }
+
+    #[test]
+    fn lists_parse_and_are_bounded() {
+        assert_eq!(parse_size_list("4KiB,1MiB,64MiB"), Ok(SizeList(vec![4096, 1 << 20, 64 << 20])));
+        assert!(parse_size_list("6GiB").is_err());
+        assert_eq!(parse_concurrency_list("1,16"), Ok(ConcurrencyList(vec![1, 16])));
+        assert!(parse_concurrency_list("0").is_err());
+        assert!(parse_concurrency_list("1,x").is_err());
+    }
+
+    #[test]
+    fn sizes_format_exactly_when_whole() {
+        assert_eq!(format_size(4096), "4 KiB");
+        assert_eq!(format_size(64 << 20), "64 MiB");
+        assert_eq!(format_size(1536 << 20), "1.5 GiB");
+        assert_eq!(format_size(100), "100 B");
+    }
+}
