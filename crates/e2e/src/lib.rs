@@ -514,7 +514,7 @@ where
 /// Captures the status and headers of the last response to the request it is
 /// attached to, for what the SDK does not model (`x-bulwark-redundancy`, 206 vs 200).
 ///
-/// ```ignore
+/// ```text
 /// let capture = ResponseCapture::new();
 /// client.put_object()…customize().interceptor(capture.clone()).send().await?;
 /// assert_eq!(capture.redundancy().as_deref(), Some("6/6"));

@@ -16,6 +16,8 @@ const BUCKET: &str = "guarded";
 const WRONG_SECRET: &str = "not-the-secret-not-the-secret-not-the-se";
 const UNKNOWN_ACCESS_KEY: &str = "AKIAIOSFODNN7UNKNOWN";
 const SEVEN_DAYS: Duration = Duration::from_secs(7 * 24 * 3600);
+/// Long enough for two small PUTs on a busy machine, short enough to wait out.
+const PRESIGNED_PUT_LIFETIME: Duration = Duration::from_secs(4);
 
 fn presigning(expires_in: Duration) -> PresigningConfig {
     PresigningConfig::expires_in(expires_in).expect("a valid presigning expiry")
@@ -224,7 +226,7 @@ async fn a_presigned_put_url_can_be_reused_until_it_expires_and_not_after() {
         .put_object()
         .bucket(BUCKET)
         .key("twice")
-        .presigned(presigning(Duration::from_secs(2)))
+        .presigned(presigning(PRESIGNED_PUT_LIFETIME))
         .await
         .expect("presign PutObject");
     let headers: Vec<(&str, &str)> = presigned.headers().collect();
@@ -237,7 +239,7 @@ async fn a_presigned_put_url_can_be_reused_until_it_expires_and_not_after() {
     assert_eq!(response.status, 200, "{}", response.text());
     assert!(get_bytes(&client, BUCKET, "twice").await == second);
 
-    tokio::time::sleep(Duration::from_secs(3)).await;
+    tokio::time::sleep(PRESIGNED_PUT_LIFETIME + Duration::from_secs(1)).await;
     let response = fetch("PUT", presigned.uri(), &headers, &payload(15, 1000)).await;
     assert_refused(&response, 403, "AccessDenied");
     assert!(get_bytes(&client, BUCKET, "twice").await == second, "the expired PUT stored nothing");

@@ -308,6 +308,16 @@ async fn get_survives_a_restart_with_a_facility_wiped_before_it() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn get_survives_two_drives_unplugged_while_running() {
+    let (server, client) = TestServer::start_with_bucket(BUCKET).await;
+    let objects = mixed_objects(&client).await;
+
+    unplug_drive(&server.drive_path(2));
+    unplug_drive(&server.drive_path(6));
+    assert_all_intact(&client, &objects, "with drives 2 and 6 unplugged").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn get_survives_a_restart_with_two_drives_unplugged() {
     let (mut server, client) = TestServer::start_with_bucket(BUCKET).await;
     let objects = mixed_objects(&client).await;

@@ -28,6 +28,9 @@ use errors::to_s3;
 /// Receipt header: shards durable now / shards of the layout.
 pub const REDUNDANCY_HEADER: &str = "x-bulwark-redundancy";
 
+/// Keys of one DeleteObjects request deleted concurrently.
+const DELETE_CONCURRENCY_MAX: usize = 16;
+
 /// Identity shown as bucket and object owner.
 #[derive(Debug, Clone)]
 pub struct Owner {
@@ -508,14 +511,26 @@ impl S3 for Bulwark {
             return Err(s3_error!(MalformedXML, "The request may not name more than 1000 keys"));
         }
         let quiet = input.delete.quiet.unwrap_or(false);
+        let bucket = input.bucket.clone();
+        // Keys are independent: delete several at once, report in request order.
+        let results: Vec<_> = futures::stream::iter(input.delete.objects)
+            .map(|object| {
+                let bucket = bucket.clone();
+                async move {
+                    let result = if object.version_id.as_deref().is_some_and(|v| v != "null") {
+                        Ok(())
+                    } else {
+                        self.store.delete_object(&bucket, &object.key).await
+                    };
+                    (object, result)
+                }
+            })
+            .buffered(DELETE_CONCURRENCY_MAX)
+            .collect()
+            .await;
         let mut deleted = Vec::new();
         let mut errors = Vec::new();
-        for object in input.delete.objects {
-            let result = if object.version_id.as_deref().is_some_and(|v| v != "null") {
-                Ok(())
-            } else {
-                self.store.delete_object(&input.bucket, &object.key).await
-            };
+        for (object, result) in results {
             match result {
                 Ok(()) => {
                     if !quiet {

@@ -51,7 +51,11 @@ async fn handle(service: &S3Service, request: http::Request<Incoming>) -> Respon
     if let Some(response) = precheck(&request) {
         return response;
     }
-    match service.call(request.map(Body::from)).await {
+    let request = match verify_small_body(request).await {
+        Ok(request) => request,
+        Err(response) => return response,
+    };
+    match service.call(request).await {
         Ok(response) => response,
         Err(e) => {
             tracing::error!(error = ?e, "request failed outside the S3 layer");
@@ -77,6 +81,93 @@ fn precheck(request: &http::Request<Incoming>) -> Option<Response<Body>> {
         }
     }
     None
+}
+
+/// Largest configuration or command body (DeleteObjects, bucket settings)
+/// that is buffered to verify its digest.
+const CONTENT_MD5: &str = "content-md5";
+
+const SMALL_BODY_BYTES_MAX: usize = 20 * 1024 * 1024;
+
+/// Whether a request carries a small XML/JSON document rather than object
+/// data: every POST, and PUTs of a bucket or object sub-resource other than
+/// part uploads. Object data is verified by the object layer while it streams.
+fn carries_document(request: &http::Request<Incoming>) -> bool {
+    let query = request.uri().query().unwrap_or_default();
+    let has = |name: &str| query.split('&').any(|p| p == name || p.starts_with(&format!("{name}=")));
+    match *request.method() {
+        http::Method::POST => true,
+        http::Method::PUT => !query.is_empty() && !has("partNumber") && !has("uploadId"),
+        _ => false,
+    }
+}
+
+/// Verifies `Content-MD5` and `x-amz-checksum-*` of document bodies (D4):
+/// a mismatch is 400 BadDigest, a malformed value 400 InvalidDigest, and the
+/// request goes no further, so nothing is changed.
+async fn verify_small_body(request: http::Request<Incoming>) -> Result<http::Request<Body>, Response<Body>> {
+    let wants_md5 = request.headers().contains_key(CONTENT_MD5);
+    let checksum_header = bulwark_object::ChecksumAlgorithm::ALL
+        .into_iter()
+        .find_map(|a| request.headers().get(format!("x-amz-checksum-{}", a.header_suffix())).map(|v| (a, v.clone())));
+    if !carries_document(&request) || (!wants_md5 && checksum_header.is_none()) {
+        return Ok(request.map(Body::from));
+    }
+    let (parts, incoming) = request.into_parts();
+    let limited = http_body_util::Limited::new(incoming, SMALL_BODY_BYTES_MAX);
+    let bytes = match http_body_util::BodyExt::collect(limited).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "MaxMessageLengthExceeded",
+                "Your request was too big.",
+            ));
+        }
+    };
+    if let Some(value) = parts.headers.get(CONTENT_MD5) {
+        use base64::Engine;
+        use md5::Digest;
+        let expected = value
+            .to_str()
+            .ok()
+            .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v.trim()).ok())
+            .filter(|d| d.len() == 16);
+        let Some(expected) = expected else {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "InvalidDigest",
+                "The Content-MD5 you specified is not valid.",
+            ));
+        };
+        if md5::Md5::digest(&bytes).as_slice() != expected.as_slice() {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "BadDigest",
+                "The Content-MD5 you specified did not match what we received.",
+            ));
+        }
+    }
+    if let Some((algorithm, value)) = checksum_header {
+        let expected = value.to_str().ok().and_then(|v| bulwark_object::checksum::decode(algorithm, v));
+        let Some(expected) = expected else {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "InvalidRequest",
+                &format!("Value for x-amz-checksum-{} header is invalid.", algorithm.header_suffix()),
+            ));
+        };
+        let mut hasher = bulwark_object::checksum::Hasher::new(algorithm);
+        hasher.update(&bytes);
+        if hasher.finalize() != expected {
+            return Err(error_response(
+                StatusCode::BAD_REQUEST,
+                "BadDigest",
+                &format!("The {} you specified did not match the calculated checksum.", algorithm.as_str()),
+            ));
+        }
+    }
+    Ok(http::Request::from_parts(parts, Body::from(bytes)))
 }
 
 fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Body> {

@@ -1,0 +1,387 @@
+//! The S3 side: one client, the benchmark bucket, and cells of timed PUTs or GETs.
+//!
+//! A cell runs `concurrency` workers that claim operation numbers from one counter until
+//! the cell's bound is reached (a count, a byte budget, or a deadline; requests in flight
+//! at the deadline finish and count). Throughput is successful bytes over the cell's wall
+//! time; latency is per request, from send to the last byte of the response. Requests are
+//! not retried, so every failure is counted and the first one is shown.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::config::retry::RetryConfig;
+use aws_sdk_s3::config::timeout::TimeoutConfig;
+use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
+use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use bytes::Bytes;
+use serde::Serialize;
+
+use crate::payload::matches_repeated;
+use crate::procfs::{RssSampler, cpu_seconds};
+use crate::stats::Summary;
+
+/// A cell gives up after this many failed requests: the server is not well.
+pub const ERRORS_PER_CELL_MAX: u64 = 20;
+/// Objects per DeleteObjects request (the S3 limit).
+const DELETE_BATCH_MAX: usize = 1000;
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+/// Long enough for a 1 GiB PUT on a slow disk among fifteen others.
+const OPERATION_TIMEOUT: Duration = Duration::from_secs(900);
+
+#[derive(Debug, Clone)]
+pub struct ClientSettings {
+    pub endpoint: String,
+    pub region: String,
+    pub access_key: String,
+    pub secret_key: String,
+    pub checksum: bool,
+}
+
+/// A path-style client with no retries (a failure must show, not be hidden by a retry).
+pub fn client(settings: &ClientSettings) -> Client {
+    let credentials = Credentials::new(&settings.access_key, &settings.secret_key, None, None, "bulwark-bench");
+    let checksums = if settings.checksum {
+        RequestChecksumCalculation::WhenSupported
+    } else {
+        RequestChecksumCalculation::WhenRequired
+    };
+    let config = aws_sdk_s3::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .credentials_provider(credentials)
+        .region(Region::new(settings.region.clone()))
+        .endpoint_url(&settings.endpoint)
+        .force_path_style(true)
+        .retry_config(RetryConfig::disabled())
+        .request_checksum_calculation(checksums)
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(CONNECT_TIMEOUT)
+                .operation_timeout(OPERATION_TIMEOUT)
+                .build(),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+/// Makes sure `bucket` exists; returns whether this call created it.
+pub async fn ensure_bucket(client: &Client, bucket: &str) -> Result<bool, String> {
+    if client.head_bucket().bucket(bucket).send().await.is_ok() {
+        return Ok(false);
+    }
+    client
+        .create_bucket()
+        .bucket(bucket)
+        .send()
+        .await
+        .map(|_| true)
+        .map_err(|e| format!("create bucket {bucket}: {}", DisplayErrorContext(&e)))
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Op {
+    #[serde(rename = "PUT")]
+    Put,
+    #[serde(rename = "GET")]
+    Get,
+}
+
+impl Op {
+    pub fn name(self) -> &'static str {
+        match self {
+            Op::Put => "PUT",
+            Op::Get => "GET",
+        }
+    }
+}
+
+/// When a cell stops.
+#[derive(Debug, Clone, Copy)]
+pub struct Bounds {
+    pub duration: Duration,
+    pub bytes_max: u64,
+    /// Exactly this many operations, ignoring `duration` and `bytes_max`.
+    pub count: Option<u64>,
+}
+
+impl Bounds {
+    /// Operations a cell may start: the count, or the byte budget but at least one per worker.
+    fn operations_max(&self, size_bytes: u64, concurrency: usize) -> u64 {
+        self.count
+            .unwrap_or_else(|| (self.bytes_max / size_bytes).max(concurrency as u64))
+    }
+
+    fn deadline(&self, start: Instant) -> Option<Instant> {
+        match self.count {
+            Some(_) => None,
+            None => Some(start + self.duration),
+        }
+    }
+}
+
+/// The figures of one cell.
+#[derive(Debug, Clone, Serialize)]
+pub struct Cell {
+    pub op: Op,
+    pub size_bytes: u64,
+    pub concurrency: usize,
+    #[serde(flatten)]
+    pub summary: Summary,
+    pub errors: u64,
+    pub first_error: Option<String>,
+    /// Peak sampled RSS of the server during the cell (with --server-pid).
+    pub server_rss_peak_bytes: Option<u64>,
+    /// Server CPU time over wall time: 1.0 is one core busy all along.
+    pub server_cpu_cores: Option<f64>,
+    pub client_cpu_cores: Option<f64>,
+    /// Whether the page cache was dropped just before the cell (GET with --drop-caches).
+    pub page_cache_dropped: bool,
+}
+
+/// What a cell needs to know besides its shape.
+pub struct Runner {
+    pub client: Client,
+    pub bucket: String,
+    /// Key prefix unique to this run.
+    pub prefix: String,
+    pub unsigned_payload: bool,
+    pub sampler: Option<RssSampler>,
+}
+
+struct Shared {
+    next: AtomicU64,
+    operations_max: u64,
+    deadline: Option<Instant>,
+    errors: AtomicU64,
+    first_error: Mutex<Option<String>>,
+}
+
+impl Shared {
+    /// The next operation number, or `None` once the cell is over.
+    fn claim(&self) -> Option<u64> {
+        if self.deadline.is_some_and(|deadline| Instant::now() >= deadline)
+            || self.errors.load(Ordering::Relaxed) >= ERRORS_PER_CELL_MAX
+        {
+            return None;
+        }
+        let number = self.next.fetch_add(1, Ordering::Relaxed);
+        (number < self.operations_max).then_some(number)
+    }
+
+    fn fail(&self, error: String) {
+        self.errors.fetch_add(1, Ordering::Relaxed);
+        if let Ok(mut first) = self.first_error.lock() {
+            first.get_or_insert(error);
+        }
+    }
+}
+
+/// Latencies and (for PUT) keys written by one worker.
+struct WorkerResult {
+    latencies_us: Vec<u64>,
+    keys: Vec<String>,
+}
+
+impl Runner {
+    /// Runs one cell. PUT writes fresh keys and returns them; GET reads `keys` round-robin
+    /// and checks every byte against `payload`.
+    pub async fn run_cell(
+        &self,
+        op: Op,
+        payload: &Bytes,
+        concurrency: usize,
+        bounds: Bounds,
+        keys: &Arc<Vec<String>>,
+        page_cache_dropped: bool,
+    ) -> (Cell, Vec<String>) {
+        assert!(concurrency > 0, "a cell needs at least one worker");
+        assert!(op == Op::Put || !keys.is_empty(), "GET needs objects to read");
+        let size_bytes = payload.len() as u64;
+        let server_pid = self.sampler.as_ref().map(RssSampler::pid);
+        if let Some(sampler) = &self.sampler {
+            sampler.take_peak_bytes();
+        }
+        let server_cpu_start = server_pid.and_then(|pid| cpu_seconds(&pid.to_string()).ok());
+        let client_cpu_start = cpu_seconds("self").ok();
+        let start = Instant::now();
+        let shared = Arc::new(Shared {
+            next: AtomicU64::new(0),
+            operations_max: bounds.operations_max(size_bytes, concurrency),
+            deadline: bounds.deadline(start),
+            errors: AtomicU64::new(0),
+            first_error: Mutex::new(None),
+        });
+        let workers: Vec<_> = (0..concurrency)
+            .map(|_| {
+                let worker = Worker {
+                    client: self.client.clone(),
+                    bucket: self.bucket.clone(),
+                    unsigned_payload: self.unsigned_payload,
+                    payload: payload.clone(),
+                    keys: Arc::clone(keys),
+                    key_prefix: format!("{}/{size_bytes}/c{concurrency}", self.prefix),
+                    shared: Arc::clone(&shared),
+                };
+                tokio::spawn(worker.run(op))
+            })
+            .collect();
+        let mut latencies_us = Vec::new();
+        let mut written = Vec::new();
+        for worker in workers {
+            match worker.await {
+                Ok(result) => {
+                    latencies_us.extend(result.latencies_us);
+                    written.extend(result.keys);
+                }
+                Err(e) => shared.fail(format!("worker task failed: {e}")),
+            }
+        }
+        let elapsed = start.elapsed();
+        let per_second = |start: Option<f64>, pid: &str| {
+            let end = cpu_seconds(pid).ok()?;
+            Some((end - start?) / elapsed.as_secs_f64())
+        };
+        let cell = Cell {
+            op,
+            size_bytes,
+            concurrency,
+            summary: Summary::new(latencies_us, size_bytes, elapsed),
+            errors: shared.errors.load(Ordering::Relaxed),
+            first_error: shared.first_error.lock().ok().and_then(|first| first.clone()),
+            server_rss_peak_bytes: self.sampler.as_ref().map(RssSampler::take_peak_bytes),
+            server_cpu_cores: server_pid.and_then(|pid| per_second(server_cpu_start, &pid.to_string())),
+            client_cpu_cores: per_second(client_cpu_start, "self"),
+            page_cache_dropped,
+        };
+        (cell, written)
+    }
+
+    /// Deletes `keys`, a thousand per request; returns how many could not be deleted and
+    /// the first reason.
+    pub async fn delete(&self, keys: &[String]) -> (usize, Option<String>) {
+        let mut failed = 0;
+        let mut first_error = None;
+        for batch in keys.chunks(DELETE_BATCH_MAX) {
+            if let Err(e) = self.delete_batch(batch).await {
+                failed += batch.len();
+                first_error.get_or_insert(e);
+            }
+        }
+        (failed, first_error)
+    }
+
+    async fn delete_batch(&self, batch: &[String]) -> Result<(), String> {
+        let objects = batch
+            .iter()
+            .map(|key| ObjectIdentifier::builder().key(key).build())
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|e| format!("build DeleteObjects: {e}"))?;
+        let delete = Delete::builder()
+            .set_objects(Some(objects))
+            .quiet(true)
+            .build()
+            .map_err(|e| format!("build DeleteObjects: {e}"))?;
+        let output = self
+            .client
+            .delete_objects()
+            .bucket(&self.bucket)
+            .delete(delete)
+            .send()
+            .await
+            .map_err(|e| format!("DeleteObjects: {}", DisplayErrorContext(&e)))?;
+        match output.errors().first() {
+            None => Ok(()),
+            Some(error) => Err(format!(
+                "DeleteObjects: {} errors, first {:?}: {:?}",
+                output.errors().len(),
+                error.key(),
+                error.message()
+            )),
+        }
+    }
+}
+
+struct Worker {
+    client: Client,
+    bucket: String,
+    unsigned_payload: bool,
+    payload: Bytes,
+    keys: Arc<Vec<String>>,
+    /// PUT keys are `<key_prefix>/<operation number>`.
+    key_prefix: String,
+    shared: Arc<Shared>,
+}
+
+impl Worker {
+    async fn run(self, op: Op) -> WorkerResult {
+        let mut result = WorkerResult {
+            latencies_us: Vec::new(),
+            keys: Vec::new(),
+        };
+        while let Some(number) = self.shared.claim() {
+            let key = match op {
+                Op::Put => format!("{}/{number:08}", self.key_prefix),
+                Op::Get => self.keys[(number % self.keys.len() as u64) as usize].clone(),
+            };
+            let start = Instant::now();
+            let outcome = match op {
+                Op::Put => self.put(&key).await,
+                Op::Get => self.get(&key).await,
+            };
+            match outcome {
+                Ok(()) => {
+                    let latency_us = u64::try_from(start.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    result.latencies_us.push(latency_us);
+                    if op == Op::Put {
+                        result.keys.push(key);
+                    }
+                }
+                Err(e) => self.shared.fail(format!("{} {key}: {e}", op.name())),
+            }
+        }
+        result
+    }
+
+    async fn put(&self, key: &str) -> Result<(), String> {
+        let request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(self.payload.clone()));
+        let sent = if self.unsigned_payload {
+            request.customize().disable_payload_signing().send().await
+        } else {
+            request.send().await
+        };
+        sent.map(|_| ()).map_err(|e| DisplayErrorContext(&e).to_string())
+    }
+
+    async fn get(&self, key: &str) -> Result<(), String> {
+        let output = self
+            .client
+            .get_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        let mut body = output.body;
+        let mut offset: u64 = 0;
+        while let Some(chunk) = body.try_next().await.map_err(|e| format!("reading the body: {e}"))? {
+            if offset + chunk.len() as u64 > self.payload.len() as u64
+                || !matches_repeated(&self.payload, offset, &chunk)
+            {
+                return Err(format!("content differs from what was written, within bytes {offset}.."));
+            }
+            offset += chunk.len() as u64;
+        }
+        if offset != self.payload.len() as u64 {
+            return Err(format!("body has {offset} bytes, expected {}", self.payload.len()));
+        }
+        Ok(())
+    }
+}
