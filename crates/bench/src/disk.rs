@@ -150,8 +150,7 @@ fn write(
     while written < bytes {
         // Rotate through the random pattern so consecutive requests differ.
         let offset = (written as usize) % (pattern.len() - IO_BYTES + 1);
-        file.write_all(&pattern[offset..offset + IO_BYTES])
-            .map_err(|e| fail("write", e))?;
+        file.write_all(&pattern[offset..offset + IO_BYTES]).map_err(|e| fail("write", e))?;
         written += IO_BYTES as u64;
         if let Some(every) = fsync_every_bytes
             && written.is_multiple_of(every)
@@ -195,9 +194,7 @@ fn read_direct(path: &Path) -> Result<Figure, String> {
     assert!(offset < DIRECT_ALIGN_BYTES, "align_offset of a byte pointer is always reachable");
     let buffer = &mut storage[offset..offset + IO_BYTES];
     let start = Instant::now();
-    let mut file = options
-        .open(path)
-        .map_err(|e| format!("open {} with O_DIRECT: {e}", path.display()))?;
+    let mut file = options.open(path).map_err(|e| format!("open {} with O_DIRECT: {e}", path.display()))?;
     let total = read_to_end(&mut file, buffer).map_err(|e| format!("O_DIRECT read of {}: {e}", path.display()))?;
     Ok(figure("read, O_DIRECT (disk)", total, start))
 }
@@ -224,12 +221,7 @@ pub fn drop_page_cache() -> Result<(), String> {
 
 fn figure(name: &'static str, bytes: u64, start: Instant) -> Figure {
     let elapsed = start.elapsed();
-    Figure {
-        name,
-        bytes,
-        seconds: elapsed.as_secs_f64(),
-        mib_per_s: mib_per_s(bytes, elapsed),
-    }
+    Figure { name, bytes, seconds: elapsed.as_secs_f64(), mib_per_s: mib_per_s(bytes, elapsed) }
 }
 
 #[cfg(test)]

@@ -63,10 +63,7 @@ pub fn repeated_stream(frame: &Bytes, length: u64) -> ByteStream {
     assert!(!frame.is_empty(), "a repeated body needs a non-empty frame");
     let frame = frame.clone();
     ByteStream::new(SdkBody::retryable(move || {
-        SdkBody::from_body_1_x(RepeatedBody {
-            frame: frame.clone(),
-            remaining_bytes: length,
-        })
+        SdkBody::from_body_1_x(RepeatedBody { frame: frame.clone(), remaining_bytes: length })
     }))
 }
 

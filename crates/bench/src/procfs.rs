@@ -29,10 +29,8 @@ pub fn read_memory(pid: u32) -> Result<Memory, String> {
     let path = format!("/proc/{pid}/status");
     let text = std::fs::read_to_string(&path).map_err(|e| format!("read {path}: {e}"))?;
     let field = |name: &str| -> Result<u64, String> {
-        let line = text
-            .lines()
-            .find(|line| line.starts_with(name))
-            .ok_or_else(|| format!("{path} has no {name} line"))?;
+        let line =
+            text.lines().find(|line| line.starts_with(name)).ok_or_else(|| format!("{path} has no {name} line"))?;
         let kib: u64 = line[name.len()..]
             .trim()
             .trim_end_matches("kB")
@@ -41,10 +39,7 @@ pub fn read_memory(pid: u32) -> Result<Memory, String> {
             .map_err(|_| format!("{path}: cannot parse `{line}`"))?;
         Ok(kib * 1024)
     };
-    Ok(Memory {
-        rss_bytes: field("VmRSS:")?,
-        hwm_bytes: field("VmHWM:")?,
-    })
+    Ok(Memory { rss_bytes: field("VmRSS:")?, hwm_bytes: field("VmHWM:")? })
 }
 
 /// User + system CPU seconds used so far by all threads of `pid` (`"self"` for this process).
@@ -94,12 +89,7 @@ impl RssSampler {
                 })
                 .map_err(|e| format!("start the RSS sampler thread: {e}"))?
         };
-        Ok(RssSampler {
-            pid,
-            stop,
-            peak_bytes,
-            thread: Some(thread),
-        })
+        Ok(RssSampler { pid, stop, peak_bytes, thread: Some(thread) })
     }
 
     /// Highest sampled RSS since the previous call (or the start); restarts the window at

@@ -50,7 +50,12 @@ impl RssCheck {
 
 /// Runs `concurrency` simultaneous PUTs of `size_bytes` each; returns the figures and the
 /// keys written (for cleanup).
-pub async fn run(runner: &Runner, size_bytes: u64, concurrency: usize, frame: &Bytes) -> Result<(RssCheck, Vec<String>), String> {
+pub async fn run(
+    runner: &Runner,
+    size_bytes: u64,
+    concurrency: usize,
+    frame: &Bytes,
+) -> Result<(RssCheck, Vec<String>), String> {
     let sampler = runner.sampler.as_ref().ok_or("the RSS check needs --server-pid")?;
     let pid = sampler.pid();
     let before = read_memory(pid)?;

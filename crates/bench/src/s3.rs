@@ -58,10 +58,7 @@ pub fn client(settings: &ClientSettings) -> Client {
         .retry_config(RetryConfig::disabled())
         .request_checksum_calculation(checksums)
         .timeout_config(
-            TimeoutConfig::builder()
-                .connect_timeout(CONNECT_TIMEOUT)
-                .operation_timeout(OPERATION_TIMEOUT)
-                .build(),
+            TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_timeout(OPERATION_TIMEOUT).build(),
         )
         .build();
     Client::from_conf(config)
@@ -110,8 +107,7 @@ pub struct Bounds {
 impl Bounds {
     /// Operations a cell may start: the count, or the byte budget but at least one per worker.
     fn operations_max(&self, size_bytes: u64, concurrency: usize) -> u64 {
-        self.count
-            .unwrap_or_else(|| (self.bytes_max / size_bytes).max(concurrency as u64))
+        self.count.unwrap_or_else(|| (self.bytes_max / size_bytes).max(concurrency as u64))
     }
 
     fn deadline(&self, start: Instant) -> Option<Instant> {
@@ -317,10 +313,7 @@ struct Worker {
 
 impl Worker {
     async fn run(self, op: Op) -> WorkerResult {
-        let mut result = WorkerResult {
-            latencies_us: Vec::new(),
-            keys: Vec::new(),
-        };
+        let mut result = WorkerResult { latencies_us: Vec::new(), keys: Vec::new() };
         while let Some(number) = self.shared.claim() {
             let key = match op {
                 Op::Put => format!("{}/{number:08}", self.key_prefix),
@@ -346,12 +339,8 @@ impl Worker {
     }
 
     async fn put(&self, key: &str) -> Result<(), String> {
-        let request = self
-            .client
-            .put_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .body(ByteStream::from(self.payload.clone()));
+        let request =
+            self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(self.payload.clone()));
         let sent = if self.unsigned_payload {
             request.customize().disable_payload_signing().send().await
         } else {

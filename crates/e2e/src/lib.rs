@@ -285,13 +285,10 @@ impl TestServer {
         }
     }
 
+    /// Panics with why the server is not ready; `Drop` then prints its log.
     fn fail(&mut self, message: &str) -> ! {
         self.crash();
-        panic!(
-            "bulwark server on port {} did not become ready: {message}\n--- server log ---\n{}",
-            self.port,
-            tail(&self.log(), LOG_TAIL_LINES_MAX)
-        );
+        panic!("bulwark server on port {} did not become ready: {message}", self.port);
     }
 }
 

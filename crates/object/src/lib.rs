@@ -63,6 +63,10 @@ pub enum Error {
     NoSuchKey,
     #[error("no such version")]
     NoSuchVersion,
+    /// The addressed object is a delete marker: 404 when it is the latest
+    /// version of a key, 405 when it was asked for by version id.
+    #[error("delete marker")]
+    DeleteMarker { version_id: Option<String>, by_version_id: bool },
     #[error("no such upload")]
     NoSuchUpload,
     #[error("invalid part: {0}")]
@@ -102,6 +106,24 @@ pub enum Error {
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// A bucket's versioning state. A bucket never returns to `Unversioned`.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Versioning {
+    #[default]
+    Unversioned,
+    Enabled,
+    Suspended,
+}
+
+/// What DeleteObject did.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DeleteOutcome {
+    /// A delete marker was created, or the deleted version was one.
+    pub delete_marker: bool,
+    /// The version id of the marker created, or of the version removed.
+    pub version_id: Option<String>,
+}
 
 /// What the caller asks to store with a new object.
 #[derive(Debug, Clone, Default)]
@@ -259,6 +281,36 @@ pub struct ListPage {
     pub is_truncated: bool,
     /// The last key or common prefix returned, for the next page's marker.
     pub next_marker: Option<String>,
+}
+
+#[derive(Debug)]
+pub struct VersionListParams {
+    pub prefix: String,
+    pub delimiter: Option<String>,
+    pub key_marker: Option<String>,
+    pub version_id_marker: Option<String>,
+    pub max_keys: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct VersionEntry {
+    pub key: String,
+    /// `None` is the null version.
+    pub version_id: Option<String>,
+    pub is_latest: bool,
+    pub delete_marker: bool,
+    pub size: u64,
+    pub etag: String,
+    pub mod_time_ns: i64,
+}
+
+#[derive(Debug, Default)]
+pub struct VersionsPage {
+    pub versions: Vec<VersionEntry>,
+    pub common_prefixes: Vec<String>,
+    pub is_truncated: bool,
+    pub next_key_marker: Option<String>,
+    pub next_version_id_marker: Option<String>,
 }
 
 #[derive(Debug, Clone)]

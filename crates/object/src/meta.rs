@@ -43,6 +43,8 @@ pub fn decode<T: for<'de> Deserialize<'de>>(what: &'static str, raw: &[u8]) -> R
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct BucketRecord {
     pub created_ns: i64,
+    #[serde(default)]
+    pub versioning: crate::Versioning,
 }
 
 /// Standard content headers that round-trip with an object.

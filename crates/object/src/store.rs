@@ -15,9 +15,10 @@ use crate::read::{self, DamageSink, ReadContext};
 use crate::set::ErasureSet;
 use crate::write::{self, BlobWrite, BodyReader};
 use crate::{
-    BLOCK_SIZE_BYTES, BucketInfo, ByteRange, ByteStream, Error, INLINE_SIZE_BYTES_MAX, LIST_KEYS_MAX, ListEntry,
-    ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo, PART_NUMBER_MAX, PART_SIZE_BYTES_MIN, PartInfo,
-    PartSummary, PutOptions, PutOutcome, Redundancy, Result, UploadInfo, UploadsPage, WriteCondition, now_ns,
+    BLOCK_SIZE_BYTES, BucketInfo, ByteRange, ByteStream, ContentHeaders, DeleteOutcome, Error, INLINE_SIZE_BYTES_MAX,
+    LIST_KEYS_MAX, ListEntry, ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo, PART_NUMBER_MAX,
+    PART_SIZE_BYTES_MIN, PartInfo, PartSummary, PutOptions, PutOutcome, Redundancy, Result, UploadInfo, UploadsPage,
+    VersionEntry, VersionListParams, Versioning, VersionsPage, WriteCondition, now_ns,
 };
 
 /// Objects waiting for repair held in memory at most (issue 5 persists them).
@@ -256,7 +257,7 @@ impl ObjectStore {
         if self.require_bucket(bucket).is_ok() {
             return Err(Error::BucketAlreadyOwnedByYou(bucket.to_owned()));
         }
-        let record = BucketRecord { created_ns: now_ns() };
+        let record = BucketRecord { created_ns: now_ns(), versioning: Versioning::Unversioned };
         let raw = meta::encode(&record);
         for set in &self.sets {
             let positions = set.usable_positions().await;
@@ -286,10 +287,15 @@ impl ObjectStore {
     pub async fn delete_bucket(&self, bucket: &str) -> Result<()> {
         let _guard = self.bucket_lock.lock().await;
         self.require_bucket(bucket)?;
-        let page = self
-            .list_objects(bucket, ListParams { prefix: String::new(), delimiter: None, start_after: None, max_keys: 1 })
-            .await?;
-        if !page.objects.is_empty() {
+        // Any version or delete marker keeps a bucket from being deleted.
+        let params = VersionListParams {
+            prefix: String::new(),
+            delimiter: None,
+            key_marker: None,
+            version_id_marker: None,
+            max_keys: 1,
+        };
+        if !self.list_object_versions(bucket, params).await?.versions.is_empty() {
             return Err(Error::BucketNotEmpty(bucket.to_owned()));
         }
         for set in &self.sets {
@@ -335,13 +341,24 @@ impl ObjectStore {
             None => {
                 let latest = versions.first().ok_or(Error::NoSuchKey)?;
                 if latest.record.delete_marker {
-                    return Err(Error::NoSuchKey);
+                    return Err(Error::DeleteMarker {
+                        version_id: latest.record.version_id.clone(),
+                        by_version_id: false,
+                    });
                 }
                 Ok(latest.clone())
             }
             Some(id) => {
-                let wanted = if id == "null" { None } else { Some(id) };
-                versions.iter().find(|v| v.record.version_id.as_deref() == wanted).cloned().ok_or(Error::NoSuchVersion)
+                let wanted = parse_version_id(id)?;
+                let found = versions
+                    .iter()
+                    .find(|v| v.record.version_id.as_deref() == wanted)
+                    .cloned()
+                    .ok_or(Error::NoSuchVersion)?;
+                if found.record.delete_marker {
+                    return Err(Error::DeleteMarker { version_id: found.record.version_id, by_version_id: true });
+                }
+                Ok(found)
             }
         }
     }
@@ -467,8 +484,10 @@ impl ObjectStore {
             StoredChecksum { algorithm: primary, kind: ChecksumType::FullObject, value: checksum::encode(&digest) };
         let etag = hex::encode(md5);
         let mod_time_ns = now_ns();
+        let uid = new_uid();
+        let version_id = version_id_for(self.bucket_versioning(bucket)?, &uid);
         let record = VersionRecord {
-            version_id: None,
+            version_id: version_id.clone(),
             mod_time_ns,
             delete_marker: false,
             size: total,
@@ -492,12 +511,13 @@ impl ObjectStore {
             }),
             checksum: Some(stored_checksum.clone()),
         };
-        let (_, committed) = self.commit_version(&set, bucket, key, record, data, &opts.condition, Vec::new()).await?;
+        let (_, committed) =
+            self.commit_version(&set, bucket, key, uid, record, data, &opts.condition, Vec::new()).await?;
         let durable = committed.len();
         Ok(PutOutcome {
             etag,
             size: total,
-            version_id: None,
+            version_id,
             redundancy: Redundancy { durable, total: set.total() },
             mod_time_ns,
             checksum: Some(stored_checksum),
@@ -556,12 +576,12 @@ impl ObjectStore {
         set: &Arc<ErasureSet>,
         bucket: &str,
         key: &str,
+        uid: VersionUid,
         record: VersionRecord,
         data: WrittenData,
         condition: &WriteCondition,
         extra: Vec<MetaOp>,
     ) -> Result<(VersionUid, Vec<usize>)> {
-        let uid = new_uid();
         let guard = self.locks.lock(bucket, key).await;
         if *condition != WriteCondition::None {
             let versions = self.resolve_key(set, bucket, key).await;
@@ -624,16 +644,166 @@ impl ObjectStore {
 
     // ---- deleting objects ------------------------------------------------
 
-    /// Deletes the null version of `key` (unversioned buckets). Deleting a
-    /// missing key succeeds, as in S3.
-    pub async fn delete_object(&self, bucket: &str, key: &str) -> Result<()> {
-        self.require_bucket(bucket)?;
+    /// Deletes an object as S3 does: in an unversioned bucket the null version
+    /// goes; in a versioned (or suspended) bucket a delete marker is added; with
+    /// a version id exactly that version (or marker) is removed for good.
+    /// Deleting a missing key succeeds.
+    pub async fn delete_object(&self, bucket: &str, key: &str, version_id: Option<&str>) -> Result<DeleteOutcome> {
+        let versioning = self.bucket_versioning(bucket)?;
         let set = self.set_for(bucket, key);
         let positions = set.usable_positions().await;
         set.require_writable(&positions)?;
-        let _guard = self.locks.lock(bucket, key).await;
-        let done = purge_null_versions(&set, bucket, key, None).await;
-        set.require_writable(&done)
+        match version_id {
+            Some(id) => {
+                let wanted = parse_version_id(id)?;
+                let _guard = self.locks.lock(bucket, key).await;
+                let versions = self.resolve_key(&set, bucket, key).await;
+                let marker = versions
+                    .iter()
+                    .find(|v| v.record.version_id.as_deref() == wanted)
+                    .is_some_and(|v| v.record.delete_marker);
+                let done = purge_versions(&set, bucket, key, |_, record| record.version_id.as_deref() == wanted).await;
+                set.require_writable(&done)?;
+                Ok(DeleteOutcome { delete_marker: marker, version_id: Some(id.to_owned()) })
+            }
+            None if versioning == Versioning::Unversioned => {
+                let _guard = self.locks.lock(bucket, key).await;
+                let done = purge_versions(&set, bucket, key, |_, record| record.version_id.is_none()).await;
+                set.require_writable(&done)?;
+                Ok(DeleteOutcome::default())
+            }
+            None => {
+                let uid = new_uid();
+                let version_id = version_id_for(versioning, &uid);
+                let marker = VersionRecord {
+                    version_id: version_id.clone(),
+                    mod_time_ns: now_ns(),
+                    delete_marker: true,
+                    size: 0,
+                    etag: String::new(),
+                    headers: ContentHeaders::default(),
+                    user_meta: BTreeMap::new(),
+                    layout: None,
+                    checksum: None,
+                };
+                let data = WrittenData { durable: positions, inline: None, blob: None };
+                self.commit_version(&set, bucket, key, uid, marker, data, &WriteCondition::None, Vec::new()).await?;
+                Ok(DeleteOutcome { delete_marker: true, version_id: Some(version_id.unwrap_or_else(|| "null".into())) })
+            }
+        }
+    }
+
+    // ---- versioning ------------------------------------------------------
+
+    pub fn bucket_versioning(&self, bucket: &str) -> Result<Versioning> {
+        Ok(self.require_bucket(bucket)?.versioning)
+    }
+
+    /// Enables or suspends versioning; a bucket never returns to unversioned.
+    pub async fn put_bucket_versioning(&self, bucket: &str, state: Versioning) -> Result<()> {
+        if state == Versioning::Unversioned {
+            return Err(Error::InvalidArgument("versioning can only be Enabled or Suspended".into()));
+        }
+        let _guard = self.bucket_lock.lock().await;
+        let mut record = self.require_bucket(bucket)?;
+        record.versioning = state;
+        let raw = meta::encode(&record);
+        for set in &self.sets {
+            let positions = set.usable_positions().await;
+            set.require_writable(&positions)?;
+            let ok = commit_on(set, &positions, |_| {
+                vec![MetaOp::PutBucket { bucket: bucket.to_owned(), record: raw.clone() }]
+            })
+            .await;
+            set.require_writable(&ok)?;
+        }
+        self.buckets.write().unwrap_or_else(|e| e.into_inner()).insert(bucket.to_owned(), record);
+        Ok(())
+    }
+
+    /// Every version and delete marker, key by key, newest first within a key.
+    pub async fn list_object_versions(&self, bucket: &str, params: VersionListParams) -> Result<VersionsPage> {
+        self.require_bucket(bucket)?;
+        let max_keys = params.max_keys.min(LIST_KEYS_MAX);
+        let mut page = VersionsPage::default();
+        if max_keys == 0 {
+            return Ok(page);
+        }
+        let key_marker = params.key_marker.clone().filter(|m| !m.is_empty());
+        let version_marker = params.version_id_marker.clone().filter(|m| !m.is_empty());
+        // Where to resume: after a whole key, or after one version of it.
+        let mut resume_latest: Option<(String, Option<VersionUid>)> = None;
+        let from = match (&key_marker, &version_marker) {
+            (Some(key), Some(version)) => {
+                let set = self.set_for(bucket, key);
+                let versions = self.resolve_key(&set, bucket, key).await;
+                let wanted = parse_version_id(version)?;
+                let uid =
+                    versions.iter().find(|v| v.record.version_id.as_deref() == wanted).map(|v| v.uid).ok_or_else(
+                        || Error::InvalidArgument("the version-id-marker names no version of that key".into()),
+                    )?;
+                resume_latest = Some((key.clone(), versions.first().map(|v| v.uid)));
+                ScanFrom::AfterVersion(key.clone(), uid)
+            }
+            (Some(key), None) if key.as_str() >= params.prefix.as_str() => ScanFrom::AfterKey(key.clone()),
+            (None, Some(_)) => {
+                return Err(Error::InvalidArgument(
+                    "A version-id marker cannot be specified without a key marker.".into(),
+                ));
+            }
+            _ => ScanFrom::Start,
+        };
+        let mut cursors = self.cursors(from);
+        let mut count = 0;
+        'keys: loop {
+            let Some(key) = self.next_key(bucket, &params.prefix, &mut cursors).await else { break };
+            if let Some(delimiter) = params.delimiter.as_deref().filter(|d| !d.is_empty())
+                && let Some(index) = key[params.prefix.len()..].find(delimiter)
+            {
+                let common = key[..params.prefix.len() + index + delimiter.len()].to_owned();
+                skip_prefix(&mut cursors, &common);
+                if key_marker.as_deref().is_some_and(|m| common.as_str() <= m) {
+                    continue;
+                }
+                if count == max_keys {
+                    page.is_truncated = true;
+                    break;
+                }
+                count += 1;
+                page.next_key_marker = Some(common.clone());
+                page.next_version_id_marker = None;
+                page.common_prefixes.push(common);
+                continue;
+            }
+            let Some((set, answers)) = self.take_key(bucket, &params.prefix, &key, &mut cursors).await else {
+                continue;
+            };
+            let versions = quorum::resolve(&answers, self.sets[set].data());
+            let latest = match &resume_latest {
+                Some((resumed, latest)) if *resumed == key => *latest,
+                _ => versions.first().map(|v| v.uid),
+            };
+            for version in versions {
+                if count == max_keys {
+                    page.is_truncated = true;
+                    break 'keys;
+                }
+                count += 1;
+                let version_id = version.record.version_id.clone();
+                page.next_key_marker = Some(key.clone());
+                page.next_version_id_marker = Some(version_id.clone().unwrap_or_else(|| "null".into()));
+                page.versions.push(VersionEntry {
+                    key: key.clone(),
+                    version_id,
+                    is_latest: Some(version.uid) == latest,
+                    delete_marker: version.record.delete_marker,
+                    size: version.record.size,
+                    etag: version.record.etag.clone(),
+                    mod_time_ns: version.record.mod_time_ns,
+                });
+            }
+        }
+        Ok(page)
     }
 
     // ---- listing ---------------------------------------------------------
@@ -645,22 +815,11 @@ impl ObjectStore {
         if max_keys == 0 {
             return Ok(page);
         }
-        let mut cursors = Vec::new();
-        for (set_index, set) in self.sets.iter().enumerate() {
-            for position in set.online_positions() {
-                cursors.push(Cursor {
-                    set: set_index,
-                    position,
-                    buffer: VecDeque::new(),
-                    from: match &params.start_after {
-                        Some(after) if after.as_str() >= params.prefix.as_str() => ScanFrom::AfterKey(after.clone()),
-                        _ => ScanFrom::Start,
-                    },
-                    exhausted: false,
-                    failed: false,
-                });
-            }
-        }
+        let from = match &params.start_after {
+            Some(after) if after.as_str() >= params.prefix.as_str() => ScanFrom::AfterKey(after.clone()),
+            _ => ScanFrom::Start,
+        };
+        let mut cursors = self.cursors(from);
         let mut count = 0;
         loop {
             let Some(key) = self.next_key(bucket, &params.prefix, &mut cursors).await else {
@@ -684,7 +843,7 @@ impl ObjectStore {
                 page.common_prefixes.push(common);
                 continue;
             }
-            let per_set = self.take_key(&key, &mut cursors);
+            let per_set = self.take_key(bucket, &params.prefix, &key, &mut cursors).await;
             let Some(latest) =
                 per_set.and_then(|(set, answers)| quorum::resolve(&answers, self.sets[set].data()).into_iter().next())
             else {
@@ -710,53 +869,84 @@ impl ObjectStore {
         Ok(page)
     }
 
+    /// One listing cursor per online drive of every set.
+    fn cursors(&self, from: ScanFrom) -> Vec<Cursor> {
+        let mut cursors = Vec::new();
+        for (set_index, set) in self.sets.iter().enumerate() {
+            for position in set.online_positions() {
+                cursors.push(Cursor {
+                    set: set_index,
+                    position,
+                    buffer: VecDeque::new(),
+                    from: from.clone(),
+                    exhausted: false,
+                    failed: false,
+                });
+            }
+        }
+        cursors
+    }
+
+    /// Fetches the next batch of a cursor's drive.
+    async fn refill(&self, bucket: &str, prefix: &str, cursor: &mut Cursor) {
+        let drive = self.sets[cursor.set].drives[cursor.position].clone();
+        match drive.scan_versions(bucket, prefix, cursor.from.clone(), LIST_BATCH).await {
+            Ok(rows) => {
+                if rows.len() < LIST_BATCH {
+                    cursor.exhausted = true;
+                }
+                if let Some(last) = rows.last() {
+                    cursor.from = ScanFrom::AfterVersion(last.key.clone(), last.uid);
+                }
+                cursor.buffer.extend(rows);
+            }
+            Err(e) => {
+                tracing::warn!(drive = %drive.info().label, error = %e, "listing scan failed");
+                cursor.failed = true;
+            }
+        }
+    }
+
     /// The smallest key at the front of any cursor, refilling as needed.
     async fn next_key(&self, bucket: &str, prefix: &str, cursors: &mut [Cursor]) -> Option<String> {
-        let refills = cursors.iter_mut().filter(|c| c.buffer.is_empty() && !c.exhausted && !c.failed).map(|cursor| {
-            let drive = self.sets[cursor.set].drives[cursor.position].clone();
-            async move {
-                match drive.scan_versions(bucket, prefix, cursor.from.clone(), LIST_BATCH).await {
-                    Ok(rows) => {
-                        if rows.len() < LIST_BATCH {
-                            cursor.exhausted = true;
-                        }
-                        if let Some(last) = rows.last() {
-                            cursor.from = ScanFrom::AfterVersion(last.key.clone(), last.uid);
-                        }
-                        cursor.buffer.extend(rows);
-                    }
-                    Err(e) => {
-                        tracing::warn!(drive = %drive.info().label, error = %e, "listing scan failed");
-                        cursor.failed = true;
-                    }
-                }
-            }
-        });
+        let refills = cursors
+            .iter_mut()
+            .filter(|c| c.buffer.is_empty() && !c.exhausted && !c.failed)
+            .map(|cursor| self.refill(bucket, prefix, cursor));
         join_all(refills).await;
         cursors.iter().filter_map(|c| c.buffer.front().map(|v| v.key.clone())).min()
     }
 
-    /// Removes every entry of `key` from the cursors and groups them per set.
-    /// Assumes the cursors' buffers hold all of the key's versions, which
-    /// holds unless one key has more than a batch of versions on one drive;
-    /// then the remainder is skipped (listing only needs the latest).
-    fn take_key(&self, key: &str, cursors: &mut [Cursor]) -> Option<(usize, Vec<Option<Vec<StoredVersion>>>)> {
+    /// Removes every version of `key` from the cursors (fetching further
+    /// batches while a drive's batch ends inside the key) and groups them
+    /// per set; `None` when no set holds anything of the key.
+    async fn take_key(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        key: &str,
+        cursors: &mut [Cursor],
+    ) -> Option<(usize, Vec<Option<Vec<StoredVersion>>>)> {
         let mut per_set: BTreeMap<usize, Vec<Option<Vec<StoredVersion>>>> = BTreeMap::new();
         for cursor in cursors.iter_mut() {
-            let answers = per_set.entry(cursor.set).or_insert_with(|| vec![None; self.sets[cursor.set].total()]);
-            if cursor.failed {
-                continue;
-            }
+            let total = self.sets[cursor.set].total();
             let mut mine = Vec::new();
-            while cursor.buffer.front().is_some_and(|v| v.key == key) {
-                if let Some(v) = cursor.buffer.pop_front() {
-                    mine.push(v);
+            loop {
+                while cursor.buffer.front().is_some_and(|v| v.key == key) {
+                    if let Some(v) = cursor.buffer.pop_front() {
+                        mine.push(v);
+                    }
                 }
+                if cursor.buffer.is_empty() && !cursor.exhausted && !cursor.failed {
+                    self.refill(bucket, prefix, cursor).await;
+                    continue;
+                }
+                break;
             }
-            if !mine.is_empty() && cursor.buffer.is_empty() && !cursor.exhausted {
-                cursor.from = ScanFrom::AfterKey(key.to_owned());
+            let answers = per_set.entry(cursor.set).or_insert_with(|| vec![None; total]);
+            if !cursor.failed {
+                answers[cursor.position] = Some(mine);
             }
-            answers[cursor.position] = Some(mine);
         }
         per_set.into_iter().find(|(_, answers)| answers.iter().flatten().any(|a| !a.is_empty()))
     }
@@ -1078,8 +1268,10 @@ impl ObjectStore {
         }
         let etag = format!("{}-{}", hex::encode(md5_concat.finalize()), requested.len());
         let mod_time_ns = now_ns();
+        let uid = new_uid();
+        let version_id = version_id_for(self.bucket_versioning(bucket)?, &uid);
         let record = VersionRecord {
-            version_id: None,
+            version_id: version_id.clone(),
             mod_time_ns,
             delete_marker: false,
             size,
@@ -1105,7 +1297,7 @@ impl ObjectStore {
             key: key.to_owned(),
             upload_id: upload_id.to_owned(),
         }];
-        let (uid, committed) = self.commit_version(&set, bucket, key, record, data, condition, extra).await?;
+        let (uid, committed) = self.commit_version(&set, bucket, key, uid, record, data, condition, extra).await?;
         // Parts uploaded but not used are garbage now.
         let used: Vec<&str> = layouts.iter().filter_map(|l| l.blob.as_deref()).collect();
         for (position, answer) in per_drive.iter().enumerate() {
@@ -1127,7 +1319,7 @@ impl ObjectStore {
         Ok(PutOutcome {
             etag,
             size,
-            version_id: None,
+            version_id,
             redundancy: Redundancy { durable, total: set.total() },
             mod_time_ns,
             checksum: Some(object_checksum),
@@ -1310,10 +1502,26 @@ async fn commit_on(set: &ErasureSet, positions: &[usize], ops_for: impl Fn(usize
     join_all(commits).await.into_iter().flatten().collect()
 }
 
-/// Removes null-version records of `key` older than `newer_than` (all of them
-/// when `None`) from every online drive, then their blobs. Returns the
-/// positions where the removal is durable.
+/// Removes null-version records of `key` older than `newer_than` from every
+/// online drive, with their blobs: the clean-up after an overwrite.
 async fn purge_null_versions(set: &ErasureSet, bucket: &str, key: &str, newer_than: Option<VersionUid>) -> Vec<usize> {
+    purge_versions(set, bucket, key, |uid, record| {
+        record.version_id.is_none() && newer_than.is_none_or(|newer| *uid < newer)
+    })
+    .await
+}
+
+/// Removes the version records of `key` that `doomed` selects from every
+/// online drive, then their blobs. Returns the positions where the removal
+/// is durable. A drive removes only what it holds, so a record that a down
+/// drive still has stays a minority and is invisible.
+async fn purge_versions(
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    doomed: impl Fn(&VersionUid, &VersionRecord) -> bool,
+) -> Vec<usize> {
+    let doomed = &doomed;
     let work = set.online_positions().into_iter().map(|position| {
         let drive = set.drives[position].clone();
         async move {
@@ -1321,13 +1529,10 @@ async fn purge_null_versions(set: &ErasureSet, bucket: &str, key: &str, newer_th
             let mut ops = Vec::new();
             let mut blobs = Vec::new();
             for stored in versions {
-                if newer_than.is_some_and(|uid| stored.uid >= uid) {
-                    continue;
-                }
                 let Ok(record) = meta::decode::<VersionRecord>("version", &stored.record) else {
                     continue;
                 };
-                if record.version_id.is_some() {
+                if !doomed(&stored.uid, &record) {
                     continue;
                 }
                 ops.push(MetaOp::DeleteVersion { bucket: bucket.to_owned(), key: key.to_owned(), uid: stored.uid });
@@ -1347,6 +1552,23 @@ async fn purge_null_versions(set: &ErasureSet, bucket: &str, key: &str, newer_th
         }
     });
     join_all(work).await.into_iter().flatten().collect()
+}
+
+/// Version id of a new version: a time-ordered id in an enabled bucket, the
+/// null version otherwise.
+fn version_id_for(versioning: Versioning, uid: &VersionUid) -> Option<String> {
+    (versioning == Versioning::Enabled).then(|| hex::encode(uid))
+}
+
+/// Parses a version id from a request: `null` or one of ours (32 hex digits).
+fn parse_version_id(id: &str) -> Result<Option<&str>> {
+    if id == "null" {
+        return Ok(None);
+    }
+    if id.len() == 32 && id.bytes().all(|b| b.is_ascii_hexdigit()) {
+        return Ok(Some(id));
+    }
+    Err(Error::InvalidArgument("Invalid version id specified".into()))
 }
 
 fn verify_body(declared: Option<u64>, total: u64, expected_md5: &Option<[u8; 16]>, md5: &[u8; 16]) -> Result<()> {

@@ -46,6 +46,21 @@ pub fn to_s3(error: Error) -> S3Error {
         }
         Error::NoSuchKey => s3_error!(NoSuchKey, "The specified key does not exist."),
         Error::NoSuchVersion => s3_error!(NoSuchVersion, "The specified version does not exist."),
+        Error::DeleteMarker { version_id, by_version_id } => {
+            let mut e = if by_version_id {
+                s3_error!(MethodNotAllowed, "The specified method is not allowed against this resource.")
+            } else {
+                s3_error!(NoSuchKey, "The specified key does not exist.")
+            };
+            let mut headers = http::HeaderMap::new();
+            headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
+            let id = version_id.unwrap_or_else(|| "null".to_owned());
+            if let Ok(value) = http::HeaderValue::from_str(&id) {
+                headers.insert("x-amz-version-id", value);
+            }
+            e.set_headers(headers);
+            e
+        }
         Error::NoSuchUpload => s3_error!(
             NoSuchUpload,
             "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed."

@@ -12,7 +12,7 @@ use std::sync::Arc;
 use base64::Engine;
 use bulwark_object::{
     ByteStream, ChecksumRequest, CompletedPart, ContentHeaders, ExpectedChecksum, GetOptions, ListParams, ObjectInfo,
-    ObjectStore, PutOptions, PutOutcome, RangeSpec, ReadConditions, WriteCondition,
+    ObjectStore, PutOptions, PutOutcome, RangeSpec, ReadConditions, VersionListParams, Versioning, WriteCondition,
 };
 use futures::StreamExt;
 use http::HeaderValue;
@@ -495,13 +495,13 @@ impl S3 for Bulwark {
 
     async fn delete_object(&self, req: S3Request<DeleteObjectInput>) -> S3Result<S3Response<DeleteObjectOutput>> {
         let input = req.input;
-        if input.version_id.as_deref().is_some_and(|v| v != "null") {
-            // Unversioned buckets only hold the null version; deleting another id is a no-op.
-            self.store.head_bucket(&input.bucket).map_err(to_s3)?;
-            return Ok(S3Response::new(DeleteObjectOutput::default()));
-        }
-        self.store.delete_object(&input.bucket, &input.key).await.map_err(to_s3)?;
-        Ok(S3Response::new(DeleteObjectOutput::default()))
+        let outcome =
+            self.store.delete_object(&input.bucket, &input.key, input.version_id.as_deref()).await.map_err(to_s3)?;
+        Ok(S3Response::new(DeleteObjectOutput {
+            delete_marker: outcome.delete_marker.then_some(true),
+            version_id: outcome.version_id,
+            ..Default::default()
+        }))
     }
 
     async fn delete_objects(&self, req: S3Request<DeleteObjectsInput>) -> S3Result<S3Response<DeleteObjectsOutput>> {
@@ -517,11 +517,7 @@ impl S3 for Bulwark {
             .map(|object| {
                 let bucket = bucket.clone();
                 async move {
-                    let result = if object.version_id.as_deref().is_some_and(|v| v != "null") {
-                        Ok(())
-                    } else {
-                        self.store.delete_object(&bucket, &object.key).await
-                    };
+                    let result = self.store.delete_object(&bucket, &object.key, object.version_id.as_deref()).await;
                     (object, result)
                 }
             })
@@ -532,12 +528,14 @@ impl S3 for Bulwark {
         let mut errors = Vec::new();
         for (object, result) in results {
             match result {
-                Ok(()) => {
+                Ok(outcome) => {
                     if !quiet {
+                        let marker_created = object.version_id.is_none() && outcome.delete_marker;
                         deleted.push(DeletedObject {
                             key: Some(object.key),
                             version_id: object.version_id,
-                            ..Default::default()
+                            delete_marker: outcome.delete_marker.then_some(true),
+                            delete_marker_version_id: if marker_created { outcome.version_id } else { None },
                         });
                     }
                 }
@@ -629,7 +627,7 @@ impl S3 for Bulwark {
                 last_modified: Some(timestamp(outcome.mod_time_ns)),
                 ..Default::default()
             }),
-            copy_source_version_id: source_version,
+            copy_source_version_id: source.info.version_id.clone().or(source_version.map(|_| "null".to_owned())),
             version_id: outcome.version_id.clone(),
             ..Default::default()
         };
@@ -1035,6 +1033,108 @@ impl S3 for Bulwark {
             storage_class: Some(StorageClass::from_static(StorageClass::STANDARD)),
             checksum_algorithm: upload_checksum.map(|(a, _)| s3s::dto::ChecksumAlgorithm::from(a.as_str().to_owned())),
             checksum_type: upload_checksum.map(|(_, t)| ChecksumType::from(t.as_str().to_owned())),
+            ..Default::default()
+        }))
+    }
+
+    async fn put_bucket_versioning(
+        &self,
+        req: S3Request<PutBucketVersioningInput>,
+    ) -> S3Result<S3Response<PutBucketVersioningOutput>> {
+        let input = req.input;
+        if input.versioning_configuration.mfa_delete.as_ref().is_some_and(|m| m.as_str() == MFADelete::ENABLED) {
+            return Err(s3_error!(NotImplemented, "MFA delete is not supported"));
+        }
+        let state = match input.versioning_configuration.status.as_ref().map(|s| s.as_str()) {
+            Some(BucketVersioningStatus::ENABLED) => Versioning::Enabled,
+            Some(BucketVersioningStatus::SUSPENDED) => Versioning::Suspended,
+            _ => {
+                return Err(s3_error!(
+                    MalformedXML,
+                    "The XML you provided was not well-formed or did not validate against our published schema"
+                ));
+            }
+        };
+        self.store.put_bucket_versioning(&input.bucket, state).await.map_err(to_s3)?;
+        Ok(S3Response::new(PutBucketVersioningOutput {}))
+    }
+
+    async fn get_bucket_versioning(
+        &self,
+        req: S3Request<GetBucketVersioningInput>,
+    ) -> S3Result<S3Response<GetBucketVersioningOutput>> {
+        let status = match self.store.bucket_versioning(&req.input.bucket).map_err(to_s3)? {
+            Versioning::Unversioned => None,
+            Versioning::Enabled => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::ENABLED)),
+            Versioning::Suspended => Some(BucketVersioningStatus::from_static(BucketVersioningStatus::SUSPENDED)),
+        };
+        Ok(S3Response::new(GetBucketVersioningOutput { status, mfa_delete: None }))
+    }
+
+    async fn list_object_versions(
+        &self,
+        req: S3Request<ListObjectVersionsInput>,
+    ) -> S3Result<S3Response<ListObjectVersionsOutput>> {
+        let input = req.input;
+        let encode = encoder(input.encoding_type.as_ref())?;
+        let prefix = input.prefix.clone().unwrap_or_default();
+        let page = self
+            .store
+            .list_object_versions(
+                &input.bucket,
+                VersionListParams {
+                    prefix: prefix.clone(),
+                    delimiter: input.delimiter.clone(),
+                    key_marker: input.key_marker.clone(),
+                    version_id_marker: input.version_id_marker.clone(),
+                    max_keys: max_keys(input.max_keys)?,
+                },
+            )
+            .await
+            .map_err(to_s3)?;
+        let owner = self.owner();
+        let mut versions = Vec::new();
+        let mut markers = Vec::new();
+        for v in page.versions {
+            let version_id = Some(v.version_id.unwrap_or_else(|| "null".into()));
+            if v.delete_marker {
+                markers.push(DeleteMarkerEntry {
+                    is_latest: Some(v.is_latest),
+                    key: Some(encode(&v.key)),
+                    last_modified: Some(timestamp(v.mod_time_ns)),
+                    owner: Some(owner.clone()),
+                    version_id,
+                });
+            } else {
+                versions.push(ObjectVersion {
+                    e_tag: Some(etag(&v.etag)),
+                    is_latest: Some(v.is_latest),
+                    key: Some(encode(&v.key)),
+                    last_modified: Some(timestamp(v.mod_time_ns)),
+                    owner: Some(owner.clone()),
+                    size: Some(v.size as i64),
+                    storage_class: Some(ObjectVersionStorageClass::from_static(ObjectVersionStorageClass::STANDARD)),
+                    version_id,
+                    ..Default::default()
+                });
+            }
+        }
+        Ok(S3Response::new(ListObjectVersionsOutput {
+            common_prefixes: Some(
+                page.common_prefixes.iter().map(|p| CommonPrefix { prefix: Some(encode(p)) }).collect(),
+            ),
+            delete_markers: Some(markers),
+            delimiter: input.delimiter.as_deref().map(encode),
+            encoding_type: input.encoding_type,
+            is_truncated: Some(page.is_truncated),
+            key_marker: Some(input.key_marker.as_deref().map(encode).unwrap_or_default()),
+            max_keys: Some(input.max_keys.unwrap_or(1000)),
+            name: Some(input.bucket),
+            next_key_marker: if page.is_truncated { page.next_key_marker.as_deref().map(encode) } else { None },
+            next_version_id_marker: if page.is_truncated { page.next_version_id_marker } else { None },
+            prefix: Some(encode(&prefix)),
+            version_id_marker: Some(input.version_id_marker.unwrap_or_default()),
+            versions: Some(versions),
             ..Default::default()
         }))
     }
