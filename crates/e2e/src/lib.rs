@@ -37,6 +37,7 @@ use aws_sdk_s3::primitives::ByteStream;
 use md5::{Digest, Md5};
 use rand::{RngCore, SeedableRng};
 
+pub mod aws_cli;
 pub mod raw_http;
 
 /// Access key of the root user every test server is started with.
@@ -702,6 +703,80 @@ pub fn presign_url_by_hand(server: &TestServer, method: &str, bucket: &str, key:
         .map(|(name, value)| format!("{name}={}", raw_http::encode_query_value(value)))
         .collect();
     format!("{url}?{}", query.join("&"))
+}
+
+/// The headers to send with a request signed by hand with SigV4 header auth:
+/// `headers` (without `host`, which the raw client adds) followed by
+/// `authorization`, `x-amz-date` and `x-amz-content-sha256: <payload_hash>`. Every
+/// header given is signed. `path_and_query` must be percent-encoded already.
+///
+/// For requests the SDK will not make: a payload hash that does not match the
+/// body, a hand-built aws-chunked body with a trailer, headers it refuses to send.
+pub fn sign_by_hand(
+    server: &TestServer,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    payload_hash: &str,
+) -> Vec<(String, String)> {
+    use aws_sigv4::http_request::{
+        PayloadChecksumKind, PercentEncodingMode, SignableBody, SignableRequest, SignatureLocation, SigningSettings,
+        UriPathNormalizationMode, sign,
+    };
+    use aws_sigv4::sign::v4;
+
+    let url = format!("{}{path_and_query}", server.endpoint());
+    let host = format!("127.0.0.1:{}", server.port);
+    let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bulwark-e2e").into();
+    let mut settings = SigningSettings::default();
+    settings.signature_location = SignatureLocation::Headers;
+    settings.payload_checksum_kind = PayloadChecksumKind::XAmzSha256;
+    settings.percent_encoding_mode = PercentEncodingMode::Single;
+    settings.uri_path_normalization_mode = UriPathNormalizationMode::Disabled;
+    let params = v4::SigningParams::builder()
+        .identity(&identity)
+        .region(REGION)
+        .name("s3")
+        .time(SystemTime::now())
+        .settings(settings)
+        .build()
+        .expect("valid signing parameters")
+        .into();
+    let all: Vec<(&str, &str)> = std::iter::once(("host", host.as_str())).chain(headers.iter().copied()).collect();
+    let request =
+        SignableRequest::new(method, &url, all.iter().copied(), SignableBody::Precomputed(payload_hash.to_owned()))
+            .expect("signable request");
+    let (instructions, _signature) = sign(request, &params).expect("sign the request").into_parts();
+    let mut out: Vec<(String, String)> = headers.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+    out.extend(instructions.headers().map(|(n, v)| (n.to_owned(), v.to_owned())));
+    out
+}
+
+/// Sends a request signed by hand (see [`sign_by_hand`]) over the raw client.
+pub async fn send_signed_by_hand(
+    server: &TestServer,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    payload_hash: &str,
+    body: &[u8],
+) -> raw_http::Response {
+    let signed = sign_by_hand(server, method, path_and_query, headers, payload_hash);
+    let borrowed: Vec<(&str, &str)> = signed.iter().map(|(n, v)| (n.as_str(), v.as_str())).collect();
+    raw_http::send(method, &format!("{}{path_and_query}", server.endpoint()), &borrowed, body).await
+}
+
+/// Sends a request signed by hand whose `x-amz-content-sha256` is the true hex
+/// SHA-256 of `body`.
+pub async fn send_signed(
+    server: &TestServer,
+    method: &str,
+    path_and_query: &str,
+    headers: &[(&str, &str)],
+    body: &[u8],
+) -> raw_http::Response {
+    let hash = hex::encode(sha2::Sha256::digest(body));
+    send_signed_by_hand(server, method, path_and_query, headers, &hash, body).await
 }
 
 /// How to damage a signed aws-chunked upload, to test that the server notices.

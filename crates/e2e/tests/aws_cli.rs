@@ -4,77 +4,16 @@
 //!
 //! The CLI must be installed (`pip install awscli`); without it this test fails.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
-use bulwark_e2e::{ACCESS_KEY, REGION, SECRET_KEY, TestServer, etag_of, md5_bytes, md5_hex, multipart_etag, payload};
+use bulwark_e2e::aws_cli::AwsCli;
+use bulwark_e2e::{TestServer, etag_of, md5_bytes, md5_hex, multipart_etag, payload};
 
 const BUCKET: &str = "cli-bucket";
 const MIB: usize = 1024 * 1024;
 /// The CLI's default multipart threshold and part size are both 8 MiB.
 const CLI_PART_BYTES: usize = 8 * MIB;
 const BIG_BYTES: usize = 20 * MIB;
-
-/// Runs `aws` against one server, isolated from any configuration on the machine.
-struct Cli {
-    endpoint: String,
-    config_file: PathBuf,
-    credentials_file: PathBuf,
-}
-
-impl Cli {
-    fn new(server: &TestServer, scratch: &Path) -> Cli {
-        let config_file = scratch.join("aws-config");
-        std::fs::write(&config_file, format!("[default]\nregion = {REGION}\ns3 =\n    addressing_style = path\n"))
-            .expect("write the CLI config");
-        let credentials_file = scratch.join("aws-credentials");
-        std::fs::write(&credentials_file, "").expect("write an empty credentials file");
-        Cli { endpoint: server.endpoint(), config_file, credentials_file }
-    }
-
-    /// Runs `aws --endpoint-url … <args>` in `dir` and returns its stdout; panics
-    /// with its output if it fails.
-    async fn run(&self, dir: &Path, args: &[&str]) -> String {
-        let mut command = Command::new("aws");
-        command
-            .arg("--endpoint-url")
-            .arg(&self.endpoint)
-            .args(args)
-            .current_dir(dir)
-            .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
-            .env("AWS_DEFAULT_REGION", REGION)
-            .env("AWS_CONFIG_FILE", &self.config_file)
-            .env("AWS_SHARED_CREDENTIALS_FILE", &self.credentials_file)
-            .env("AWS_EC2_METADATA_DISABLED", "true")
-            .env("AWS_PAGER", "")
-            .env_remove("AWS_PROFILE")
-            .env_remove("AWS_SESSION_TOKEN")
-            .env_remove("AWS_ENDPOINT_URL")
-            .env_remove("AWS_ENDPOINT_URL_S3");
-        let description = format!("aws {}", args.join(" "));
-        let output = tokio::task::spawn_blocking(move || command.output())
-            .await
-            .expect("the CLI runner does not panic")
-            .unwrap_or_else(|e| {
-                if e.kind() == std::io::ErrorKind::NotFound {
-                    panic!(
-                        "the AWS CLI (`aws`) is not on PATH: install it with \
-                         `pip install awscli`; this test does not skip without it"
-                    )
-                }
-                panic!("run {description}: {e}")
-            });
-        let stdout = String::from_utf8_lossy(&output.stdout).into_owned();
-        assert!(
-            output.status.success(),
-            "{description} failed with {}\n--- stdout ---\n{stdout}\n--- stderr ---\n{}",
-            output.status,
-            String::from_utf8_lossy(&output.stderr)
-        );
-        stdout
-    }
-}
 
 /// `(size, key)` of each object line of `aws s3 ls` output.
 fn listed_objects(stdout: &str) -> Vec<(u64, String)> {
@@ -109,7 +48,7 @@ async fn aws_cli_makes_copies_lists_syncs_heads_and_removes_buckets_and_objects(
     let server = TestServer::start().await;
     let client = server.client();
     let scratch = server.scratch_dir();
-    let cli = Cli::new(&server, &scratch);
+    let cli = AwsCli::new(&server, &scratch);
     let dir = scratch.as_path();
 
     let made = cli.run(dir, &["s3", "mb", &format!("s3://{BUCKET}")]).await;

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub mod checksum;
+mod heal;
 pub mod meta;
 mod names;
 mod quorum;
@@ -28,6 +29,7 @@ mod store;
 mod write;
 
 pub use checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};
+pub use heal::{HealOutcome, VerifyReport};
 pub use meta::ContentHeaders;
 pub use names::{validate_bucket_name, validate_object_key};
 pub use set::{ErasureSet, SetConfig};
@@ -87,6 +89,8 @@ pub enum Error {
     NotModified,
     #[error("the requested range is not satisfiable")]
     InvalidRange,
+    #[error("the requested part number is not satisfiable")]
+    InvalidPartNumber,
     #[error("key too long")]
     KeyTooLong,
     #[error("invalid argument: {0}")]

@@ -240,6 +240,10 @@ impl ObjectStore {
         buckets.get(bucket).cloned().ok_or_else(|| Error::NoSuchBucket(bucket.to_owned()))
     }
 
+    pub(crate) fn set_for_key(&self, bucket: &str, key: &str) -> Arc<ErasureSet> {
+        self.set_for(bucket, key)
+    }
+
     fn set_for(&self, bucket: &str, key: &str) -> Arc<ErasureSet> {
         if self.sets.len() == 1 {
             return self.sets[0].clone();
@@ -311,6 +315,15 @@ impl ObjectStore {
     // ---- reading metadata ----------------------------------------------
 
     /// Asks every online drive of the set for the versions of a key.
+    pub(crate) async fn fetch_versions_of(
+        &self,
+        set: &ErasureSet,
+        bucket: &str,
+        key: &str,
+    ) -> Vec<Option<Vec<StoredVersion>>> {
+        self.fetch_versions(set, bucket, key).await
+    }
+
     async fn fetch_versions(&self, set: &ErasureSet, bucket: &str, key: &str) -> Vec<Option<Vec<StoredVersion>>> {
         join_all((0..set.total()).map(|p| {
             let drive = set.drives[p].clone();
@@ -437,7 +450,23 @@ impl ObjectStore {
                     damage: self.heal.clone(),
                     checksum_algorithm: resolved.record.checksum.as_ref().map(|c| c.algorithm),
                 };
-                read::stream_range(ctx, range)
+                // Read the first block before answering, so that an object
+                // that cannot be rebuilt gets an error status, not a 200 with
+                // a body that breaks off.
+                let mut body = read::stream_range(ctx, range);
+                match futures::StreamExt::next(&mut body).await {
+                    Some(Ok(first)) => {
+                        Box::pin(futures::StreamExt::chain(futures::stream::once(async move { Ok(first) }), body))
+                    }
+                    Some(Err(e)) => {
+                        return Err(Error::Unreadable {
+                            bucket: bucket.to_owned(),
+                            key: key.to_owned(),
+                            detail: e.to_string(),
+                        });
+                    }
+                    None => body,
+                }
             }
             _ => Box::pin(futures::stream::empty()),
         };
@@ -1671,7 +1700,7 @@ fn resolve_range(info: &ObjectInfo, opts: &GetOptions) -> Result<Option<ByteRang
         if number == 1 && info.size == 0 {
             return Ok(None);
         }
-        return Err(Error::InvalidRange);
+        return Err(Error::InvalidPartNumber);
     }
     let Some(spec) = opts.range else {
         return Ok(None);

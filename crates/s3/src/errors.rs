@@ -86,6 +86,14 @@ pub fn to_s3(error: Error) -> S3Error {
         }
         Error::NotModified => s3_error!(NotModified),
         Error::InvalidRange => s3_error!(InvalidRange, "The requested range is not satisfiable"),
+        Error::InvalidPartNumber => {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("InvalidPartNumber".into()),
+                "The requested partnumber is not satisfiable",
+            );
+            e.set_status_code(http::StatusCode::RANGE_NOT_SATISFIABLE);
+            e
+        }
         Error::KeyTooLong => s3_error!(KeyTooLongError, "Your key is too long"),
         Error::InvalidArgument(why) => S3Error::with_message(S3ErrorCode::InvalidArgument, why),
         Error::InsufficientDrives { needed, available } => {

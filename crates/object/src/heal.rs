@@ -1,0 +1,365 @@
+//! Heal: bring one version of an object back to full redundancy, and prove it.
+//!
+//! Contract (DESIGN.md D2, D3): `heal_version` reads every piece of every
+//! shard the version should have on every online drive, verifies each against
+//! its checksum, rebuilds from the good ones whatever is missing, truncated or
+//! corrupt, writes the rebuilt shards (same blob id, renamed over the bad
+//! file), restores missing metadata records, and then re-reads every rebuilt
+//! shard. Only when that second verification passes does it report `Healed`.
+//! A version with fewer than K good pieces in some block is `Unrepairable`
+//! and is named in the log — never silently dropped.
+//!
+//! The same verification pass, without the rebuild, is the scrub.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bulwark_erasure::{self as erasure, Geometry};
+use bulwark_storage::{BlobReader, MetaOp, VersionUid};
+use bytes::Bytes;
+use futures::future::join_all;
+
+use crate::meta::{self, DataLayout, PartLayout, VersionRecord};
+use crate::quorum;
+use crate::read::parse_blob_id;
+use crate::set::ErasureSet;
+use crate::store::ObjectStore;
+use crate::{Error, Result};
+
+/// Records with fewer than K holders younger than this may be writes in
+/// flight; older ones are leftovers of failed writes and are removed.
+const DANGLING_AGE_NS_MIN: i64 = 10 * 60 * 1_000_000_000;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HealOutcome {
+    /// Every online drive holds the record and a verified shard.
+    Healthy,
+    /// Shards and records were rebuilt and verified.
+    Healed { shards_rebuilt: usize, records_restored: usize },
+    /// Some drives are offline; what could be healed was, the rest waits.
+    Deferred { offline: usize },
+    /// Fewer than K good pieces remain for some block.
+    Unrepairable { detail: String },
+    /// The record was garbage (superseded, or a failed write) and was removed.
+    Removed,
+    /// No drive holds this version.
+    NotFound,
+}
+
+/// What a verification pass found, per set position.
+#[derive(Debug, Default, Clone)]
+pub struct VerifyReport {
+    /// Positions whose shard (for every part) verified completely.
+    pub good: Vec<usize>,
+    /// Positions with a missing, truncated or corrupt shard.
+    pub bad: Vec<usize>,
+    pub bytes_read: u64,
+}
+
+enum Source {
+    Blob(Box<dyn BlobReader>),
+    Inline(Bytes),
+}
+
+impl Source {
+    async fn read(&self, offset: u64, len: usize) -> Option<Bytes> {
+        match self {
+            Source::Blob(reader) => reader.read_at(offset, len).await.ok(),
+            Source::Inline(bytes) => bytes.get(offset as usize..offset as usize + len).map(Bytes::copy_from_slice),
+        }
+    }
+}
+
+/// Opens the shard of `part` on `position` (blob or inline), if present.
+async fn open_source(
+    set: &ErasureSet,
+    bucket: &str,
+    uid: VersionUid,
+    layout: &DataLayout,
+    part: &PartLayout,
+    position: usize,
+) -> Option<Source> {
+    let drive = &set.drives[position];
+    if layout.inline {
+        return drive.get_inline(uid).await.ok().flatten().map(Source::Inline);
+    }
+    let blob = parse_blob_id(part.blob.as_deref()?)?;
+    drive.open_blob(bucket, blob).await.ok().map(Source::Blob)
+}
+
+fn geometry_of(layout: &DataLayout) -> Result<Geometry> {
+    Geometry::new(layout.data, layout.parity, layout.block_size)
+        .map_err(|e| Error::Internal(format!("stored geometry invalid: {e}")))
+}
+
+/// Reads and verifies every piece of `part` on each of `positions`.
+pub(crate) async fn verify_part(
+    set: &ErasureSet,
+    bucket: &str,
+    uid: VersionUid,
+    layout: &DataLayout,
+    part: &PartLayout,
+    positions: &[usize],
+) -> Result<VerifyReport> {
+    let geometry = geometry_of(layout)?;
+    let checks = positions.iter().map(|&position| async move {
+        let Some(source) = open_source(set, bucket, uid, layout, part, position).await else {
+            return (position, false, 0u64);
+        };
+        let shard = layout.distribution[position];
+        let mut bytes = 0u64;
+        if let Source::Blob(reader) = &source
+            && reader.len() != geometry.shard_len(part.size)
+        {
+            return (position, false, 0);
+        }
+        for block_index in 0..geometry.block_count(part.size) {
+            let piece_len = geometry.piece_len(geometry.block_len(part.size, block_index));
+            let framed_len = piece_len + erasure::HASH_LEN_BYTES;
+            let Some(framed) = source.read(geometry.shard_offset(block_index), framed_len).await else {
+                return (position, false, bytes);
+            };
+            bytes += framed_len as u64;
+            if erasure::open_piece(shard, block_index, &framed, piece_len).is_err() {
+                return (position, false, bytes);
+            }
+        }
+        (position, true, bytes)
+    });
+    let mut report = VerifyReport::default();
+    for (position, ok, bytes) in join_all(checks).await {
+        report.bytes_read += bytes;
+        if ok {
+            report.good.push(position);
+        } else {
+            report.bad.push(position);
+        }
+    }
+    Ok(report)
+}
+
+/// Rebuilds the shards of `part` for `targets` from the other online drives.
+/// For inline objects returns each target's framed shard bytes (to be
+/// committed with the record); for blobs writes and commits the blob.
+async fn rebuild_part(
+    set: &ErasureSet,
+    bucket: &str,
+    uid: VersionUid,
+    layout: &DataLayout,
+    part: &PartLayout,
+    sources: &[usize],
+    targets: &[usize],
+) -> std::result::Result<BTreeMap<usize, Vec<u8>>, String> {
+    let geometry = geometry_of(layout).map_err(|e| e.to_string())?;
+    let n = geometry.total();
+    let mut opened = Vec::new();
+    for &position in sources {
+        if let Some(source) = open_source(set, bucket, uid, layout, part, position).await {
+            opened.push((position, source));
+        }
+    }
+    let mut inline_out: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+    let mut writers = BTreeMap::new();
+    if !layout.inline {
+        let blob = part.blob.as_deref().and_then(parse_blob_id).ok_or("record names no blob")?;
+        for &target in targets {
+            match set.drives[target].create_blob(bucket, blob).await {
+                Ok(writer) => {
+                    writers.insert(target, writer);
+                }
+                Err(e) => return Err(format!("cannot write to {}: {e}", set.drives[target].info().label)),
+            }
+        }
+    }
+    for block_index in 0..geometry.block_count(part.size) {
+        let block_len = geometry.block_len(part.size, block_index);
+        let piece_len = geometry.piece_len(block_len);
+        let offset = geometry.shard_offset(block_index);
+        let reads = opened.iter().map(|(position, source)| async move {
+            let framed = source.read(offset, piece_len + erasure::HASH_LEN_BYTES).await?;
+            let shard = layout.distribution[*position];
+            erasure::open_piece(shard, block_index, &framed, piece_len).ok().map(|p| (shard, p.to_vec()))
+        });
+        let mut pieces: Vec<Option<Vec<u8>>> = vec![None; n];
+        for (shard, piece) in join_all(reads).await.into_iter().flatten() {
+            pieces[shard] = Some(piece);
+        }
+        if let Err(e) = erasure::reconstruct(&geometry, &mut pieces) {
+            for (_, writer) in writers {
+                writer.abort().await;
+            }
+            return Err(format!("part {} block {block_index}: {e}", part.number));
+        }
+        for &target in targets {
+            let shard = layout.distribution[target];
+            let Some(piece) = &pieces[shard] else { continue };
+            let mut framed = Vec::with_capacity(piece.len() + erasure::HASH_LEN_BYTES);
+            erasure::frame_piece(shard, block_index, piece, &mut framed);
+            if let Some(writer) = writers.get_mut(&target) {
+                if let Err(e) = writer.write(Bytes::from(framed)).await {
+                    return Err(format!("write to {} failed: {e}", set.drives[target].info().label));
+                }
+            } else {
+                inline_out.entry(target).or_default().extend_from_slice(&framed);
+            }
+        }
+    }
+    for (target, writer) in writers {
+        writer.commit().await.map_err(|e| format!("commit on {} failed: {e}", set.drives[target].info().label))?;
+    }
+    Ok(inline_out)
+}
+
+impl ObjectStore {
+    /// Heals one version (see the module docs). Safe to run concurrently
+    /// with reads and writes of the same key.
+    pub async fn heal_version(&self, bucket: &str, key: &str, uid: VersionUid) -> Result<HealOutcome> {
+        let set = self.set_for_key(bucket, key);
+        let n = set.total();
+        let answers = self.fetch_versions_of(&set, bucket, key).await;
+        let visible = quorum::resolve(&answers, set.data());
+        let mut holders = vec![false; n];
+        let mut votes: BTreeMap<Bytes, usize> = BTreeMap::new();
+        for (position, answer) in answers.iter().enumerate() {
+            for stored in answer.iter().flatten().filter(|s| s.uid == uid) {
+                holders[position] = true;
+                *votes.entry(stored.record.clone()).or_default() += 1;
+            }
+        }
+        let Some((raw, _)) = votes.into_iter().max_by_key(|(_, count)| *count) else {
+            return Ok(HealOutcome::NotFound);
+        };
+        let record: VersionRecord = meta::decode("version", &raw).map_err(|e| Error::Internal(e.to_string()))?;
+        if !visible.iter().any(|v| v.uid == uid) {
+            return self.remove_garbage(&set, bucket, key, uid, &record, &holders).await;
+        }
+        let online = set.online_positions();
+        let offline = n - online.len();
+        // Drives whose copy of the record is missing or differs from the majority.
+        let lacking: Vec<usize> = online
+            .iter()
+            .copied()
+            .filter(|&p| !answers[p].iter().flatten().any(|s| s.uid == uid && s.record == raw))
+            .collect();
+        let mut shards_rebuilt = 0;
+        let mut inline_shards: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+        if let Some(layout) = record.layout.as_ref().filter(|_| record.size > 0) {
+            for part in &layout.parts {
+                let report = verify_part(&set, bucket, uid, layout, part, &online).await?;
+                if report.bad.is_empty() {
+                    continue;
+                }
+                let rebuilt = rebuild_part(&set, bucket, uid, layout, part, &report.good, &report.bad).await;
+                let inline = match rebuilt {
+                    Ok(inline) => inline,
+                    Err(detail) => {
+                        tracing::error!(%bucket, %key, uid = %hex::encode(uid), %detail, "UNREPAIRABLE object version");
+                        return Ok(HealOutcome::Unrepairable { detail });
+                    }
+                };
+                // Prove it: every rebuilt blob shard must now verify.
+                if !layout.inline {
+                    let check = verify_part(&set, bucket, uid, layout, part, &report.bad).await?;
+                    if !check.bad.is_empty() {
+                        return Ok(HealOutcome::Unrepairable {
+                            detail: format!("rebuilt shards on positions {:?} did not verify", check.bad),
+                        });
+                    }
+                }
+                shards_rebuilt += report.bad.len();
+                inline_shards.extend(inline);
+            }
+        }
+        let mut targets: Vec<usize> = lacking.clone();
+        targets.extend(inline_shards.keys().copied().filter(|p| !lacking.contains(p)));
+        let mut records_restored = 0;
+        if !targets.is_empty() {
+            let commits = targets.iter().map(|&position| {
+                let drive = set.drives[position].clone();
+                let op = MetaOp::PutVersion {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    uid,
+                    record: raw.clone(),
+                    inline: inline_shards.get(&position).map(|b| Bytes::from(b.clone())),
+                };
+                async move { drive.commit(vec![op]).await.is_ok() }
+            });
+            records_restored = join_all(commits).await.into_iter().filter(|ok| *ok).count();
+            if let Some(layout) = record.layout.as_ref().filter(|l| l.inline && record.size > 0) {
+                for part in &layout.parts {
+                    let rebuilt: Vec<usize> = inline_shards.keys().copied().collect();
+                    let check = verify_part(&set, bucket, uid, layout, part, &rebuilt).await?;
+                    if !check.bad.is_empty() {
+                        return Ok(HealOutcome::Unrepairable {
+                            detail: format!("rebuilt inline shards on positions {:?} did not verify", check.bad),
+                        });
+                    }
+                }
+            }
+        }
+        if offline > 0 {
+            return Ok(HealOutcome::Deferred { offline });
+        }
+        if shards_rebuilt == 0 && lacking.is_empty() {
+            return Ok(HealOutcome::Healthy);
+        }
+        tracing::info!(%bucket, %key, uid = %hex::encode(uid), shards_rebuilt, records_restored, "healed");
+        Ok(HealOutcome::Healed { shards_rebuilt, records_restored: lacking.len().min(records_restored) })
+    }
+
+    /// Removes a version record that is not visible: superseded null
+    /// versions at once, failed writes once they are old enough.
+    async fn remove_garbage(
+        &self,
+        set: &Arc<ErasureSet>,
+        bucket: &str,
+        key: &str,
+        uid: VersionUid,
+        record: &VersionRecord,
+        holders: &[bool],
+    ) -> Result<HealOutcome> {
+        let count = holders.iter().filter(|h| **h).count();
+        let age_ns = crate::now_ns() - record.mod_time_ns;
+        if count < set.data() && age_ns < DANGLING_AGE_NS_MIN {
+            return Ok(HealOutcome::Deferred { offline: 0 });
+        }
+        let positions: Vec<usize> = (0..holders.len()).filter(|&p| holders[p]).collect();
+        let blobs: Vec<[u8; 16]> = record
+            .layout
+            .iter()
+            .flat_map(|l| l.parts.iter())
+            .filter_map(|p| p.blob.as_deref().and_then(parse_blob_id))
+            .collect();
+        for position in positions {
+            let drive = &set.drives[position];
+            let op = MetaOp::DeleteVersion { bucket: bucket.to_owned(), key: key.to_owned(), uid };
+            if drive.commit(vec![op]).await.is_ok() && !blobs.is_empty() {
+                let _ = drive.delete_blobs(bucket, blobs.clone()).await;
+            }
+        }
+        tracing::info!(%bucket, %key, uid = %hex::encode(uid), holders = count, "removed an invisible version record");
+        Ok(HealOutcome::Removed)
+    }
+
+    /// Verifies every shard of one version without changing anything (scrub).
+    pub async fn verify_version(&self, bucket: &str, key: &str, uid: VersionUid) -> Result<(bool, u64)> {
+        let set = self.set_for_key(bucket, key);
+        let answers = self.fetch_versions_of(&set, bucket, key).await;
+        let versions = quorum::resolve(&answers, set.data());
+        let Some(version) = versions.into_iter().find(|v| v.uid == uid) else {
+            return Ok((true, 0));
+        };
+        let online = set.online_positions();
+        let mut healthy = online.iter().all(|&p| version.holders[p]);
+        let mut bytes = 0;
+        if let Some(layout) = version.record.layout.as_ref().filter(|_| version.record.size > 0) {
+            for part in &layout.parts {
+                let report = verify_part(&set, bucket, uid, layout, part, &online).await?;
+                bytes += report.bytes_read;
+                healthy &= report.bad.is_empty();
+            }
+        }
+        Ok((healthy && online.len() == set.total(), bytes))
+    }
+}
