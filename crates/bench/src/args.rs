@@ -58,6 +58,9 @@ pub struct Args {
     /// Size of the raw sequential write/read test file.
     #[arg(long, default_value = "1GiB", value_parser = parse_size)]
     pub raw_bytes: u64,
+    /// Runs of every raw figure; the median is reported.
+    #[arg(long, default_value_t = 3)]
+    pub raw_repeats: usize,
     /// Skip the raw disk measurement (the targets then cannot be computed).
     #[arg(long)]
     pub no_raw: bool,
@@ -120,6 +123,9 @@ impl Args {
         if self.rss_object_size == 0 || self.rss_object_size > OBJECT_SIZE_BYTES_MAX {
             return Err(format!("--rss-object-size must be 1..={OBJECT_SIZE_BYTES_MAX} bytes"));
         }
+        if self.raw_repeats == 0 || self.raw_repeats > RAW_REPEATS_MAX {
+            return Err(format!("--raw-repeats must be 1..={RAW_REPEATS_MAX}"));
+        }
         if self.duration_secs == 0 {
             return Err("--duration-secs must be at least 1".to_owned());
         }
@@ -135,6 +141,7 @@ impl Args {
 
 /// The raw test writes and reads in 4 MiB requests, so its file is at least one of them.
 pub const RAW_BYTES_MIN: u64 = 4 * 1024 * 1024;
+pub const RAW_REPEATS_MAX: usize = 20;
 
 fn credential(flag: &Option<String>, variable: &str, name: &str) -> Result<String, String> {
     if let Some(value) = flag {

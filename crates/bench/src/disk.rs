@@ -14,7 +14,9 @@
 //! - *read, page cache*: the file read right after it was written, from memory; printed
 //!   so the GET figures (whose data is usually still cached too) can be put in context.
 //!
-//! A virtual disk may still be cached by its host; nothing inside the guest can see that.
+//! Every figure is the median of `--raw-repeats` runs (all runs are kept in the JSON),
+//! the runs interleaved. A virtual disk may still be cached by its host; nothing inside
+//! the guest can see that, but a wide spread between runs hints at it.
 
 use std::fs::{File, OpenOptions};
 use std::io::{Read, Write};
@@ -49,12 +51,28 @@ const O_DIRECT: Option<i32> = Some(0o200000);
 )))]
 const O_DIRECT: Option<i32> = None;
 
+/// One raw figure: the median of its runs (a shared virtual disk varies a lot from one
+/// run to the next), with every run kept.
 #[derive(Debug, Clone, Serialize)]
 pub struct Figure {
     pub name: &'static str,
     pub bytes: u64,
+    /// Seconds of the median run.
     pub seconds: f64,
     pub mib_per_s: f64,
+    pub runs_mib_per_s: Vec<f64>,
+}
+
+impl Figure {
+    /// The median run of `runs` (the upper median of an even count); `None` when empty.
+    fn median(mut runs: Vec<Figure>) -> Option<Figure> {
+        runs.sort_by(|a, b| a.mib_per_s.total_cmp(&b.mib_per_s));
+        let all: Vec<f64> = runs.iter().map(|run| run.mib_per_s).collect();
+        let middle = runs.len() / 2;
+        let mut median = runs.into_iter().nth(middle)?;
+        median.runs_mib_per_s = all;
+        Some(median)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -94,29 +112,54 @@ impl RawDisk {
     }
 }
 
-/// Runs every raw figure on a file of `bytes` (rounded down to whole 4 MiB requests) in
-/// `directory`, and removes the file. Blocking: call it off the async runtime.
-pub fn measure(directory: &Path, bytes: u64, pattern: &[u8], drop_caches: bool) -> Result<RawDisk, String> {
+/// Runs every raw figure `repeats` times on a file of `bytes` (rounded down to whole 4 MiB
+/// requests) in `directory`, and removes the file. Blocking: call it off the async runtime.
+pub fn measure(
+    directory: &Path,
+    bytes: u64,
+    repeats: usize,
+    pattern: &[u8],
+    drop_caches: bool,
+) -> Result<RawDisk, String> {
     assert!(pattern.len() >= IO_BYTES, "the write pattern must cover one request");
+    assert!(repeats > 0, "at least one run per figure");
     let bytes = bytes - bytes % IO_BYTES as u64;
     assert!(bytes > 0, "the raw file must hold at least one request");
     std::fs::create_dir_all(directory).map_err(|e| format!("create {}: {e}", directory.display()))?;
     let path = directory.join(FILE_NAME);
-    let result = measure_file(&path, bytes, pattern, drop_caches);
+    let mut runs = Vec::with_capacity(repeats);
+    let mut result = Ok(());
+    for _ in 0..repeats {
+        match measure_once(&path, bytes, pattern, drop_caches) {
+            Ok(run) => runs.push(run),
+            Err(e) => {
+                result = Err(e);
+                break;
+            }
+        }
+    }
     // Leave nothing behind in the server's data directory, whatever happened.
     let _ = std::fs::remove_file(&path);
-    result
+    result?;
+    combine(directory, runs).ok_or_else(|| "no raw disk run completed".to_owned())
 }
 
-fn measure_file(path: &Path, bytes: u64, pattern: &[u8], drop_caches: bool) -> Result<RawDisk, String> {
+/// The figures of one run; the runs are interleaved so that a slow spell of the disk
+/// touches every figure alike.
+struct Run {
+    write_fsync_end: Figure,
+    write_fsync_every_64mib: Figure,
+    read_direct: Result<Figure, String>,
+    read_after_drop_caches: Option<Figure>,
+    read_page_cache: Figure,
+}
+
+fn measure_once(path: &Path, bytes: u64, pattern: &[u8], drop_caches: bool) -> Result<Run, String> {
     let write_fsync_every_64mib = write("write, fsync every 64 MiB", path, bytes, pattern, Some(FSYNC_EVERY_BYTES))?;
     // The file that the reads use is the last one written, so it is still in the cache
     // (clean, after the fsync) for the page-cache figure.
     let write_fsync_end = write("write, fsync at end", path, bytes, pattern, None)?;
-    let (read_direct, read_direct_error) = match read_direct(path) {
-        Ok(figure) => (Some(figure), None),
-        Err(e) => (None, Some(e)),
-    };
+    let read_direct = read_direct(path);
     let read_page_cache = read_buffered("read, page cache (memory)", path)?;
     let read_after_drop_caches = if drop_caches {
         drop_page_cache()?;
@@ -124,14 +167,35 @@ fn measure_file(path: &Path, bytes: u64, pattern: &[u8], drop_caches: bool) -> R
     } else {
         None
     };
-    Ok(RawDisk {
-        directory: path.parent().map(Path::to_path_buf).unwrap_or_default(),
-        write_fsync_end,
-        write_fsync_every_64mib,
-        read_direct,
+    Ok(Run { write_fsync_end, write_fsync_every_64mib, read_direct, read_after_drop_caches, read_page_cache })
+}
+
+fn combine(directory: &Path, runs: Vec<Run>) -> Option<RawDisk> {
+    let mut write_fsync_end = Vec::new();
+    let mut write_fsync_every_64mib = Vec::new();
+    let mut read_direct = Vec::new();
+    let mut read_direct_error = None;
+    let mut read_after_drop_caches = Vec::new();
+    let mut read_page_cache = Vec::new();
+    for run in runs {
+        write_fsync_end.push(run.write_fsync_end);
+        write_fsync_every_64mib.push(run.write_fsync_every_64mib);
+        match run.read_direct {
+            Ok(figure) => read_direct.push(figure),
+            Err(e) => read_direct_error = Some(e),
+        }
+        read_after_drop_caches.extend(run.read_after_drop_caches);
+        read_page_cache.push(run.read_page_cache);
+    }
+    Some(RawDisk {
+        directory: directory.to_path_buf(),
+        write_fsync_end: Figure::median(write_fsync_end)?,
+        write_fsync_every_64mib: Figure::median(write_fsync_every_64mib)?,
+        // A figure with a failed run would be the median of fewer runs: leave it out.
+        read_direct: if read_direct_error.is_none() { Figure::median(read_direct) } else { None },
         read_direct_error,
-        read_after_drop_caches,
-        read_page_cache,
+        read_after_drop_caches: Figure::median(read_after_drop_caches),
+        read_page_cache: Figure::median(read_page_cache)?,
     })
 }
 
@@ -221,7 +285,13 @@ pub fn drop_page_cache() -> Result<(), String> {
 
 fn figure(name: &'static str, bytes: u64, start: Instant) -> Figure {
     let elapsed = start.elapsed();
-    Figure { name, bytes, seconds: elapsed.as_secs_f64(), mib_per_s: mib_per_s(bytes, elapsed) }
+    Figure {
+        name,
+        bytes,
+        seconds: elapsed.as_secs_f64(),
+        mib_per_s: mib_per_s(bytes, elapsed),
+        runs_mib_per_s: Vec::new(),
+    }
 }
 
 #[cfg(test)]
@@ -232,9 +302,11 @@ mod tests {
     fn raw_figures_cover_the_whole_file_and_leave_nothing_behind() {
         let directory = std::env::temp_dir().join(format!("bulwark-bench-test-{}", std::process::id()));
         let pattern: Vec<u8> = (0..IO_BYTES * 2).map(|i| (i * 7 + i / 4096) as u8).collect();
-        let raw = measure(&directory, 3 * IO_BYTES as u64 + 5, &pattern, false).expect("measure the raw disk");
+        let raw = measure(&directory, 3 * IO_BYTES as u64 + 5, 3, &pattern, false).expect("measure the raw disk");
         for figure in raw.figures() {
             assert_eq!(figure.bytes, 3 * IO_BYTES as u64, "{}", figure.name);
+            assert_eq!(figure.runs_mib_per_s.len(), 3, "{}", figure.name);
+            assert!(figure.runs_mib_per_s.is_sorted(), "{}", figure.name);
         }
         assert!(!directory.join(FILE_NAME).exists());
         let _ = std::fs::remove_dir(&directory);

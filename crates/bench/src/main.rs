@@ -11,7 +11,8 @@
 //!   peak RSS during the cell.
 //! - The raw disk, in `--raw-dir` (put it on the server's disk): a 1 GiB sequential write
 //!   with fsync at the end, one with fsync every 64 MiB, an `O_DIRECT` read (the disk, not
-//!   the page cache) and a buffered read (the page cache). See [`disk`].
+//!   the page cache) and a buffered read (the page cache); each the median of 3 runs.
+//!   See [`disk`].
 //! - The targets, computed from the raw figures and judged met / not met.
 //! - `--rss-check`: 16 concurrent streamed 1 GiB PUTs while the server's VmRSS is sampled
 //!   every 20 ms (and VmHWM read), instead of the cells. See [`rss`].
@@ -156,10 +157,11 @@ fn settings(args: &Args) -> Settings {
 async fn run_benchmark(args: &Args, runner: &Runner, report: &mut Report) -> Vec<String> {
     if !args.no_raw {
         eprintln!("raw disk: writing and reading {} in {} ...", format_size(args.raw_bytes), args.raw_dir.display());
-        let (directory, bytes, drop_caches) = (args.raw_dir.clone(), args.raw_bytes, args.drop_caches);
+        let (directory, bytes, repeats, drop_caches) =
+            (args.raw_dir.clone(), args.raw_bytes, args.raw_repeats, args.drop_caches);
         let measured = tokio::task::spawn_blocking(move || {
             let pattern = payload::random_bytes(RAW_PATTERN_BYTES, 0);
-            disk::measure(&directory, bytes, &pattern, drop_caches)
+            disk::measure(&directory, bytes, repeats, &pattern, drop_caches)
         })
         .await
         .map_err(|e| format!("raw disk task failed: {e}"))

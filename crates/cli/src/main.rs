@@ -9,6 +9,8 @@ use bulwark_server::credentials::Source;
 use bulwark_server::{Config, Credentials, Server};
 use clap::{Parser, Subcommand};
 
+mod admin;
+
 #[derive(Parser)]
 #[command(name = "bulwark", version, about = "Bulwark: an S3-compatible object store that keeps your data")]
 struct Cli {
@@ -30,6 +32,41 @@ enum Command {
         #[arg(long)]
         config: Option<PathBuf>,
     },
+    /// Operate a running server (root credentials required).
+    Admin {
+        /// The server's endpoint.
+        #[arg(long, default_value = "http://127.0.0.1:9000", global = true)]
+        endpoint: String,
+        /// Data directory, to find generated root credentials.
+        #[arg(long, default_value = "data", global = true)]
+        data: PathBuf,
+        #[command(subcommand)]
+        command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Drives, facilities, objects below full redundancy, heal queue, last scrub.
+    Status {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Scan for objects below full redundancy and heal them.
+    Heal {
+        #[arg(long)]
+        bucket: Option<String>,
+        /// Wait until every found object is healed; print the report.
+        #[arg(long)]
+        wait: bool,
+    },
+    /// Read and verify every shard now; rebuild what is corrupt.
+    Scrub {
+        #[arg(long)]
+        bucket: Option<String>,
+        #[arg(long)]
+        wait: bool,
+    },
 }
 
 fn main() -> ExitCode {
@@ -47,6 +84,29 @@ fn main() -> ExitCode {
     };
     match cli.command {
         Command::Server { data, address, config } => runtime.block_on(server(data, address, config)),
+        Command::Admin { endpoint, data, command } => runtime.block_on(admin_command(endpoint, data, command)),
+    }
+}
+
+async fn admin_command(endpoint: String, data: PathBuf, command: AdminCommand) -> ExitCode {
+    let target = match admin::Target::from_env(endpoint, &data) {
+        Ok(target) => target,
+        Err(e) => {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = match command {
+        AdminCommand::Status { json } => admin::status(&target, json).await,
+        AdminCommand::Heal { bucket, wait } => admin::run_pass(&target, "heal", bucket.as_deref(), wait).await,
+        AdminCommand::Scrub { bucket, wait } => admin::run_pass(&target, "scrub", bucket.as_deref(), wait).await,
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -20,6 +20,7 @@ use futures::Stream;
 
 pub mod checksum;
 mod heal;
+mod healer;
 pub mod meta;
 mod names;
 mod quorum;
@@ -30,10 +31,11 @@ mod write;
 
 pub use checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};
 pub use heal::{HealOutcome, VerifyReport};
+pub use healer::{DriveStatus, HealQueue, HealStats, HealerConfig, PassReport, Status};
 pub use meta::ContentHeaders;
 pub use names::{validate_bucket_name, validate_object_key};
 pub use set::{ErasureSet, SetConfig};
-pub use store::{CompletedPart, GetOptions, GetOutcome, HealQueue, ObjectStore, RangeSpec, ReadConditions};
+pub use store::{CompletedPart, GetOptions, GetOutcome, ObjectStore, RangeSpec, ReadConditions};
 
 /// Objects at most this large are stored inline with their metadata.
 pub const INLINE_SIZE_BYTES_MAX: u64 = 128 * 1024;

@@ -9,6 +9,7 @@ use futures::future::join_all;
 use md5::{Digest, Md5};
 
 use crate::checksum::{self, ChecksumAlgorithm, ChecksumType, StoredChecksum};
+use crate::healer::HealQueue;
 use crate::meta::{self, BucketRecord, DataLayout, PartLayout, PartRecord, UploadRecord, VersionRecord};
 use crate::quorum::{self, Resolved};
 use crate::read::{self, DamageSink, ReadContext};
@@ -21,8 +22,6 @@ use crate::{
     VersionEntry, VersionListParams, Versioning, VersionsPage, WriteCondition, now_ns,
 };
 
-/// Objects waiting for repair held in memory at most (issue 5 persists them).
-const HEAL_QUEUE_MAX: usize = 100_000;
 /// Version records fetched per drive per listing round trip.
 const LIST_BATCH: usize = 1000;
 
@@ -62,41 +61,6 @@ pub struct GetOutcome {
 }
 
 /// Objects that a read or write found short of full redundancy.
-/// (bucket, key, version uid) of an object to repair.
-type HealEntry = (String, String, VersionUid);
-
-#[derive(Default)]
-pub struct HealQueue {
-    inner: Mutex<(VecDeque<HealEntry>, std::collections::HashSet<HealEntry>)>,
-}
-
-impl HealQueue {
-    pub fn push(&self, bucket: &str, key: &str, uid: VersionUid) {
-        let Ok(mut inner) = self.inner.lock() else {
-            return;
-        };
-        let entry = (bucket.to_owned(), key.to_owned(), uid);
-        if inner.0.len() < HEAL_QUEUE_MAX && inner.1.insert(entry.clone()) {
-            inner.0.push_back(entry);
-        }
-    }
-
-    pub fn len(&self) -> usize {
-        self.inner.lock().map(|i| i.0.len()).unwrap_or(0)
-    }
-
-    pub fn is_empty(&self) -> bool {
-        self.len() == 0
-    }
-}
-
-impl DamageSink for HealQueue {
-    fn report(&self, bucket: &str, key: &str, uid: VersionUid, detail: &str) {
-        tracing::warn!(%bucket, %key, uid = %hex::encode(uid), %detail, "object below full redundancy; queued for heal");
-        self.push(bucket, key, uid);
-    }
-}
-
 /// Serialises the commit step of writes to one key (condition check +
 /// metadata commit), so conditional writes are atomic on this node.
 #[derive(Default)]
@@ -138,7 +102,8 @@ pub struct ObjectStore {
     buckets: RwLock<BTreeMap<String, BucketRecord>>,
     bucket_lock: tokio::sync::Mutex<()>,
     locks: KeyLocks,
-    heal: Arc<HealQueue>,
+    pub(crate) heal: Arc<HealQueue>,
+    pub(crate) stats: crate::healer::HealStats,
 }
 
 fn new_uid() -> VersionUid {
@@ -159,6 +124,7 @@ impl ObjectStore {
             bucket_lock: tokio::sync::Mutex::new(()),
             locks: KeyLocks::default(),
             heal: Arc::new(HealQueue::default()),
+            stats: crate::healer::HealStats::default(),
         };
         store.load_buckets().await?;
         Ok(store)
@@ -660,6 +626,9 @@ impl ObjectStore {
         }
         drop(guard);
         if committed.len() < set.total() {
+            // The partial-write queue (D2): persisted on the drives that have
+            // the write, so a restart does not forget it.
+            crate::healer::persist_entry(set, &committed, bucket, key, uid).await;
             self.heal.report(bucket, key, uid, "degraded write");
         }
         if record.version_id.is_none() {

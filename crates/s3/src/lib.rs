@@ -19,6 +19,7 @@ use http::HeaderValue;
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+pub mod admin;
 pub mod auth;
 pub mod checksums;
 pub mod errors;

@@ -44,6 +44,8 @@ pub struct FileConfig {
     pub erasure: ErasureConfig,
     /// Drives in set order: the first N form set 0, the next N set 1, …
     pub drives: Vec<DriveConfig>,
+    #[serde(default)]
+    pub heal: HealFileConfig,
 }
 
 /// Everything the server needs to start.
@@ -57,6 +59,41 @@ pub struct Config {
     /// Create missing drive directories (only for the embedded default; a
     /// configured drive that is missing is a fault, not something to create).
     pub create_drives: bool,
+    /// Pace of the scanner and the scrub.
+    pub healer: bulwark_object::HealerConfig,
+}
+
+/// `[heal]` in the TOML file.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HealFileConfig {
+    /// Seconds between scanner passes (default 900).
+    #[serde(default)]
+    pub scan_interval_secs: Option<u64>,
+    /// Seconds between scrub passes (default 86400).
+    #[serde(default)]
+    pub scrub_interval_secs: Option<u64>,
+    /// Scrub read rate in MiB/s (default 64; 0 = unlimited).
+    #[serde(default)]
+    pub scrub_rate_mib: Option<u64>,
+    /// Periodic scrub on (default) or off.
+    #[serde(default)]
+    pub scrub: Option<bool>,
+}
+
+impl HealFileConfig {
+    fn to_config(&self) -> bulwark_object::HealerConfig {
+        let default = bulwark_object::HealerConfig::default();
+        bulwark_object::HealerConfig {
+            scan_interval: self.scan_interval_secs.map(std::time::Duration::from_secs).unwrap_or(default.scan_interval),
+            scrub_interval: self
+                .scrub_interval_secs
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(default.scrub_interval),
+            scrub_rate_bytes: self.scrub_rate_mib.map(|m| m * 1024 * 1024).unwrap_or(default.scrub_rate_bytes),
+            scrub_enabled: self.scrub.unwrap_or(default.scrub_enabled),
+        }
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -86,6 +123,7 @@ impl Config {
             erasure: ErasureConfig { data: 4, parity: 2, write_quorum: None, strict_facility: false },
             drives,
             create_drives: true,
+            healer: bulwark_object::HealerConfig::default(),
         }
     }
 
@@ -105,6 +143,7 @@ impl Config {
             erasure: file.erasure,
             drives: file.drives,
             create_drives: false,
+            healer: file.heal.to_config(),
         };
         config.validate()?;
         Ok(config)

@@ -2,6 +2,9 @@
 //! front of the S3 service for checks `s3s` does not make.
 
 use std::convert::Infallible;
+use std::sync::Arc;
+
+use bulwark_object::ObjectStore;
 
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
@@ -14,7 +17,12 @@ use tokio::net::TcpListener;
 /// Longest validity of a presigned URL (SigV4: seven days).
 const PRESIGNED_EXPIRES_SECS_MAX: u64 = 7 * 24 * 3600;
 
-pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl std::future::Future<Output = ()>) {
+pub async fn serve(
+    listener: TcpListener,
+    service: S3Service,
+    store: Arc<ObjectStore>,
+    shutdown: impl std::future::Future<Output = ()>,
+) {
     let builder = ConnBuilder::new(TokioExecutor::new());
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
@@ -31,9 +39,11 @@ pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl std
         };
         let _ = socket.set_nodelay(true);
         let service = service.clone();
+        let store = store.clone();
         let handler = hyper::service::service_fn(move |request: http::Request<Incoming>| {
             let service = service.clone();
-            async move { Ok::<_, Infallible>(handle(&service, request).await) }
+            let store = store.clone();
+            async move { Ok::<_, Infallible>(handle(&service, &store, request).await) }
         });
         let connection = builder.serve_connection_with_upgrades(TokioIo::new(socket), handler);
         let connection = graceful.watch(connection.into_owned());
@@ -47,7 +57,14 @@ pub async fn serve(listener: TcpListener, service: S3Service, shutdown: impl std
     graceful.shutdown().await;
 }
 
-async fn handle(service: &S3Service, request: http::Request<Incoming>) -> Response<Body> {
+async fn handle(service: &S3Service, store: &ObjectStore, request: http::Request<Incoming>) -> Response<Body> {
+    if is_metrics_request(&request) {
+        let mut response = Response::new(Body::from(crate::metrics::render(store)));
+        response
+            .headers_mut()
+            .insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("text/plain; version=0.0.4"));
+        return response;
+    }
     if let Some(response) = precheck(&request) {
         return response;
     }
@@ -62,6 +79,15 @@ async fn handle(service: &S3Service, request: http::Request<Incoming>) -> Respon
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error.")
         }
     }
+}
+
+/// An unsigned `GET /metrics` is the Prometheus endpoint; a signed one is an
+/// S3 request for a bucket named `metrics` and goes to the S3 layer.
+fn is_metrics_request(request: &http::Request<Incoming>) -> bool {
+    request.method() == http::Method::GET
+        && request.uri().path() == "/metrics"
+        && !request.headers().contains_key(http::header::AUTHORIZATION)
+        && !request.uri().query().unwrap_or_default().contains("X-Amz-Signature")
 }
 
 /// Checks made before the S3 layer: refuses presigned URLs valid for more

@@ -15,6 +15,7 @@ use tokio::net::TcpListener;
 pub mod config;
 pub mod credentials;
 mod http;
+mod metrics;
 pub mod topology;
 
 pub use config::Config;
@@ -63,6 +64,8 @@ impl Server {
             credentials.access_key.clone(),
             credentials.secret_key.expose().to_owned(),
         ));
+        builder.set_route(bulwark_s3::admin::AdminRoute::new(store.clone(), credentials.access_key.clone()));
+        store.start_background(config.healer.clone());
         let service = builder.build();
         let listener = TcpListener::bind(config.address)
             .await
@@ -81,6 +84,6 @@ impl Server {
     /// Serves until `shutdown` resolves, then stops accepting and lets open
     /// requests finish.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        http::serve(self.listener, self.service, shutdown).await;
+        http::serve(self.listener, self.service, self.store, shutdown).await;
     }
 }

@@ -431,10 +431,13 @@ impl Drive for LocalDrive {
         let root = self.root.clone();
         let format = self.format.clone();
         let ok = tokio::task::spawn_blocking(move || format_still_ours(&root, &format)).await.unwrap_or(false);
-        if !ok && self.online.swap(false, Ordering::AcqRel) {
+        let was = self.online.swap(ok, Ordering::AcqRel);
+        if was && !ok {
             tracing::warn!(drive = %self.label(), "drive failed its health check; offline");
+        } else if !was && ok {
+            tracing::warn!(drive = %self.label(), "drive is back with its format; online again");
         }
-        ok && self.is_online()
+        ok
     }
 
     async fn create_blob(&self, bucket: &str, blob: BlobId) -> Result<Box<dyn BlobWriter>> {

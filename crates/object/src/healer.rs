@@ -1,0 +1,507 @@
+//! The background side of D2/D3: the heal queue and its worker, the drive
+//! monitor, the scanner and the scrub.
+//!
+//! - Degraded writes are recorded (`heal/<uid>` in each drive's system
+//!   table) on the drives that took the write, so the queue survives a
+//!   restart; reads that find damage queue the object in memory.
+//! - The worker heals queued versions one at a time; a version that cannot
+//!   be completed because drives are offline is retried with a delay.
+//! - The drive monitor re-checks drives every few seconds; a drive that comes
+//!   back is used again and deferred heals are retried.
+//! - The scanner walks every version of every bucket and queues what lacks a
+//!   record or a full-length shard on some drive (cheap: metadata and file
+//!   sizes). The scrub reads and verifies every piece, rate-limited.
+//!
+//! Every loop is bounded: the queue by `HEAL_QUEUE_MAX`, the scrub by bytes
+//! per second, the scanner by its pace.
+
+use std::collections::{HashSet, VecDeque};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bulwark_storage::{MetaOp, ScanFrom, VersionUid};
+use bytes::Bytes;
+use futures::future::join_all;
+use serde::{Deserialize, Serialize};
+
+use crate::heal::HealOutcome;
+use crate::now_ns;
+use crate::quorum::{self, Resolved};
+use crate::read::{DamageSink, parse_blob_id};
+use crate::set::ErasureSet;
+use crate::store::ObjectStore;
+
+/// Objects waiting for repair, at most.
+const HEAL_QUEUE_MAX: usize = 1_000_000;
+/// Delay before a deferred heal (drives offline) is tried again.
+const HEAL_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// How often the drive monitor looks at every drive.
+const DRIVE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
+/// Unrepairable versions remembered for the status report.
+const UNREPAIRABLE_LIST_MAX: usize = 1000;
+/// Version records fetched per drive per scanner step.
+const SCAN_BATCH: usize = 1000;
+const SYSTEM_HEAL_PREFIX: &str = "heal/";
+
+/// (bucket, key, version uid) of a version to repair.
+type HealEntry = (String, String, VersionUid);
+
+#[derive(Default)]
+pub struct HealQueue {
+    inner: Mutex<(VecDeque<HealEntry>, HashSet<HealEntry>)>,
+    notify: tokio::sync::Notify,
+    in_flight: AtomicU64,
+    /// Heals waiting for a retry (drives offline).
+    deferred: AtomicU64,
+}
+
+impl HealQueue {
+    pub fn push(&self, bucket: &str, key: &str, uid: VersionUid) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = (bucket.to_owned(), key.to_owned(), uid);
+        if inner.0.len() < HEAL_QUEUE_MAX && inner.1.insert(entry.clone()) {
+            inner.0.push_back(entry);
+            self.notify.notify_one();
+        }
+    }
+
+    fn try_pop(&self) -> Option<HealEntry> {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        let entry = inner.0.pop_front()?;
+        inner.1.remove(&entry);
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        Some(entry)
+    }
+
+    async fn pop(&self) -> HealEntry {
+        loop {
+            let notified = self.notify.notified();
+            if let Some(entry) = self.try_pop() {
+                return entry;
+            }
+            notified.await;
+        }
+    }
+
+    fn done(&self) {
+        self.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+
+    /// Queued plus being healed right now.
+    pub fn len(&self) -> usize {
+        let queued = self.inner.lock().map(|i| i.0.len()).unwrap_or(0);
+        queued + self.in_flight.load(Ordering::Acquire) as usize
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Heals parked until drives return.
+    pub fn deferred(&self) -> usize {
+        self.deferred.load(Ordering::Acquire) as usize
+    }
+}
+
+impl DamageSink for HealQueue {
+    fn report(&self, bucket: &str, key: &str, uid: VersionUid, detail: &str) {
+        tracing::warn!(%bucket, %key, uid = %hex::encode(uid), %detail, "object below full redundancy; queued for heal");
+        self.push(bucket, key, uid);
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct PersistedEntry {
+    bucket: String,
+    key: String,
+}
+
+/// Records a degraded write on the drives that have it.
+pub(crate) async fn persist_entry(set: &ErasureSet, positions: &[usize], bucket: &str, key: &str, uid: VersionUid) {
+    let Ok(value) = serde_json::to_vec(&PersistedEntry { bucket: bucket.to_owned(), key: key.to_owned() }) else {
+        return;
+    };
+    let name = format!("{SYSTEM_HEAL_PREFIX}{}", hex::encode(uid));
+    join_all(positions.iter().map(|&p| {
+        set.drives[p].commit(vec![MetaOp::PutSystem { name: name.clone(), value: Bytes::from(value.clone()) }])
+    }))
+    .await;
+}
+
+async fn forget_entry(set: &ErasureSet, uid: VersionUid) {
+    let name = format!("{SYSTEM_HEAL_PREFIX}{}", hex::encode(uid));
+    let name = &name;
+    join_all(set.online_positions().into_iter().map(|p| async move {
+        let drive = &set.drives[p];
+        if drive.get_system(name).await.ok().flatten().is_some() {
+            let _ = drive.commit(vec![MetaOp::DeleteSystem { name: name.clone() }]).await;
+        }
+    }))
+    .await;
+}
+
+/// Progress and findings of one scanner or scrub pass.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PassReport {
+    pub started_ns: i64,
+    pub finished_ns: Option<i64>,
+    pub versions_checked: u64,
+    pub bytes_checked: u64,
+    pub problems_found: u64,
+}
+
+/// Counters for status and metrics.
+#[derive(Default)]
+pub struct HealStats {
+    pub healed: AtomicU64,
+    pub shards_rebuilt: AtomicU64,
+    pub records_restored: AtomicU64,
+    pub removed: AtomicU64,
+    pub unrepairable: Mutex<Vec<String>>,
+    pub last_scan: Mutex<Option<PassReport>>,
+    pub last_scrub: Mutex<Option<PassReport>>,
+    pub scan_running: AtomicBool,
+    pub scrub_running: AtomicBool,
+    pub current: Mutex<Option<PassReport>>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct DriveStatus {
+    pub set: usize,
+    pub position: usize,
+    pub label: String,
+    pub facility: String,
+    pub online: bool,
+}
+
+/// The admin status report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Status {
+    pub drives: Vec<DriveStatus>,
+    /// Versions queued for healing or being healed now.
+    pub heal_queue: usize,
+    /// Versions whose heal waits for offline drives.
+    pub heal_deferred: usize,
+    pub healed: u64,
+    pub shards_rebuilt: u64,
+    pub records_restored: u64,
+    pub garbage_removed: u64,
+    pub unrepairable: Vec<String>,
+    pub scan_running: bool,
+    pub scrub_running: bool,
+    pub last_scan: Option<PassReport>,
+    pub last_scrub: Option<PassReport>,
+    pub current_pass: Option<PassReport>,
+}
+
+/// Pace of the background work.
+#[derive(Debug, Clone)]
+pub struct HealerConfig {
+    /// Time between the ends of two scanner passes.
+    pub scan_interval: Duration,
+    /// Time between the ends of two scrub passes.
+    pub scrub_interval: Duration,
+    /// Scrub read rate, bytes per second (0 = unlimited).
+    pub scrub_rate_bytes: u64,
+    /// Whether the periodic scrub runs at all.
+    pub scrub_enabled: bool,
+}
+
+impl Default for HealerConfig {
+    fn default() -> Self {
+        HealerConfig {
+            scan_interval: Duration::from_secs(15 * 60),
+            scrub_interval: Duration::from_secs(24 * 3600),
+            scrub_rate_bytes: 64 * 1024 * 1024,
+            scrub_enabled: true,
+        }
+    }
+}
+
+impl ObjectStore {
+    /// Starts the heal worker, the drive monitor, the scanner and the scrub.
+    pub fn start_background(self: &Arc<Self>, config: HealerConfig) {
+        let store = self.clone();
+        tokio::spawn(async move { store.load_persisted_entries().await });
+        let store = self.clone();
+        tokio::spawn(async move { store.heal_worker().await });
+        let store = self.clone();
+        tokio::spawn(async move { store.drive_monitor().await });
+        let store = self.clone();
+        let interval = config.scan_interval;
+        tokio::spawn(async move {
+            loop {
+                store.scan_pass(false, 0, None).await;
+                tokio::time::sleep(interval).await;
+            }
+        });
+        if config.scrub_enabled {
+            let store = self.clone();
+            tokio::spawn(async move {
+                // Let start-up heal first; then scrub at the configured rate.
+                tokio::time::sleep(Duration::from_secs(60)).await;
+                loop {
+                    store.scan_pass(true, config.scrub_rate_bytes, None).await;
+                    tokio::time::sleep(config.scrub_interval).await;
+                }
+            });
+        }
+    }
+
+    pub fn heal_stats(&self) -> &HealStats {
+        &self.stats
+    }
+
+    /// Everything an operator needs to know about redundancy right now.
+    pub fn status(&self) -> Status {
+        let mut drives = Vec::new();
+        for (set_index, set) in self.sets().iter().enumerate() {
+            for (position, drive) in set.drives().iter().enumerate() {
+                drives.push(DriveStatus {
+                    set: set_index,
+                    position,
+                    label: drive.info().label.clone(),
+                    facility: drive.info().facility.clone(),
+                    online: drive.is_online(),
+                });
+            }
+        }
+        let lock = |m: &Mutex<Option<PassReport>>| m.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        Status {
+            drives,
+            heal_queue: self.heal.len(),
+            heal_deferred: self.heal.deferred(),
+            healed: self.stats.healed.load(Ordering::Relaxed),
+            shards_rebuilt: self.stats.shards_rebuilt.load(Ordering::Relaxed),
+            records_restored: self.stats.records_restored.load(Ordering::Relaxed),
+            garbage_removed: self.stats.removed.load(Ordering::Relaxed),
+            unrepairable: self.stats.unrepairable.lock().unwrap_or_else(|e| e.into_inner()).clone(),
+            scan_running: self.stats.scan_running.load(Ordering::Relaxed),
+            scrub_running: self.stats.scrub_running.load(Ordering::Relaxed),
+            last_scan: lock(&self.stats.last_scan),
+            last_scrub: lock(&self.stats.last_scrub),
+            current_pass: lock(&self.stats.current),
+        }
+    }
+
+    /// Waits until nothing is queued or being healed (deferred heals waiting
+    /// for offline drives excepted), or `timeout` passes. Returns whether idle.
+    pub async fn wait_heal_idle(&self, timeout: Duration) -> bool {
+        let deadline = Instant::now() + timeout;
+        loop {
+            let offline = self.sets().iter().any(|s| s.online_positions().len() < s.total());
+            if self.heal.is_empty() && (self.heal.deferred() == 0 || offline) {
+                return true;
+            }
+            if Instant::now() >= deadline {
+                return false;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+    }
+
+    async fn load_persisted_entries(&self) {
+        for set in self.sets() {
+            for position in set.online_positions() {
+                let Ok(entries) = set.drives[position].list_system(SYSTEM_HEAL_PREFIX).await else { continue };
+                for (name, value) in entries {
+                    let uid = name.strip_prefix(SYSTEM_HEAL_PREFIX).and_then(parse_blob_id);
+                    let entry: Option<PersistedEntry> = serde_json::from_slice(&value).ok();
+                    if let (Some(uid), Some(entry)) = (uid, entry) {
+                        self.heal.push(&entry.bucket, &entry.key, uid);
+                    }
+                }
+            }
+        }
+    }
+
+    async fn heal_worker(self: Arc<Self>) {
+        loop {
+            let (bucket, key, uid) = self.heal.pop().await;
+            let outcome = self.heal_version(&bucket, &key, uid).await;
+            let set = self.set_for_key(&bucket, &key);
+            match outcome {
+                Ok(HealOutcome::Healed { shards_rebuilt, records_restored }) => {
+                    self.stats.healed.fetch_add(1, Ordering::Relaxed);
+                    self.stats.shards_rebuilt.fetch_add(shards_rebuilt as u64, Ordering::Relaxed);
+                    self.stats.records_restored.fetch_add(records_restored as u64, Ordering::Relaxed);
+                    forget_entry(&set, uid).await;
+                }
+                Ok(HealOutcome::Healthy | HealOutcome::NotFound) => forget_entry(&set, uid).await,
+                Ok(HealOutcome::Removed) => {
+                    self.stats.removed.fetch_add(1, Ordering::Relaxed);
+                    forget_entry(&set, uid).await;
+                }
+                Ok(HealOutcome::Unrepairable { detail }) => {
+                    let mut list = self.stats.unrepairable.lock().unwrap_or_else(|e| e.into_inner());
+                    if list.len() < UNREPAIRABLE_LIST_MAX {
+                        list.push(format!("{bucket}/{key} (version {}): {detail}", hex::encode(uid)));
+                    }
+                }
+                Ok(HealOutcome::Deferred { .. }) | Err(_) => {
+                    let store = self.clone();
+                    self.heal.deferred.fetch_add(1, Ordering::AcqRel);
+                    tokio::spawn(async move {
+                        tokio::time::sleep(HEAL_RETRY_DELAY).await;
+                        store.heal.push(&bucket, &key, uid);
+                        store.heal.deferred.fetch_sub(1, Ordering::AcqRel);
+                    });
+                }
+            }
+            self.heal.done();
+        }
+    }
+
+    async fn drive_monitor(self: Arc<Self>) {
+        loop {
+            tokio::time::sleep(DRIVE_CHECK_INTERVAL).await;
+            for set in self.sets() {
+                for drive in set.drives() {
+                    let was = drive.is_online();
+                    let now = drive.check_health().await;
+                    if was != now {
+                        tracing::warn!(drive = %drive.info().label, online = now, "drive state changed");
+                    }
+                }
+            }
+        }
+    }
+
+    /// One pass over every version of every bucket (or one bucket). With
+    /// `verify`, every piece is read and checked (scrub) at `rate_bytes`
+    /// per second; otherwise only records and shard sizes are checked.
+    /// Whatever is short of full redundancy is queued for healing.
+    pub async fn scan_pass(&self, verify: bool, rate_bytes: u64, only_bucket: Option<&str>) -> PassReport {
+        let running = if verify { &self.stats.scrub_running } else { &self.stats.scan_running };
+        running.store(true, Ordering::Release);
+        let mut report = PassReport { started_ns: now_ns(), ..PassReport::default() };
+        let started = Instant::now();
+        let buckets: Vec<String> = self.list_buckets().into_iter().map(|b| b.name).collect();
+        for bucket in buckets.iter().filter(|b| only_bucket.is_none_or(|only| only == b.as_str())) {
+            for set in self.sets().to_vec() {
+                self.scan_set(&set, bucket, verify, rate_bytes, started, &mut report).await;
+            }
+        }
+        report.finished_ns = Some(now_ns());
+        let slot = if verify { &self.stats.last_scrub } else { &self.stats.last_scan };
+        *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+        running.store(false, Ordering::Release);
+        tracing::info!(
+            verify,
+            versions = report.versions_checked,
+            bytes = report.bytes_checked,
+            problems = report.problems_found,
+            "scan pass finished"
+        );
+        report
+    }
+
+    async fn scan_set(
+        &self,
+        set: &Arc<ErasureSet>,
+        bucket: &str,
+        verify: bool,
+        rate_bytes: u64,
+        started: Instant,
+        report: &mut PassReport,
+    ) {
+        // Walk the keys of this set through its online drives; a drive that
+        // is blank (replaced) simply contributes nothing.
+        let mut from = ScanFrom::Start;
+        loop {
+            let scans = set.online_positions().into_iter().map(|p| {
+                let drive = set.drives[p].clone();
+                let from = from.clone();
+                async move { drive.scan_versions(bucket, "", from, SCAN_BATCH).await.unwrap_or_default() }
+            });
+            let mut keys: Vec<String> = Vec::new();
+            // Keys up to the smallest last key of a full batch are complete on
+            // every drive; later ones are taken up in the next round.
+            let mut bound: Option<String> = None;
+            for rows in join_all(scans).await {
+                if rows.len() == SCAN_BATCH
+                    && let Some(last) = rows.last()
+                    && bound.as_ref().is_none_or(|b| last.key < *b)
+                {
+                    bound = Some(last.key.clone());
+                }
+                keys.extend(rows.into_iter().map(|r| r.key));
+            }
+            keys.sort();
+            keys.dedup();
+            if let Some(bound) = &bound {
+                keys.retain(|k| k <= bound);
+            }
+            if keys.is_empty() {
+                break;
+            }
+            for key in &keys {
+                let answers = self.fetch_versions_of(set, bucket, key).await;
+                for version in quorum::resolve(&answers, set.data()) {
+                    report.versions_checked += 1;
+                    let (healthy, bytes) = if verify {
+                        self.verify_version(bucket, key, version.uid).await.unwrap_or((false, 0))
+                    } else {
+                        (self.quick_check(set, bucket, &version).await, 0)
+                    };
+                    report.bytes_checked += bytes;
+                    if !healthy {
+                        report.problems_found += 1;
+                        self.heal.push(bucket, key, version.uid);
+                    }
+                    *self.stats.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
+                    if verify && rate_bytes > 0 {
+                        let due = Duration::from_secs_f64(report.bytes_checked as f64 / rate_bytes as f64);
+                        if let Some(wait) = due.checked_sub(started.elapsed()) {
+                            tokio::time::sleep(wait).await;
+                        }
+                    }
+                }
+                // Stale minority records (failed writes, superseded nulls) are
+                // cleaned by healing them: queue every uid no quorum shows.
+                let visible: HashSet<VersionUid> =
+                    quorum::resolve(&answers, set.data()).into_iter().map(|v| v.uid).collect();
+                for stored in answers.iter().flatten().flatten() {
+                    if !visible.contains(&stored.uid) {
+                        self.heal.push(bucket, key, stored.uid);
+                    }
+                }
+            }
+            match bound {
+                Some(bound) => from = ScanFrom::AfterKey(bound),
+                None => break,
+            }
+        }
+    }
+
+    /// Metadata on every drive and every blob shard present at full length.
+    async fn quick_check(&self, set: &ErasureSet, bucket: &str, version: &Resolved) -> bool {
+        if version.holders.iter().any(|h| !h) {
+            return false;
+        }
+        let Some(layout) = version.record.layout.as_ref().filter(|l| !l.inline && version.record.size > 0) else {
+            return true;
+        };
+        let Ok(geometry) = bulwark_erasure::Geometry::new(layout.data, layout.parity, layout.block_size) else {
+            return false;
+        };
+        for part in &layout.parts {
+            let Some(blob) = part.blob.as_deref().and_then(parse_blob_id) else { return false };
+            let expected = geometry.shard_len(part.size);
+            let checks = (0..set.total()).map(|p| {
+                let drive = set.drives[p].clone();
+                async move {
+                    match drive.open_blob(bucket, blob).await {
+                        Ok(reader) => reader.len() == expected,
+                        Err(_) => false,
+                    }
+                }
+            });
+            if join_all(checks).await.into_iter().any(|ok| !ok) {
+                return false;
+            }
+        }
+        true
+    }
+}
