@@ -142,10 +142,28 @@ impl LocalDrive {
         create_dir_durable(&tmp).map_err(|e| io_error(root, e))?;
         create_dir_durable(&root.join("data")).map_err(|e| io_error(root, e))?;
 
-        let db = Database::builder()
-            .set_cache_size(META_CACHE_BYTES)
-            .create(system.join("meta.redb"))
-            .map_err(|e| store_error(&label, e))?;
+        let db_path = system.join("meta.redb");
+        let db = match Database::builder().set_cache_size(META_CACHE_BYTES).create(&db_path) {
+            Ok(db) => db,
+            Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
+                return Err(Error::Store { drive: label, detail: "metadata store is already open".into() });
+            }
+            Err(e) => {
+                // A metadata store that cannot be opened is set aside (never
+                // deleted: it may still help a human) and replaced by an empty
+                // one; the scanner then finds every record missing on this
+                // drive and heal restores them from the other drives.
+                let aside = system.join(format!("meta.redb.unreadable-{}", uuid::Uuid::new_v4().simple()));
+                tracing::error!(drive = %label, error = %e, aside = %aside.display(),
+                    "metadata store unreadable; set aside and starting empty, heal will restore it");
+                fs::rename(&db_path, &aside).map_err(|e| io_error(root, e))?;
+                sync_dir(&system).map_err(|e| io_error(root, e))?;
+                Database::builder()
+                    .set_cache_size(META_CACHE_BYTES)
+                    .create(&db_path)
+                    .map_err(|e| store_error(&label, e))?
+            }
+        };
         let db = Arc::new(db);
         {
             let txn = db.begin_write().map_err(|e| store_error(&label, e))?;
@@ -827,6 +845,22 @@ mod tests {
         drive.delete_blobs("b", vec![[7; 16]]).await.expect("delete");
         assert_eq!(&reader.read_at(6, 5).await.expect("read")[..], b"world");
         assert!(matches!(reader.read_at(8, 5).await, Err(Error::ShortRead { .. })));
+    }
+
+    #[tokio::test]
+    async fn an_unreadable_metadata_store_is_set_aside_and_replaced() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = format(0);
+        f.write(dir.path()).expect("format");
+        fs::write(dir.path().join(SYSTEM_DIR).join("meta.redb"), vec![0xA5; 64 * 1024]).expect("garbage");
+        let drive = LocalDrive::open(dir.path(), f).expect("open despite the garbage");
+        assert!(drive.list_buckets().await.expect("empty store").is_empty());
+        let aside = fs::read_dir(dir.path().join(SYSTEM_DIR))
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("meta.redb.unreadable-"))
+            .count();
+        assert_eq!(aside, 1, "the unreadable store is kept aside, not deleted");
     }
 
     #[tokio::test]
