@@ -144,8 +144,59 @@ fn parse_entries(xml: &str) -> Vec<Entry> {
     }
 }
 
-/// The whole history of `bucket` in the server's order (one page; ≤ 1000 entries),
-/// read over the raw client so that versions and delete markers stay interleaved.
+/// The whole history of `bucket` (one page; ≤ 1000 entries) as the SDK sees it:
+/// versions and delete markers each in the server's order, which must be keys
+/// ascending and, within a key, newest first (decreasing time-ordered ids); then
+/// merged into one list in that order.
+async fn history(client: &Client, bucket: &str) -> Vec<Entry> {
+    let listing = client
+        .list_object_versions()
+        .bucket(bucket)
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("ListObjectVersions: {}", DisplayErrorContext(&e)));
+    assert_ne!(listing.is_truncated(), Some(true), "the history fits in one page");
+    let versions: Vec<Entry> = listing
+        .versions()
+        .iter()
+        .map(|v| Entry {
+            key: v.key().unwrap_or_default().to_owned(),
+            version_id: v.version_id().unwrap_or_default().to_owned(),
+            is_latest: v.is_latest() == Some(true),
+            delete_marker: false,
+        })
+        .collect();
+    let markers: Vec<Entry> = listing
+        .delete_markers()
+        .iter()
+        .map(|m| Entry {
+            key: m.key().unwrap_or_default().to_owned(),
+            version_id: m.version_id().unwrap_or_default().to_owned(),
+            is_latest: m.is_latest() == Some(true),
+            delete_marker: true,
+        })
+        .collect();
+    for list in [&versions, &markers] {
+        for pair in list.windows(2) {
+            assert!(
+                pair[0].key < pair[1].key || (pair[0].key == pair[1].key && newer(&pair[0], &pair[1])),
+                "listed in order: {pair:?}"
+            );
+        }
+    }
+    let mut merged: Vec<Entry> = versions.into_iter().chain(markers).collect();
+    merged.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| if newer(a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater }));
+    merged
+}
+
+/// Whether `a` is a newer version of the same key than `b`: time-ordered ids,
+/// and the `null` version is newer than any id listed after it by the server.
+fn newer(a: &Entry, b: &Entry) -> bool {
+    a.version_id > b.version_id || (a.version_id == "null" && b.version_id != "null")
+}
+
+/// Every `<Version>` and `<DeleteMarker>` of a raw ListObjectVersions body, in
+/// the order the server wrote them.
 async fn raw_history(server: &TestServer, bucket: &str) -> Vec<Entry> {
     let response = send_signed(server, "GET", &format!("/{bucket}?versions"), &[], b"").await;
     assert_eq!(response.status, 200, "ListObjectVersions: {}", response.text());

@@ -377,6 +377,8 @@ impl ObjectStore {
         running.store(true, Ordering::Release);
         let mut report = PassReport { started_ns: now_ns(), ..PassReport::default() };
         let started = Instant::now();
+        // A replaced drive gets its bucket records back first.
+        self.repair_bucket_records().await;
         let buckets: Vec<String> = self.list_buckets().into_iter().map(|b| b.name).collect();
         for bucket in buckets.iter().filter(|b| only_bucket.is_none_or(|only| only == b.as_str())) {
             for set in self.sets().to_vec() {

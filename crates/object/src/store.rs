@@ -173,7 +173,7 @@ impl ObjectStore {
     }
 
     /// A drive that came back blank (replaced) gets the bucket records back.
-    async fn repair_bucket_records(&self) {
+    pub(crate) async fn repair_bucket_records(&self) {
         let buckets: Vec<(String, BucketRecord)> = self.bucket_snapshot();
         for set in &self.sets {
             for p in set.online_positions() {

@@ -9,6 +9,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use bulwark_object::{ErasureSet, ObjectStore, SetConfig};
+use bulwark_storage::Drive;
 use s3s::service::S3ServiceBuilder;
 use tokio::net::TcpListener;
 
@@ -35,6 +36,29 @@ pub enum ServerError {
     Store(#[from] bulwark_object::Error),
 }
 
+/// How often offline drive slots are checked for a blank replacement.
+const REPLACEMENT_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Watches offline slots; a blank directory appearing there is formatted,
+/// swapped in, and a scan is started so healing rebuilds it at once.
+fn spawn_replacement_monitor(slots: Vec<topology::Slot>, store: Arc<ObjectStore>) {
+    tokio::spawn(async move {
+        loop {
+            tokio::time::sleep(REPLACEMENT_CHECK_INTERVAL).await;
+            let mut replaced = false;
+            for slot in &slots {
+                if !slot.drive.is_online() {
+                    replaced |= tokio::task::block_in_place(|| topology::replace_if_blank(slot));
+                }
+            }
+            if replaced {
+                let store = store.clone();
+                tokio::spawn(async move { store.scan_pass(false, 0, None).await });
+            }
+        }
+    });
+}
+
 /// A server that has opened its drives and bound its port.
 pub struct Server {
     listener: TcpListener,
@@ -45,18 +69,22 @@ pub struct Server {
 impl Server {
     pub async fn start(config: &Config, credentials: Credentials) -> Result<Server, ServerError> {
         config.validate()?;
-        let sets = topology::open_sets(config)?;
+        let slots = topology::open_sets(config)?;
         let set_config = SetConfig {
             data: config.erasure.data,
             parity: config.erasure.parity,
             write_quorum: config.write_quorum(),
             strict_facility: config.erasure.strict_facility,
         };
-        let sets = sets
-            .into_iter()
-            .map(|drives| ErasureSet::new(drives, set_config.clone()))
+        let sets = slots
+            .iter()
+            .map(|slots| {
+                let drives = slots.iter().map(|s| s.drive.clone() as Arc<dyn bulwark_storage::Drive>).collect();
+                ErasureSet::new(drives, set_config.clone())
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let store = Arc::new(ObjectStore::open(sets).await?);
+        spawn_replacement_monitor(slots.into_iter().flatten().collect(), store.clone());
         let owner = bulwark_s3::Owner { id: credentials.owner_id(), display_name: credentials.access_key.clone() };
         let s3 = bulwark_s3::Bulwark::new(store.clone(), owner, config.region.clone());
         let mut builder = S3ServiceBuilder::new(s3);

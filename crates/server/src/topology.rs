@@ -14,12 +14,21 @@ use std::path::Path;
 use std::sync::Arc;
 
 use bulwark_storage::local::{FORMAT_VERSION, Format, LocalDrive};
+use bulwark_storage::swap::SwappableDrive;
 use bulwark_storage::{Drive, DriveInfo, OfflineDrive};
 
 use crate::ServerError;
 use crate::config::{Config, DriveConfig};
 
-pub fn open_sets(config: &Config) -> Result<Vec<Vec<Arc<dyn Drive>>>, ServerError> {
+/// One position of one set: its configured drive, the identity a drive there
+/// must carry, and the drive currently in it.
+pub struct Slot {
+    pub config: DriveConfig,
+    pub expected: Format,
+    pub drive: Arc<SwappableDrive>,
+}
+
+pub fn open_sets(config: &Config) -> Result<Vec<Vec<Slot>>, ServerError> {
     let n = config.erasure.data + config.erasure.parity;
     if config.create_drives {
         for drive in &config.drives {
@@ -53,7 +62,7 @@ pub fn open_sets(config: &Config) -> Result<Vec<Vec<Arc<dyn Drive>>>, ServerErro
     };
     let mut sets = Vec::new();
     for (set_index, chunk) in config.drives.chunks(n).enumerate() {
-        let mut drives: Vec<Arc<dyn Drive>> = Vec::with_capacity(n);
+        let mut drives: Vec<Slot> = Vec::with_capacity(n);
         for (position, drive) in chunk.iter().enumerate() {
             let global = set_index * n + position;
             let expected = Format {
@@ -64,7 +73,8 @@ pub fn open_sets(config: &Config) -> Result<Vec<Vec<Arc<dyn Drive>>>, ServerErro
                 position,
                 facility: drive.facility.clone(),
             };
-            drives.push(open_drive(drive, &formats[global], expected));
+            let opened = open_drive(drive, &formats[global], expected.clone());
+            drives.push(Slot { config: drive.clone(), expected, drive: Arc::new(SwappableDrive::new(opened)) });
         }
         sets.push(drives);
     }
@@ -112,6 +122,21 @@ fn open_drive(config: &DriveConfig, found: &Option<Format>, mut expected: Format
         Ok(drive) => Arc::new(drive),
         Err(e) => offline(&format!("cannot open: {e}")),
     }
+}
+
+/// Formats and swaps in a blank replacement for an offline drive, if one is
+/// there now. Returns whether a drive was swapped in.
+pub fn replace_if_blank(slot: &Slot) -> bool {
+    if slot.drive.is_online() || !slot.config.path.is_dir() || !is_blank(&slot.config.path) {
+        return false;
+    }
+    let drive = open_drive(&slot.config, &None, slot.expected.clone());
+    if !drive.is_online() {
+        return false;
+    }
+    tracing::warn!(drive = %slot.config.path.display(), "blank replacement drive formatted and taken into service");
+    slot.drive.replace(drive);
+    true
 }
 
 /// A drive directory that holds nothing but (possibly) our own empty

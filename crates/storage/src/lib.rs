@@ -20,6 +20,7 @@ use bytes::Bytes;
 
 pub mod keys;
 pub mod local;
+pub mod swap;
 
 /// Identity of one blob (the shard file of one object part on one drive).
 pub type BlobId = [u8; 16];
