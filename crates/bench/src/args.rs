@@ -64,7 +64,8 @@ pub struct Args {
     /// Skip the raw disk measurement (the targets then cannot be computed).
     #[arg(long)]
     pub no_raw: bool,
-    /// Sign requests with UNSIGNED-PAYLOAD instead of hashing every body with SHA-256.
+    /// Sign PUTs of the cells with UNSIGNED-PAYLOAD instead of hashing every body with SHA-256
+    /// (the streamed bodies of --rss-check are signed chunk by chunk over http:// regardless).
     #[arg(long)]
     pub unsigned_payload: bool,
     /// Send no flexible checksum (x-amz-checksum-crc32) with uploads.

@@ -385,7 +385,8 @@ fn render_rss(rss: &RssCheck, out: &mut String) {
     let mib = |bytes: u64| bytes >> 20;
     let _ = writeln!(
         out,
-        "\nrss check: {} concurrent PUTs of {} (streamed bodies), server pid {}:",
+        "\nrss check: {} concurrent PUTs of {}, server pid {} (streamed aws-chunked bodies: over http:// the SDK signs \
+         every chunk with SHA-256 and sends a CRC32 trailer):",
         rss.concurrency,
         format_size(rss.object_size_bytes),
         rss.server_pid

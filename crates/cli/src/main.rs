@@ -31,6 +31,17 @@ enum Command {
         /// TOML file listing drives, facilities and the erasure geometry.
         #[arg(long)]
         config: Option<PathBuf>,
+        /// PEM certificate chain: serve HTTPS (HTTP/1.1 and HTTP/2). SIGHUP reloads it.
+        #[arg(long, requires = "tls_key")]
+        tls_cert: Option<PathBuf>,
+        /// PEM private key for --tls-cert.
+        #[arg(long, requires = "tls_cert")]
+        tls_key: Option<PathBuf>,
+    },
+    /// Certificates for development.
+    Cert {
+        #[command(subcommand)]
+        command: CertCommand,
     },
     /// Operate a running server (root credentials required).
     Admin {
@@ -42,6 +53,19 @@ enum Command {
         data: PathBuf,
         #[command(subcommand)]
         command: AdminCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum CertCommand {
+    /// Write a self-signed certificate (cert.pem) and key (key.pem, mode 0600).
+    SelfSigned {
+        /// Directory to write into.
+        #[arg(long)]
+        out: PathBuf,
+        /// DNS names and IP addresses the certificate is valid for.
+        #[arg(long = "name", default_values = ["localhost", "127.0.0.1", "::1"])]
+        names: Vec<String>,
     },
 }
 
@@ -83,7 +107,28 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Server { data, address, config } => runtime.block_on(server(data, address, config)),
+        Command::Server { data, address, config, tls_cert, tls_key } => {
+            let tls = tls_cert.zip(tls_key).map(|(cert, key)| bulwark_server::tls::TlsFiles { cert, key });
+            runtime.block_on(server(data, address, config, tls))
+        }
+        Command::Cert { command: CertCommand::SelfSigned { out, names } } => {
+            match bulwark_server::tls::write_self_signed(&out, &names) {
+                Ok((cert, key)) => {
+                    println!("Wrote {} and {} (valid for {})", cert.display(), key.display(), names.join(", "));
+                    println!(
+                        "Start the server with: bulwark server --tls-cert {} --tls-key {}",
+                        cert.display(),
+                        key.display()
+                    );
+                    println!("Clients must trust {} (e.g. AWS_CA_BUNDLE={}).", cert.display(), cert.display());
+                    ExitCode::SUCCESS
+                }
+                Err(e) => {
+                    eprintln!("error: {e}");
+                    ExitCode::FAILURE
+                }
+            }
+        }
         Command::Admin { endpoint, data, command } => runtime.block_on(admin_command(endpoint, data, command)),
     }
 }
@@ -110,7 +155,12 @@ async fn admin_command(endpoint: String, data: PathBuf, command: AdminCommand) -
     }
 }
 
-async fn server(data: PathBuf, address: Option<SocketAddr>, config_file: Option<PathBuf>) -> ExitCode {
+async fn server(
+    data: PathBuf,
+    address: Option<SocketAddr>,
+    config_file: Option<PathBuf>,
+    tls: Option<bulwark_server::tls::TlsFiles>,
+) -> ExitCode {
     let mut config = match &config_file {
         Some(path) => match Config::from_file(path) {
             Ok(config) => config,
@@ -123,6 +173,9 @@ async fn server(data: PathBuf, address: Option<SocketAddr>, config_file: Option<
     };
     if let Some(address) = address {
         config.address = address;
+    }
+    if tls.is_some() {
+        config.tls = tls;
     }
     let (credentials, source) = match Credentials::load(&config.state_dir) {
         Ok(loaded) => loaded,
@@ -151,7 +204,8 @@ async fn server(data: PathBuf, address: Option<SocketAddr>, config_file: Option<
             println!("Root credentials: from the environment (access key {})", credentials.access_key)
         }
     }
-    println!("Bulwark S3 endpoint: http://{address}  (region {})", config.region);
+    let scheme = if server.is_tls() { "https" } else { "http" };
+    println!("Bulwark S3 endpoint: {scheme}://{address}  (region {})", config.region);
     tracing::info!(%address, drives = config.drives.len(), "listening");
     server.run(shutdown_signal()).await;
     ExitCode::SUCCESS

@@ -882,3 +882,172 @@ pub async fn put_signed_aws_chunked(
     }
     Some(raw_http::send("PUT", &url, &all_headers, &encoded).await)
 }
+
+// ---------------------------------------------------------------------------
+// Admin CLI, status and metrics
+
+/// Longest an admin command may run before the harness kills it and fails.
+const ADMIN_TIMEOUT: Duration = Duration::from_secs(300);
+const ADMIN_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// What one `bulwark admin …` run printed and how it ended.
+#[derive(Debug, Clone)]
+pub struct AdminOutput {
+    /// The command line after `bulwark admin`, for messages.
+    pub command: String,
+    pub success: bool,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl AdminOutput {
+    /// Panics with everything the command printed unless it exited with 0.
+    #[track_caller]
+    pub fn assert_success(&self) {
+        assert!(
+            self.success,
+            "`bulwark admin {}` failed\n--- stdout ---\n{}\n--- stderr ---\n{}",
+            self.command, self.stdout, self.stderr
+        );
+    }
+
+    /// The number after `label:` on a line of a heal or scrub report
+    /// (`  problems found:     0`).
+    pub fn report_number(&self, label: &str) -> Option<u64> {
+        self.stdout.lines().find_map(|line| {
+            let (name, value) = line.split_once(':')?;
+            (name.trim() == label).then(|| value.trim().parse().ok())?
+        })
+    }
+}
+
+/// A `bulwark admin …` process running in the background; see [`AdminRun::finish`].
+pub struct AdminRun {
+    command: String,
+    child: Child,
+    stdout_path: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl AdminRun {
+    /// Waits for the command to exit (at most [`ADMIN_TIMEOUT`], then it is killed
+    /// and the test fails) and returns what it printed.
+    pub async fn finish(mut self) -> AdminOutput {
+        let deadline = Instant::now() + ADMIN_TIMEOUT;
+        let status = loop {
+            if let Some(status) = self.child.try_wait().expect("poll the admin command") {
+                break status;
+            }
+            if Instant::now() >= deadline {
+                let _ = self.child.kill();
+                let _ = self.child.wait();
+                panic!(
+                    "`bulwark admin {}` still running after {ADMIN_TIMEOUT:?}; killed\n--- stdout ---\n{}",
+                    self.command,
+                    fs::read_to_string(&self.stdout_path).unwrap_or_default()
+                );
+            }
+            tokio::time::sleep(ADMIN_POLL_INTERVAL).await;
+        };
+        AdminOutput {
+            command: self.command,
+            success: status.success(),
+            stdout: fs::read_to_string(&self.stdout_path).unwrap_or_default(),
+            stderr: fs::read_to_string(&self.stderr_path).unwrap_or_default(),
+        }
+    }
+}
+
+static ADMIN_RUNS: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
+impl TestServer {
+    /// Starts `bulwark admin --endpoint <this server> <args…>` with the root
+    /// credentials in the environment, without waiting for it. Its output goes
+    /// to files in the scratch directory (no pipe can fill up and stall it).
+    pub fn admin_spawn(&self, args: &[&str]) -> AdminRun {
+        let run = ADMIN_RUNS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let scratch = self.scratch_dir();
+        let stdout_path = scratch.join(format!("admin-{run}.stdout"));
+        let stderr_path = scratch.join(format!("admin-{run}.stderr"));
+        let stdout = fs::File::create(&stdout_path).expect("create the admin stdout file");
+        let stderr = fs::File::create(&stderr_path).expect("create the admin stderr file");
+        let binary = bulwark_binary();
+        let child = Command::new(&binary)
+            .arg("admin")
+            .arg("--endpoint")
+            .arg(self.endpoint())
+            .arg("--data")
+            .arg(self.data_dir())
+            .args(args)
+            .env("BULWARK_ROOT_USER", ACCESS_KEY)
+            .env("BULWARK_ROOT_PASSWORD", SECRET_KEY)
+            .env("AWS_DEFAULT_REGION", REGION)
+            .env("BULWARK_LOG", "warn")
+            .stdin(Stdio::null())
+            .stdout(stdout)
+            .stderr(stderr)
+            .spawn()
+            .unwrap_or_else(|e| panic!("spawn {} admin: {e}", binary.display()));
+        AdminRun { command: args.join(" "), child, stdout_path, stderr_path }
+    }
+
+    /// Runs `bulwark admin <args…>` against this server and waits for it.
+    pub async fn admin(&self, args: &[&str]) -> AdminOutput {
+        self.admin_spawn(args).finish().await
+    }
+
+    /// `bulwark admin status --json`, parsed; panics if the command fails.
+    pub async fn admin_status(&self) -> serde_json::Value {
+        let output = self.admin(&["status", "--json"]).await;
+        output.assert_success();
+        serde_json::from_str(&output.stdout)
+            .unwrap_or_else(|e| panic!("`bulwark admin status --json` printed no JSON ({e}):\n{}", output.stdout))
+    }
+
+    /// The unsigned Prometheus text of `GET /metrics`; panics unless it is a 200.
+    pub async fn metrics(&self) -> String {
+        let response = raw_http::send("GET", &format!("{}/metrics", self.endpoint()), &[], b"").await;
+        assert_eq!(response.status, 200, "unsigned GET /metrics: {}", response.text());
+        response.text()
+    }
+}
+
+/// The value of an unlabelled metric (`name 0`) in Prometheus text.
+pub fn metric_value(metrics: &str, name: &str) -> Option<f64> {
+    metrics.lines().find_map(|line| {
+        let (metric, value) = line.split_once(' ')?;
+        (metric == name).then(|| value.trim().parse().ok())?
+    })
+}
+
+/// Moves a drive directory back from where [`unplug_drive`] put it.
+pub fn replug_drive(drive: &Path) {
+    let away = drive.with_extension("away");
+    fs::rename(&away, drive).unwrap_or_else(|e| panic!("mv {} {}: {e}", away.display(), drive.display()));
+}
+
+/// Flips bit `bit` (0..8) of the byte at `offset` of `path`, in place.
+pub fn flip_bit(path: &Path, offset: u64, bit: u8) {
+    use std::os::unix::fs::FileExt;
+    assert!(bit < 8, "a byte has eight bits, not {bit}");
+    let file = fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {} to flip a bit: {e}", path.display()));
+    let mut byte = [0u8; 1];
+    file.read_exact_at(&mut byte, offset).unwrap_or_else(|e| panic!("read {} at {offset}: {e}", path.display()));
+    byte[0] ^= 1 << bit;
+    file.write_all_at(&byte, offset).unwrap_or_else(|e| panic!("write {} at {offset}: {e}", path.display()));
+    file.sync_all().expect("sync the bit-flipped file");
+}
+
+/// Cuts `path` down to `len` bytes.
+pub fn truncate_file(path: &Path, len: u64) {
+    let file = fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .unwrap_or_else(|e| panic!("open {} to truncate it: {e}", path.display()));
+    file.set_len(len).unwrap_or_else(|e| panic!("truncate {} to {len}: {e}", path.display()));
+    file.sync_all().expect("sync the truncated file");
+}

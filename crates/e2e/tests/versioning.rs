@@ -97,7 +97,8 @@ async fn get_version(client: &Client, key: &str, version_id: &str) -> Vec<u8> {
         .send()
         .await
         .unwrap_or_else(|e| panic!("GET {key} version {version_id}: {}", DisplayErrorContext(&e)));
-    assert_eq!(output.version_id(), Some(version_id), "GET {key} by version id names that version");
+    let named = output.version_id().unwrap_or("null");
+    assert_eq!(named, version_id, "GET {key} by version id names that version");
     read_all(output.body).await
 }
 
@@ -148,7 +149,7 @@ fn parse_entries(xml: &str) -> Vec<Entry> {
 /// versions and delete markers each in the server's order, which must be keys
 /// ascending and, within a key, newest first (decreasing time-ordered ids); then
 /// merged into one list in that order.
-async fn history(client: &Client, bucket: &str) -> Vec<Entry> {
+async fn list_history(client: &Client, bucket: &str) -> Vec<Entry> {
     let listing = client
         .list_object_versions()
         .bucket(bucket)
@@ -185,12 +186,13 @@ async fn history(client: &Client, bucket: &str) -> Vec<Entry> {
         }
     }
     let mut merged: Vec<Entry> = versions.into_iter().chain(markers).collect();
-    merged.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| if newer(a, b) { std::cmp::Ordering::Less } else { std::cmp::Ordering::Greater }));
+    merged.sort_by(|a, b| a.key.cmp(&b.key).then_with(|| newer(b, a).cmp(&newer(a, b))));
     merged
 }
 
-/// Whether `a` is a newer version of the same key than `b`: time-ordered ids,
-/// and the `null` version is newer than any id listed after it by the server.
+/// Whether `a` is a newer version of the same key than `b`: time-ordered ids;
+/// the `null` version counts as newest, as in these tests it is always written
+/// after the versions with ids.
 fn newer(a: &Entry, b: &Entry) -> bool {
     a.version_id > b.version_id || (a.version_id == "null" && b.version_id != "null")
 }
@@ -212,7 +214,7 @@ fn assert_newest_first_with_one_latest(entries: &[Entry]) {
     for pair in entries.windows(2) {
         if pair[0].key == pair[1].key {
             assert!(
-                pair[0].version_id > pair[1].version_id,
+                newer(&pair[0], &pair[1]),
                 "versions of {} are newest first: {} listed before {}",
                 pair[0].key,
                 pair[0].version_id,
@@ -311,7 +313,7 @@ fn base64_md5(bytes: &[u8]) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn each_put_gets_a_new_time_ordered_version_id_and_a_delete_adds_a_latest_delete_marker() {
-    let (server, client) = enabled_bucket().await;
+    let (_server, client) = enabled_bucket().await;
     let history = write_history(&client).await;
     let mut ids: Vec<&str> = history.versions.iter().map(|(id, _)| id.as_str()).collect();
     ids.push(&history.marker);
@@ -338,7 +340,7 @@ async fn each_put_gets_a_new_time_ordered_version_id_and_a_delete_adds_a_latest_
     assert_eq!(marker.is_latest(), Some(true), "the delete marker is latest");
     assert_eq!(marker.version_id(), Some(history.marker.as_str()), "the marker is listed with its version id");
 
-    let entries = raw_history(&server, BUCKET).await;
+    let entries = list_history(&client, BUCKET).await;
     let listed: Vec<(&str, bool)> = entries.iter().map(|e| (e.version_id.as_str(), e.delete_marker)).collect();
     let mut expected: Vec<(&str, bool)> = history.versions.iter().map(|(id, _)| (id.as_str(), false)).collect();
     expected.push((&history.marker, true));
@@ -400,7 +402,7 @@ async fn copying_an_old_version_onto_its_own_key_restores_it_as_a_new_version() 
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_the_delete_marker_by_version_id_brings_the_latest_version_back() {
-    let (server, client) = enabled_bucket().await;
+    let (_server, client) = enabled_bucket().await;
     let history = write_history(&client).await;
     let output = client
         .delete_object()
@@ -417,7 +419,7 @@ async fn deleting_the_delete_marker_by_version_id_brings_the_latest_version_back
     let got = client.get_object().bucket(BUCKET).key(KEY).send().await.expect("GET after removing the marker");
     assert_eq!(got.version_id(), Some(latest_id.as_str()), "the newest version is current again");
     assert!(read_all(got.body).await == *latest_data, "the key reads as its newest version again");
-    let entries = raw_history(&server, BUCKET).await;
+    let entries = list_history(&client, BUCKET).await;
     assert!(entries.iter().all(|e| !e.delete_marker), "no marker is left: {entries:?}");
     assert_eq!(entries.len(), 3, "the three versions remain: {entries:?}");
     assert_newest_first_with_one_latest(&entries);
@@ -426,7 +428,7 @@ async fn deleting_the_delete_marker_by_version_id_brings_the_latest_version_back
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn deleting_a_specific_version_removes_it_for_good_and_leaves_the_others() {
-    let (server, client) = enabled_bucket().await;
+    let (_server, client) = enabled_bucket().await;
     let history = write_history(&client).await;
     let (gone_id, _) = &history.versions[1];
     let output = client
@@ -447,7 +449,7 @@ async fn deleting_a_specific_version_removes_it_for_good_and_leaves_the_others()
             assert!(get_version(&client, KEY, id).await == *data, "version {id} survives deleting another");
         }
     }
-    let entries = raw_history(&server, BUCKET).await;
+    let entries = list_history(&client, BUCKET).await;
     let listed: Vec<&str> = entries.iter().map(|e| e.version_id.as_str()).collect();
     let expected = [history.marker.as_str(), history.versions[2].0.as_str(), history.versions[0].0.as_str()];
     assert_eq!(listed, expected, "the deleted version is gone from the history");
@@ -459,6 +461,32 @@ async fn deleting_a_specific_version_removes_it_for_good_and_leaves_the_others()
     let got = client.get_object().bucket(BUCKET).key("other").send().await.expect("GET after deleting the latest");
     assert_eq!(got.version_id(), Some(bare.as_str()), "the previous version is current");
     assert!(read_all(got.body).await == payload(9, SMALL_BYTES), "the key reads as the previous version");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn list_object_versions_interleaves_versions_and_delete_markers_in_history_order() {
+    let (server, client) = enabled_bucket().await;
+    let a1 = put_versioned(&client, "a", &payload(23, SMALL_BYTES)).await;
+    let a_marker = delete_key(&client, "a").await.1.expect("a marker id");
+    let b1 = put_versioned(&client, "b", &payload(24, SMALL_BYTES)).await;
+    let b2 = put_versioned(&client, "b", &payload(25, SMALL_BYTES)).await;
+    let c1 = put_versioned(&client, "c", &payload(26, SMALL_BYTES)).await;
+    let c_marker = delete_key(&client, "c").await.1.expect("a marker id");
+    let c2 = put_versioned(&client, "c", &payload(27, SMALL_BYTES)).await;
+
+    let entries = raw_history(&server, BUCKET).await;
+    let listed: Vec<(&str, &str, bool)> =
+        entries.iter().map(|e| (e.key.as_str(), e.version_id.as_str(), e.delete_marker)).collect();
+    let expected = [
+        ("a", a_marker.as_str(), true),
+        ("a", a1.as_str(), false),
+        ("b", b2.as_str(), false),
+        ("b", b1.as_str(), false),
+        ("c", c2.as_str(), false),
+        ("c", c_marker.as_str(), true),
+        ("c", c1.as_str(), false),
+    ];
+    assert_eq!(listed, expected, "the XML lists <Version> and <DeleteMarker> entries in one history order");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,7 +530,7 @@ async fn list_objects_v1_and_v2_skip_keys_whose_latest_version_is_a_delete_marke
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_suspended_bucket_keeps_one_null_version_per_key_beside_the_enabled_versions() {
-    let (server, client) = enabled_bucket().await;
+    let (_server, client) = enabled_bucket().await;
     let first = payload(30, SMALL_BYTES);
     let second = payload(31, CODED_BYTES);
     let enabled_ids = [put_versioned(&client, KEY, &first).await, put_versioned(&client, KEY, &second).await];
@@ -516,7 +544,7 @@ async fn a_suspended_bucket_keeps_one_null_version_per_key_beside_the_enabled_ve
     let id = put_version(&client, KEY, &null_two).await;
     assert!(matches!(id.as_deref(), None | Some("null")), "a second PUT gets the null version again: {id:?}");
 
-    let entries = raw_history(&server, BUCKET).await;
+    let entries = list_history(&client, BUCKET).await;
     let listed: Vec<&str> = entries.iter().map(|e| e.version_id.as_str()).collect();
     assert_eq!(
         listed,
@@ -530,7 +558,7 @@ async fn a_suspended_bucket_keeps_one_null_version_per_key_beside_the_enabled_ve
     let (marker, marker_id) = delete_key(&client, KEY).await;
     assert_eq!(marker, Some(true), "a DELETE in a suspended bucket adds a delete marker");
     assert!(matches!(marker_id.as_deref(), None | Some("null")), "the marker is the null version: {marker_id:?}");
-    let entries = raw_history(&server, BUCKET).await;
+    let entries = list_history(&client, BUCKET).await;
     let listed: Vec<(&str, bool)> = entries.iter().map(|e| (e.version_id.as_str(), e.delete_marker)).collect();
     assert_eq!(
         listed,
@@ -550,12 +578,12 @@ async fn a_suspended_bucket_keeps_one_null_version_per_key_beside_the_enabled_ve
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_unversioned_bucket_gives_no_version_ids_and_a_delete_removes_the_key() {
-    let (server, client) = TestServer::start_with_bucket(BUCKET).await;
+    let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
     for (seed, size) in [(40, SMALL_BYTES), (41, CODED_BYTES)] {
         let id = put_version(&client, KEY, &payload(seed, size)).await;
         assert!(matches!(id.as_deref(), None | Some("null")), "an unversioned PUT has no version id: {id:?}");
     }
-    let entries = raw_history(&server, BUCKET).await;
+    let entries = list_history(&client, BUCKET).await;
     let listed: Vec<(&str, bool)> = entries.iter().map(|e| (e.version_id.as_str(), e.is_latest)).collect();
     assert_eq!(listed, [("null", true)], "an overwrite in an unversioned bucket keeps one null version");
 
@@ -563,7 +591,7 @@ async fn an_unversioned_bucket_gives_no_version_ids_and_a_delete_removes_the_key
     assert_ne!(marker, Some(true), "an unversioned DELETE adds no delete marker");
     assert!(matches!(id.as_deref(), None | Some("null")), "an unversioned DELETE has no version id: {id:?}");
     assert_s3_error(client.get_object().bucket(BUCKET).key(KEY).send().await, 404, "NoSuchKey");
-    assert!(raw_history(&server, BUCKET).await.is_empty(), "nothing is left of the key");
+    assert!(list_history(&client, BUCKET).await.is_empty(), "nothing is left of the key");
 }
 
 // ---------------------------------------------------------------------------
@@ -571,7 +599,7 @@ async fn an_unversioned_bucket_gives_no_version_ids_and_a_delete_removes_the_key
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn delete_objects_with_version_ids_removes_exactly_those_versions() {
-    let (server, client) = enabled_bucket().await;
+    let (_server, client) = enabled_bucket().await;
     let mut written: BTreeMap<(String, String), Vec<u8>> = BTreeMap::new();
     for key in ["x", "y"] {
         for seed in 0..3 {
@@ -605,7 +633,7 @@ async fn delete_objects_with_version_ids_removes_exactly_those_versions() {
     expected.sort();
     assert_eq!(deleted, expected, "DeleteObjects reports each version it deleted");
 
-    let entries = raw_history(&server, BUCKET).await;
+    let entries = list_history(&client, BUCKET).await;
     assert!(entries.iter().all(|e| !e.delete_marker), "deleting by version id adds no marker: {entries:?}");
     let left: BTreeSet<(String, String)> = entries.iter().map(|e| (e.key.clone(), e.version_id.clone())).collect();
     let survivors: BTreeSet<(String, String)> = ids.iter().filter(|k| !doomed.contains(k)).cloned().collect();
@@ -620,7 +648,7 @@ async fn delete_objects_with_version_ids_removes_exactly_those_versions() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_multipart_upload_and_a_copy_in_an_enabled_bucket_add_new_versions() {
-    let (server, client) = enabled_bucket().await;
+    let (_server, client) = enabled_bucket().await;
     let first = payload(60, SMALL_BYTES);
     let first_id = put_versioned(&client, KEY, &first).await;
 
@@ -668,7 +696,7 @@ async fn a_multipart_upload_and_a_copy_in_an_enabled_bucket_add_new_versions() {
     assert_version_id_shape(&copy_id);
     assert!(copy_id > multipart_id, "the copy is the newest version");
 
-    let entries = raw_history(&server, BUCKET).await;
+    let entries = list_history(&client, BUCKET).await;
     let doc: Vec<&str> = entries.iter().filter(|e| e.key == KEY).map(|e| e.version_id.as_str()).collect();
     assert_eq!(doc, [copy_id.as_str(), multipart_id.as_str(), first_id.as_str()], "three versions of {KEY}");
     assert!(get_version(&client, KEY, &first_id).await == first, "the first PUT survives");
@@ -774,7 +802,7 @@ const BURST_OPERATIONS: usize = 10;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_burst_of_concurrent_puts_and_deletes_leaves_a_consistent_history() {
-    let (server, client) = enabled_bucket().await;
+    let (_server, client) = enabled_bucket().await;
     let tasks: Vec<_> = (0..BURST_TASKS)
         .map(|task| {
             let client = client.clone();
@@ -805,8 +833,8 @@ async fn a_burst_of_concurrent_puts_and_deletes_leaves_a_consistent_history() {
     }
     assert_eq!(puts.len() + markers.len(), BURST_TASKS * BURST_OPERATIONS, "every operation got its own version id");
 
-    let first = raw_history(&server, BUCKET).await;
-    let second = raw_history(&server, BUCKET).await;
+    let first = list_history(&client, BUCKET).await;
+    let second = list_history(&client, BUCKET).await;
     assert_eq!(first, second, "the history lists the same twice");
     assert_eq!(first.len(), BURST_TASKS * BURST_OPERATIONS, "every operation is in the history");
     assert_newest_first_with_one_latest(&first);
@@ -830,12 +858,12 @@ async fn a_burst_of_concurrent_puts_and_deletes_leaves_a_consistent_history() {
 
 /// Every version of [`KEY`] reads back byte-identical by id, and the history
 /// lists exactly these versions, newest first.
-async fn assert_versions_intact(server: &TestServer, client: &Client, versions: &[(String, Vec<u8>)], when: &str) {
+async fn assert_versions_intact(client: &Client, versions: &[(String, Vec<u8>)], when: &str) {
     for (id, data) in versions {
         let got = get_version(client, KEY, id).await;
         assert!(got == *data, "version {id} ({} bytes) reads back byte-identical {when}", data.len());
     }
-    let entries = raw_history(server, BUCKET).await;
+    let entries = list_history(client, BUCKET).await;
     let listed: Vec<&str> = entries.iter().map(|e| e.version_id.as_str()).collect();
     let expected: Vec<&str> = versions.iter().rev().map(|(id, _)| id.as_str()).collect();
     assert_eq!(listed, expected, "every version is listed {when}");
@@ -862,8 +890,8 @@ async fn a_drive_wiped_in_the_middle_of_a_versioned_history_loses_no_version() {
         versions.push((put_versioned(&client, KEY, &data).await, data));
     }
 
-    assert_versions_intact(&server, &client, &versions, "after drive 3 was wiped between the fifth and sixth").await;
+    assert_versions_intact(&client, &versions, "after drive 3 was wiped between the fifth and sixth").await;
     // One more drive lost later: still within the two-drive tolerance.
     unplug_drive(&server.drive_path(6));
-    assert_versions_intact(&server, &client, &versions, "with drive 6 unplugged as well").await;
+    assert_versions_intact(&client, &versions, "with drive 6 unplugged as well").await;
 }

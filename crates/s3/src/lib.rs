@@ -29,6 +29,13 @@ use errors::to_s3;
 /// Receipt header: shards durable now / shards of the layout.
 pub const REDUNDANCY_HEADER: &str = "x-bulwark-redundancy";
 
+/// How the request reached us; the listener puts it in the request's
+/// extensions. SSE-C over a connection that is not `secure` is refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Transport {
+    pub secure: bool,
+}
+
 /// Keys of one DeleteObjects request deleted concurrently.
 const DELETE_CONCURRENCY_MAX: usize = 16;
 

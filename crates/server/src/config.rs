@@ -46,6 +46,8 @@ pub struct FileConfig {
     pub drives: Vec<DriveConfig>,
     #[serde(default)]
     pub heal: HealFileConfig,
+    #[serde(default)]
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// Everything the server needs to start.
@@ -61,6 +63,8 @@ pub struct Config {
     pub create_drives: bool,
     /// Pace of the scanner and the scrub.
     pub healer: bulwark_object::HealerConfig,
+    /// TLS certificate and key; plain HTTP when absent.
+    pub tls: Option<crate::tls::TlsFiles>,
 }
 
 /// `[heal]` in the TOML file.
@@ -124,6 +128,7 @@ impl Config {
             drives,
             create_drives: true,
             healer: bulwark_object::HealerConfig::default(),
+            tls: None,
         }
     }
 
@@ -144,6 +149,7 @@ impl Config {
             drives: file.drives,
             create_drives: false,
             healer: file.heal.to_config(),
+            tls: file.tls,
         };
         config.validate()?;
         Ok(config)

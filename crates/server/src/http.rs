@@ -14,6 +14,9 @@ use s3s::Body;
 use s3s::service::S3Service;
 use tokio::net::TcpListener;
 
+/// A TLS client that has not finished its handshake by then is dropped.
+const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 /// Longest validity of a presigned URL (SigV4: seven days).
 const PRESIGNED_EXPIRES_SECS_MAX: u64 = 7 * 24 * 3600;
 
@@ -21,6 +24,7 @@ pub async fn serve(
     listener: TcpListener,
     service: S3Service,
     store: Arc<ObjectStore>,
+    tls: Option<Arc<crate::tls::TlsReloader>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
     let builder = ConnBuilder::new(TokioExecutor::new());
@@ -38,20 +42,48 @@ pub async fn serve(
             () = &mut shutdown => break,
         };
         let _ = socket.set_nodelay(true);
+        let secure = tls.is_some();
         let service = service.clone();
         let store = store.clone();
-        let handler = hyper::service::service_fn(move |request: http::Request<Incoming>| {
+        let handler = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             let service = service.clone();
             let store = store.clone();
+            request.extensions_mut().insert(bulwark_s3::Transport { secure });
             async move { Ok::<_, Infallible>(handle(&service, &store, request).await) }
         });
-        let connection = builder.serve_connection_with_upgrades(TokioIo::new(socket), handler);
-        let connection = graceful.watch(connection.into_owned());
-        tokio::spawn(async move {
-            if let Err(e) = connection.await {
-                tracing::debug!(%peer, error = %e, "connection ended with an error");
+        match &tls {
+            None => {
+                let connection = builder.serve_connection_with_upgrades(TokioIo::new(socket), handler);
+                let connection = graceful.watch(connection.into_owned());
+                tokio::spawn(async move {
+                    if let Err(e) = connection.await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
             }
-        });
+            Some(reloader) => {
+                let acceptor = tokio_rustls::TlsAcceptor::from(reloader.current());
+                let builder = builder.clone();
+                let watcher = graceful.watcher();
+                tokio::spawn(async move {
+                    let stream = match tokio::time::timeout(TLS_HANDSHAKE_TIMEOUT, acceptor.accept(socket)).await {
+                        Ok(Ok(stream)) => stream,
+                        Ok(Err(e)) => {
+                            tracing::debug!(%peer, error = %e, "TLS handshake failed");
+                            return;
+                        }
+                        Err(_) => {
+                            tracing::debug!(%peer, "TLS handshake timed out");
+                            return;
+                        }
+                    };
+                    let connection = builder.serve_connection_with_upgrades(TokioIo::new(stream), handler);
+                    if let Err(e) = watcher.watch(connection.into_owned()).await {
+                        tracing::debug!(%peer, error = %e, "connection ended with an error");
+                    }
+                });
+            }
+        }
     }
     tracing::info!("shutting down: waiting for open requests");
     graceful.shutdown().await;

@@ -17,6 +17,7 @@ pub mod config;
 pub mod credentials;
 mod http;
 mod metrics;
+pub mod tls;
 pub mod topology;
 
 pub use config::Config;
@@ -34,6 +35,8 @@ pub enum ServerError {
     Listen { address: SocketAddr, source: std::io::Error },
     #[error("object store: {0}")]
     Store(#[from] bulwark_object::Error),
+    #[error("tls: {0}")]
+    Tls(String),
 }
 
 /// How often offline drive slots are checked for a blank replacement.
@@ -59,11 +62,28 @@ fn spawn_replacement_monitor(slots: Vec<topology::Slot>, store: Arc<ObjectStore>
     });
 }
 
+/// SIGHUP re-reads the TLS certificate and key; open connections stay.
+fn spawn_reload_on_sighup(reloader: Arc<tls::TlsReloader>) {
+    tokio::spawn(async move {
+        let Ok(mut hangups) = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; certificate reload disabled");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match reloader.reload() {
+                Ok(()) => tracing::info!("TLS certificate reloaded"),
+                Err(e) => tracing::error!(error = %e, "TLS certificate reload failed; keeping the old one"),
+            }
+        }
+    });
+}
+
 /// A server that has opened its drives and bound its port.
 pub struct Server {
     listener: TcpListener,
     service: s3s::service::S3Service,
     store: Arc<ObjectStore>,
+    tls: Option<Arc<tls::TlsReloader>>,
 }
 
 impl Server {
@@ -95,10 +115,14 @@ impl Server {
         builder.set_route(bulwark_s3::admin::AdminRoute::new(store.clone(), credentials.access_key.clone()));
         store.start_background(config.healer.clone());
         let service = builder.build();
+        let tls = match &config.tls {
+            Some(files) => Some(Arc::new(tls::TlsReloader::new(files.clone()).map_err(ServerError::Tls)?)),
+            None => None,
+        };
         let listener = TcpListener::bind(config.address)
             .await
             .map_err(|source| ServerError::Listen { address: config.address, source })?;
-        Ok(Server { listener, service, store })
+        Ok(Server { listener, service, store, tls })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -109,9 +133,16 @@ impl Server {
         &self.store
     }
 
+    pub fn is_tls(&self) -> bool {
+        self.tls.is_some()
+    }
+
     /// Serves until `shutdown` resolves, then stops accepting and lets open
     /// requests finish.
     pub async fn run(self, shutdown: impl std::future::Future<Output = ()>) {
-        http::serve(self.listener, self.service, self.store, shutdown).await;
+        if let Some(reloader) = &self.tls {
+            spawn_reload_on_sighup(reloader.clone());
+        }
+        http::serve(self.listener, self.service, self.store, self.tls, shutdown).await;
     }
 }
