@@ -102,7 +102,7 @@ async fn get_version(client: &Client, key: &str, version_id: &str) -> Vec<u8> {
     read_all(output.body).await
 }
 
-/// One entry of a ListObjectVersions response, in the order the server sent it.
+/// One version or delete marker of a ListObjectVersions response.
 #[derive(Debug, Clone, PartialEq, Eq)]
 struct Entry {
     key: String,

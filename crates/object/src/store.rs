@@ -465,7 +465,13 @@ impl ObjectStore {
         let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX), &algorithms);
         let data = self.write_data(&set, bucket, &distribution, &positions, &mut reader, true).await?;
         let total = reader.total();
-        let (md5, digests) = reader.finish();
+        let (md5, digests) = match reader.finish().await {
+            Ok(done) => done,
+            Err(e) => {
+                data.discard(&set, bucket).await;
+                return Err(e);
+            }
+        };
         let verified = verify_body(size, total, &opts.content_md5, &md5)
             .and_then(|()| verify_checksums(primary, &opts.checksum, &digests));
         let digest = match verified {
@@ -1115,7 +1121,13 @@ impl ObjectStore {
         let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX), &algorithms);
         let data = self.write_data(&set, bucket, &upload.distribution, &positions, &mut reader, false).await?;
         let total = reader.total();
-        let (md5, digests) = reader.finish();
+        let (md5, digests) = match reader.finish().await {
+            Ok(done) => done,
+            Err(e) => {
+                data.discard(&set, bucket).await;
+                return Err(e);
+            }
+        };
         let verified = verify_body(size, total, &opts.content_md5, &md5)
             .and_then(|()| verify_checksums(primary, &request, &digests));
         let digest = match verified {

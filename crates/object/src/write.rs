@@ -29,11 +29,37 @@ pub(crate) struct BodyReader {
     stream: ByteStream,
     pending: BytesMut,
     done: bool,
-    md5: Md5,
-    checksums: Vec<(ChecksumAlgorithm, checksum::Hasher)>,
+    hashing: Hashing,
     total: u64,
     limit: u64,
 }
+
+/// MD5 and checksums of everything handed out. The first block is hashed in
+/// the request task (small objects never pay for a thread); from the second
+/// block on, hashing runs on a blocking thread in parallel with erasure
+/// coding and the drive writes, so one large PUT can use two cores.
+enum Hashing {
+    Inline(Hashers),
+    Offloaded { sender: mpsc::Sender<Bytes>, task: JoinHandle<Hashers> },
+    Poisoned,
+}
+
+struct Hashers {
+    md5: Md5,
+    checksums: Vec<(ChecksumAlgorithm, checksum::Hasher)>,
+}
+
+impl Hashers {
+    fn update(&mut self, block: &[u8]) {
+        self.md5.update(block);
+        for (_, hasher) in &mut self.checksums {
+            hasher.update(block);
+        }
+    }
+}
+
+/// Blocks queued for the hashing thread before the reader waits for it.
+const HASH_BLOCKS_IN_FLIGHT_MAX: usize = 4;
 
 impl BodyReader {
     /// Reads at most `limit` bytes, computing MD5 and the given checksums in
@@ -45,7 +71,14 @@ impl BodyReader {
                 checksums.push((algorithm, checksum::Hasher::new(algorithm)));
             }
         }
-        BodyReader { stream, pending: BytesMut::new(), done: false, md5: Md5::new(), checksums, total: 0, limit }
+        BodyReader {
+            stream,
+            pending: BytesMut::new(),
+            done: false,
+            hashing: Hashing::Inline(Hashers { md5: Md5::new(), checksums }),
+            total: 0,
+            limit,
+        }
     }
 
     /// Next block of exactly `size` bytes, or fewer at the end of the body;
@@ -58,7 +91,12 @@ impl BodyReader {
                     if self.total > self.limit {
                         return Err(Error::EntityTooLarge);
                     }
-                    self.pending.extend_from_slice(&chunk);
+                    if self.pending.is_empty() && chunk.len() >= size {
+                        // Take whole chunks without copying when they are big enough.
+                        self.pending = BytesMut::from(chunk);
+                    } else {
+                        self.pending.extend_from_slice(&chunk);
+                    }
                 }
                 Some(Err(e)) => return Err(Error::Body(e)),
                 None => self.done = true,
@@ -69,11 +107,34 @@ impl BodyReader {
         }
         let take = size.min(self.pending.len());
         let block = self.pending.split_to(take).freeze();
-        self.md5.update(&block);
-        for (_, hasher) in &mut self.checksums {
-            hasher.update(&block);
-        }
+        self.hash(block.clone()).await;
         Ok(Some(block))
+    }
+
+    async fn hash(&mut self, block: Bytes) {
+        match std::mem::replace(&mut self.hashing, Hashing::Poisoned) {
+            Hashing::Inline(mut hashers) if self.total <= block.len() as u64 => {
+                // Still the first block: hash here.
+                hashers.update(&block);
+                self.hashing = Hashing::Inline(hashers);
+            }
+            Hashing::Inline(mut hashers) => {
+                let (sender, mut receiver) = mpsc::channel::<Bytes>(HASH_BLOCKS_IN_FLIGHT_MAX);
+                let task = tokio::task::spawn_blocking(move || {
+                    while let Some(block) = receiver.blocking_recv() {
+                        hashers.update(&block);
+                    }
+                    hashers
+                });
+                let _ = sender.send(block).await;
+                self.hashing = Hashing::Offloaded { sender, task };
+            }
+            Hashing::Offloaded { sender, task } => {
+                let _ = sender.send(block).await;
+                self.hashing = Hashing::Offloaded { sender, task };
+            }
+            Hashing::Poisoned => {}
+        }
     }
 
     pub fn total(&self) -> u64 {
@@ -81,9 +142,17 @@ impl BodyReader {
     }
 
     /// The MD5 and every checksum's raw digest.
-    pub fn finish(self) -> ([u8; 16], Vec<(ChecksumAlgorithm, Vec<u8>)>) {
-        let checksums = self.checksums.into_iter().map(|(a, h)| (a, h.finalize())).collect();
-        (self.md5.finalize().into(), checksums)
+    pub async fn finish(self) -> Result<([u8; 16], Vec<(ChecksumAlgorithm, Vec<u8>)>)> {
+        let hashers = match self.hashing {
+            Hashing::Inline(hashers) => hashers,
+            Hashing::Offloaded { sender, task } => {
+                drop(sender);
+                task.await.map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?
+            }
+            Hashing::Poisoned => return Err(Error::Internal("hashing state lost".into())),
+        };
+        let checksums = hashers.checksums.into_iter().map(|(a, h)| (a, h.finalize())).collect();
+        Ok((hashers.md5.finalize().into(), checksums))
     }
 }
 

@@ -1,0 +1,384 @@
+//! Encryption at rest (DESIGN.md §5): package encryption of object data and
+//! sealing of object keys. Pure functions over bytes and keys — no I/O.
+//!
+//! **Packages.** Object data is cut into packages of `PACKAGE_SIZE` plaintext
+//! bytes, each sealed with AES-256-GCM under the object key (a fresh random
+//! key per object, version and part). The nonce is a random per-object base
+//! nonce with the package's sequence number XORed into its last 8 bytes; the
+//! associated data binds a domain string, the sequence number and a "final"
+//! flag. A package moved, dropped, repeated, or a stream cut short therefore
+//! fails authentication. An empty object is one empty final package, so even
+//! "nothing" is authenticated. A range read decrypts only the packages that
+//! cover the range. Layout: `docs/design/encryption-format.md`.
+//!
+//! **Sealing.** An object key is never stored in the clear; it is sealed with
+//! a key-encryption key (KEK). For SSE-C the KEK is derived by HKDF-SHA256
+//! from the customer's key, a random salt and the object's bucket/key, and the
+//! server keeps only a salted HMAC-SHA256 of the customer key to recognise it.
+//!
+//! Secrets live in [`Key32`], which zeroizes on drop and prints as `[redacted]`.
+#![forbid(unsafe_code)]
+
+use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::{hkdf, hmac};
+use zeroize::Zeroizing;
+
+/// Plaintext bytes per package.
+pub const PACKAGE_SIZE: usize = 64 * 1024;
+/// AES-GCM tag bytes appended to each package.
+pub const TAG_LEN: usize = 16;
+/// Ciphertext bytes of a full package.
+pub const PACKAGE_CIPHER_SIZE: usize = PACKAGE_SIZE + TAG_LEN;
+const PACKAGE_AAD_DOMAIN: &[u8] = b"bulwark package v1";
+const SEAL_INFO_DOMAIN: &[u8] = b"bulwark sealed object key v1";
+const PART_INFO_DOMAIN: &[u8] = b"bulwark part key v1";
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum CryptoError {
+    #[error("authentication failed: the data or the key is not the one that was sealed")]
+    Authentication,
+    #[error("malformed sealed data")]
+    Malformed,
+    #[error("random number generator failed")]
+    Random,
+}
+
+/// A 256-bit secret key. Zeroized on drop; never printed.
+#[derive(Clone)]
+pub struct Key32(Zeroizing<[u8; 32]>);
+
+impl Key32 {
+    pub fn from_bytes(bytes: [u8; 32]) -> Key32 {
+        Key32(Zeroizing::new(bytes))
+    }
+
+    pub fn from_slice(bytes: &[u8]) -> Option<Key32> {
+        let array: [u8; 32] = bytes.try_into().ok()?;
+        Some(Key32::from_bytes(array))
+    }
+
+    pub fn random() -> Result<Key32, CryptoError> {
+        let mut bytes = Zeroizing::new([0u8; 32]);
+        SystemRandom::new().fill(bytes.as_mut()).map_err(|_| CryptoError::Random)?;
+        Ok(Key32(bytes))
+    }
+
+    pub fn expose(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl std::fmt::Debug for Key32 {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("[redacted]")
+    }
+}
+
+pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
+    let mut out = [0u8; N];
+    SystemRandom::new().fill(&mut out).map_err(|_| CryptoError::Random)?;
+    Ok(out)
+}
+
+fn aead_key(key: &Key32) -> LessSafeKey {
+    // AES-256 takes exactly 32 bytes, which Key32 always holds.
+    LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key.expose()).expect("32-byte AES-256 key"))
+}
+
+/// Number of packages of an object of `plain_len` bytes (at least one).
+pub fn package_count(plain_len: u64) -> u64 {
+    plain_len.div_ceil(PACKAGE_SIZE as u64).max(1)
+}
+
+/// Ciphertext length of an object of `plain_len` bytes.
+pub fn encrypted_len(plain_len: u64) -> u64 {
+    plain_len + package_count(plain_len) * TAG_LEN as u64
+}
+
+fn package_nonce(base: &[u8; 12], seq: u64) -> Nonce {
+    let mut nonce = *base;
+    for (slot, byte) in nonce[4..].iter_mut().zip(seq.to_be_bytes()) {
+        *slot ^= byte;
+    }
+    Nonce::assume_unique_for_key(nonce)
+}
+
+fn package_aad(seq: u64, is_final: bool) -> [u8; 27] {
+    let mut aad = [0u8; 27];
+    aad[..18].copy_from_slice(PACKAGE_AAD_DOMAIN);
+    aad[18..26].copy_from_slice(&seq.to_be_bytes());
+    aad[26] = u8::from(is_final);
+    aad
+}
+
+/// Streaming encryptor: feed plaintext, take ciphertext of complete packages.
+pub struct PackageSealer {
+    key: LessSafeKey,
+    base_nonce: [u8; 12],
+    seq: u64,
+    pending: Vec<u8>,
+}
+
+impl PackageSealer {
+    pub fn new(key: &Key32, base_nonce: [u8; 12]) -> PackageSealer {
+        PackageSealer { key: aead_key(key), base_nonce, seq: 0, pending: Vec::with_capacity(PACKAGE_SIZE) }
+    }
+
+    fn seal(&mut self, mut plain: Vec<u8>, is_final: bool, out: &mut Vec<u8>) {
+        let nonce = package_nonce(&self.base_nonce, self.seq);
+        let aad = package_aad(self.seq, is_final);
+        // Sealing in memory with a valid key and nonce cannot fail.
+        let tag = self.key.seal_in_place_separate_tag(nonce, Aad::from(aad), &mut plain).expect("AES-GCM seal");
+        out.extend_from_slice(&plain);
+        out.extend_from_slice(tag.as_ref());
+        self.seq += 1;
+    }
+
+    /// Adds plaintext; returns the ciphertext of every package completed.
+    /// A full package is only sealed once more data follows, because the
+    /// last package must carry the final flag.
+    pub fn push(&mut self, mut data: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        while !data.is_empty() {
+            if self.pending.len() == PACKAGE_SIZE {
+                let package = std::mem::replace(&mut self.pending, Vec::with_capacity(PACKAGE_SIZE));
+                self.seal(package, false, &mut out);
+            }
+            let take = (PACKAGE_SIZE - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+        out
+    }
+
+    /// Seals the final package (possibly empty) and returns its ciphertext.
+    pub fn finish(mut self) -> Vec<u8> {
+        let mut out = Vec::new();
+        let package = std::mem::take(&mut self.pending);
+        self.seal(package, true, &mut out);
+        out
+    }
+}
+
+/// The packages that cover a plaintext range, and where they are.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PackageSpan {
+    pub first_seq: u64,
+    pub last_seq: u64,
+    /// Ciphertext offset and length of those packages.
+    pub cipher_offset: u64,
+    pub cipher_len: u64,
+    /// Plaintext bytes to drop from the first package.
+    pub skip: u64,
+}
+
+/// Maps the inclusive plaintext range `[start, end]` of an object of
+/// `plain_len` bytes onto its packages.
+pub fn package_span(plain_len: u64, start: u64, end: u64) -> PackageSpan {
+    assert!(start <= end && (end < plain_len || plain_len == 0));
+    let first_seq = start / PACKAGE_SIZE as u64;
+    let last_seq = end / PACKAGE_SIZE as u64;
+    let cipher_offset = first_seq * PACKAGE_CIPHER_SIZE as u64;
+    let cipher_end = ((last_seq + 1) * PACKAGE_CIPHER_SIZE as u64).min(encrypted_len(plain_len));
+    PackageSpan {
+        first_seq,
+        last_seq,
+        cipher_offset,
+        cipher_len: cipher_end - cipher_offset,
+        skip: start % PACKAGE_SIZE as u64,
+    }
+}
+
+/// Decrypts one package (`ciphertext ‖ tag`) in place; returns the plaintext.
+pub fn open_package<'a>(
+    key: &Key32,
+    base_nonce: &[u8; 12],
+    seq: u64,
+    is_final: bool,
+    package: &'a mut [u8],
+) -> Result<&'a mut [u8], CryptoError> {
+    if package.len() < TAG_LEN || package.len() > PACKAGE_CIPHER_SIZE {
+        return Err(CryptoError::Malformed);
+    }
+    aead_key(key)
+        .open_in_place(package_nonce(base_nonce, seq), Aad::from(package_aad(seq, is_final)), package)
+        .map_err(|_| CryptoError::Authentication)
+}
+
+/// The key of part `number` of a multipart object, derived from the object key.
+pub fn part_key(object_key: &Key32, number: u32) -> Key32 {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(object_key.expose());
+    let number = number.to_be_bytes();
+    let info = [PART_INFO_DOMAIN, &number[..]];
+    let mut out = Zeroizing::new([0u8; 32]);
+    prk.expand(&info, hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(out.as_mut()))
+        .expect("HKDF-SHA256 expand of 32 bytes");
+    Key32(out)
+}
+
+/// An object key sealed under a key-encryption key.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SealedKey {
+    /// HKDF salt, random per sealing.
+    pub salt: [u8; 32],
+    pub nonce: [u8; 12],
+    /// Encrypted object key ‖ tag (48 bytes).
+    pub ciphertext: Vec<u8>,
+}
+
+fn kek(secret: &Key32, salt: &[u8; 32], context: &[u8]) -> Key32 {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, salt).extract(secret.expose());
+    let info = [SEAL_INFO_DOMAIN, context];
+    let mut out = Zeroizing::new([0u8; 32]);
+    prk.expand(&info, hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(out.as_mut()))
+        .expect("HKDF-SHA256 expand of 32 bytes");
+    Key32(out)
+}
+
+/// Seals `object_key` under a KEK derived from `secret`, bound to `context`
+/// (for SSE-C: the object's `bucket/key` and the scheme).
+pub fn seal_key(secret: &Key32, context: &[u8], object_key: &Key32) -> Result<SealedKey, CryptoError> {
+    let salt = random_array::<32>()?;
+    let nonce = random_array::<12>()?;
+    let mut buffer = object_key.expose().to_vec();
+    let tag = aead_key(&kek(secret, &salt, context))
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(context), &mut buffer)
+        .map_err(|_| CryptoError::Malformed)?;
+    buffer.extend_from_slice(tag.as_ref());
+    Ok(SealedKey { salt, nonce, ciphertext: buffer })
+}
+
+pub fn unseal_key(secret: &Key32, context: &[u8], sealed: &SealedKey) -> Result<Key32, CryptoError> {
+    if sealed.ciphertext.len() != 32 + TAG_LEN {
+        return Err(CryptoError::Malformed);
+    }
+    let mut buffer = Zeroizing::new(sealed.ciphertext.clone());
+    let plain = aead_key(&kek(secret, &sealed.salt, context))
+        .open_in_place(Nonce::assume_unique_for_key(sealed.nonce), Aad::from(context), &mut buffer)
+        .map_err(|_| CryptoError::Authentication)?;
+    Key32::from_slice(plain).ok_or(CryptoError::Malformed)
+}
+
+/// HMAC-SHA256 of a customer key under a random salt: lets the server
+/// recognise the key on later requests without keeping it.
+pub fn key_mac(secret: &Key32, salt: &[u8; 32]) -> [u8; 32] {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, salt), secret.expose());
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// Constant-time check of a customer key against its stored salted HMAC.
+pub fn verify_key_mac(secret: &Key32, salt: &[u8; 32], mac: &[u8]) -> bool {
+    hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, salt), secret.expose(), mac).is_ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encrypt(key: &Key32, nonce: [u8; 12], data: &[u8], chunk: usize) -> Vec<u8> {
+        let mut sealer = PackageSealer::new(key, nonce);
+        let mut out = Vec::new();
+        for piece in data.chunks(chunk.max(1)) {
+            out.extend(sealer.push(piece));
+        }
+        out.extend(sealer.finish());
+        out
+    }
+
+    fn decrypt_range(
+        key: &Key32,
+        nonce: [u8; 12],
+        cipher: &[u8],
+        plain_len: u64,
+        start: u64,
+        end: u64,
+    ) -> Result<Vec<u8>, CryptoError> {
+        let span = package_span(plain_len, start, end);
+        let mut out = Vec::new();
+        let last = package_count(plain_len) - 1;
+        let region = &cipher[span.cipher_offset as usize..(span.cipher_offset + span.cipher_len) as usize];
+        for (i, package) in region.chunks(PACKAGE_CIPHER_SIZE).enumerate() {
+            let seq = span.first_seq + i as u64;
+            let mut buffer = package.to_vec();
+            out.extend_from_slice(open_package(key, &nonce, seq, seq == last, &mut buffer)?);
+        }
+        Ok(out[span.skip as usize..][..(end - start + 1) as usize].to_vec())
+    }
+
+    #[test]
+    fn packages_round_trip_whole_and_by_range() {
+        let key = Key32::random().expect("key");
+        let nonce = random_array().expect("nonce");
+        for len in [0usize, 1, PACKAGE_SIZE - 1, PACKAGE_SIZE, PACKAGE_SIZE + 1, 3 * PACKAGE_SIZE + 17] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 7 + 3) as u8).collect();
+            let cipher = encrypt(&key, nonce, &data, 10_000);
+            assert_eq!(cipher.len() as u64, encrypted_len(len as u64), "len {len}");
+            if len == 0 {
+                let mut buffer = cipher.clone();
+                assert_eq!(open_package(&key, &nonce, 0, true, &mut buffer).expect("empty").len(), 0);
+                continue;
+            }
+            assert_eq!(decrypt_range(&key, nonce, &cipher, len as u64, 0, len as u64 - 1).expect("whole"), data);
+            let (start, end) = (len as u64 / 3, len as u64 - 1 - len as u64 / 5);
+            if start <= end {
+                assert_eq!(
+                    decrypt_range(&key, nonce, &cipher, len as u64, start, end).expect("range"),
+                    data[start as usize..=end as usize]
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn reordered_truncated_or_flipped_packages_fail() {
+        let key = Key32::random().expect("key");
+        let nonce = random_array().expect("nonce");
+        let data = vec![7u8; 3 * PACKAGE_SIZE];
+        let cipher = encrypt(&key, nonce, &data, PACKAGE_SIZE);
+        let package = |seq: usize| cipher[seq * PACKAGE_CIPHER_SIZE..(seq + 1) * PACKAGE_CIPHER_SIZE].to_vec();
+        // Package 1 presented as package 0: wrong nonce and AAD.
+        assert_eq!(open_package(&key, &nonce, 0, false, &mut package(1)), Err(CryptoError::Authentication));
+        // Truncation: a non-final package presented as the final one.
+        assert_eq!(open_package(&key, &nonce, 1, true, &mut package(1)), Err(CryptoError::Authentication));
+        let mut flipped = package(2);
+        flipped[100] ^= 1;
+        assert_eq!(open_package(&key, &nonce, 2, true, &mut flipped), Err(CryptoError::Authentication));
+        let other = Key32::random().expect("key");
+        assert_eq!(open_package(&other, &nonce, 2, true, &mut package(2)), Err(CryptoError::Authentication));
+        assert!(open_package(&key, &nonce, 2, true, &mut package(2)).is_ok());
+    }
+
+    #[test]
+    fn sealed_keys_open_only_with_the_same_secret_and_context() {
+        let customer = Key32::random().expect("key");
+        let object = Key32::random().expect("key");
+        let sealed = seal_key(&customer, b"SSE-C:bucket/key", &object).expect("seal");
+        assert!(!sealed.ciphertext.windows(32).any(|w| w == object.expose()), "the key is not stored in the clear");
+        assert_eq!(unseal_key(&customer, b"SSE-C:bucket/key", &sealed).expect("unseal").expose(), object.expose());
+        assert!(unseal_key(&customer, b"SSE-C:bucket/other", &sealed).is_err());
+        assert!(unseal_key(&Key32::random().expect("key"), b"SSE-C:bucket/key", &sealed).is_err());
+    }
+
+    #[test]
+    fn the_key_mac_recognises_only_the_same_key() {
+        let key = Key32::random().expect("key");
+        let salt = random_array().expect("salt");
+        let mac = key_mac(&key, &salt);
+        assert!(verify_key_mac(&key, &salt, &mac));
+        assert!(!verify_key_mac(&Key32::random().expect("key"), &salt, &mac));
+        assert!(!verify_key_mac(&key, &random_array().expect("salt"), &mac));
+        assert_eq!(format!("{key:?}"), "[redacted]");
+    }
+
+    #[test]
+    fn part_keys_differ_per_part() {
+        let key = Key32::random().expect("key");
+        assert_ne!(part_key(&key, 1).expose(), part_key(&key, 2).expose());
+        assert_eq!(part_key(&key, 7).expose(), part_key(&key, 7).expose());
+    }
+}
