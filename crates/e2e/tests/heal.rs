@@ -311,42 +311,36 @@ async fn assert_full_redundancy(server: &TestServer) {
     assert_eq!(problems_found(&again), 0, "a second `heal --wait` still finds problems:\n{}", again.stdout);
 }
 
-/// Asserts that drive `drive` holds the same shard files, of the same lengths,
-/// as drive `reference`: every shard of every blob is back and complete.
-fn assert_same_shard_files(server: &TestServer, drive: usize, reference: usize) {
-    let listing = |d: usize| -> Vec<(PathBuf, u64)> {
-        let root = server.drive_path(d).join("data");
-        shard_files(&server.drive_path(d))
-            .into_iter()
-            .map(|path| {
-                let len = std::fs::metadata(&path).map(|m| m.len()).unwrap_or_else(|e| panic!("stat {path:?}: {e}"));
-                (path.strip_prefix(&root).expect("shard files lie under data/").to_path_buf(), len)
-            })
-            .collect()
-    };
-    let (got, expected) = (listing(drive), listing(reference));
-    if got != expected {
-        let missing: Vec<_> = expected.iter().filter(|e| !got.contains(e)).take(5).collect();
-        let extra: Vec<_> = got.iter().filter(|g| !expected.contains(g)).take(5).collect();
-        panic!(
-            "drive {drive} holds {} shard files, drive {reference} {}; first missing or of another length on \
-             drive {drive}: {missing:?}; first extra: {extra:?}",
-            got.len(),
-            expected.len()
-        );
-    }
-}
-
-/// MD5 of every shard file on drive `drive`, by path under `data/`.
-fn shard_digests(server: &TestServer, drive: usize) -> BTreeMap<PathBuf, String> {
+/// Every shard file on drive `drive`, by its path under `data/`, with `f` of its path.
+fn shard_files_by_path<T>(server: &TestServer, drive: usize, f: impl Fn(&Path) -> T) -> BTreeMap<PathBuf, T> {
     let root = server.drive_path(drive).join("data");
     shard_files(&server.drive_path(drive))
         .into_iter()
-        .map(|path| {
-            let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("read {path:?}: {e}"));
-            (path.strip_prefix(&root).expect("shard files lie under data/").to_path_buf(), md5_hex(&bytes))
-        })
+        .map(|path| (path.strip_prefix(&root).expect("shard files lie under data/").to_path_buf(), f(&path)))
         .collect()
+}
+
+/// Asserts that drive `drive` holds the same shard files, of the same lengths,
+/// as drive `reference`: every shard of every blob is there and complete.
+fn assert_same_shard_files(server: &TestServer, drive: usize, reference: usize) {
+    let len = |path: &Path| std::fs::metadata(path).map(|m| m.len()).unwrap_or_else(|e| panic!("stat {path:?}: {e}"));
+    let (got, expected) = (shard_files_by_path(server, drive, len), shard_files_by_path(server, reference, len));
+    let missing: Vec<_> = expected.iter().filter(|(p, l)| got.get(*p) != Some(*l)).take(5).collect();
+    let extra: Vec<_> = got.keys().filter(|p| !expected.contains_key(*p)).take(5).collect();
+    assert!(
+        missing.is_empty() && extra.is_empty(),
+        "drive {drive} holds {} shard files, drive {reference} {}; first missing or of another length on \
+         drive {drive}: {missing:?}; first extra: {extra:?}",
+        got.len(),
+        expected.len()
+    );
+}
+
+/// MD5 of every shard file on drive `drive`, by its path under `data/`.
+fn shard_digests(server: &TestServer, drive: usize) -> BTreeMap<PathBuf, String> {
+    shard_files_by_path(server, drive, |path| {
+        md5_hex(&std::fs::read(path).unwrap_or_else(|e| panic!("read {path:?}: {e}")))
+    })
 }
 
 /// Asserts that drive `drive` holds again exactly the shard files it held before

@@ -26,6 +26,7 @@ mod names;
 mod quorum;
 mod read;
 mod set;
+pub mod sse;
 mod store;
 mod write;
 
@@ -107,6 +108,15 @@ pub enum Error {
     ChecksumMismatch(ChecksumAlgorithm),
     #[error("invalid checksum request: {0}")]
     InvalidChecksumRequest(String),
+    /// The object is SSE-C encrypted and the request gave no key.
+    #[error("the object is encrypted with a customer key that the request did not provide")]
+    SseCKeyRequired,
+    /// The customer key does not match the one the object was written with.
+    #[error("the customer key does not match")]
+    SseCKeyMismatch,
+    /// SSE-C parameters given for data that is not SSE-C encrypted.
+    #[error("encryption parameters do not apply: {0}")]
+    SseCNotApplicable(String),
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -140,6 +150,15 @@ pub struct PutOptions {
     pub content_md5: Option<[u8; 16]>,
     pub condition: WriteCondition,
     pub checksum: ChecksumRequest,
+    /// Encrypt the data at rest.
+    pub encryption: Option<Encryption>,
+}
+
+/// Server-side encryption requested for a write.
+#[derive(Debug, Clone)]
+pub enum Encryption {
+    /// SSE-C: the customer's 256-bit key and its base64 MD5 (as sent).
+    CustomerKey { key: bulwark_crypto::Key32, key_md5: String },
 }
 
 /// Which checksum to compute over a body and what the client says it is.
@@ -209,6 +228,8 @@ pub struct PutOutcome {
     pub redundancy: Redundancy,
     pub mod_time_ns: i64,
     pub checksum: Option<StoredChecksum>,
+    /// Base64 MD5 of the SSE-C key used, for the response.
+    pub sse_c_key_md5: Option<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -235,6 +256,8 @@ pub struct ObjectInfo {
     /// GetObjectAttributes.
     pub parts: Vec<PartSummary>,
     pub checksum: Option<StoredChecksum>,
+    /// Base64 MD5 of the SSE-C key the object is encrypted with.
+    pub sse_c_key_md5: Option<String>,
 }
 
 #[derive(Debug, Clone)]

@@ -76,8 +76,43 @@ pub struct PartLayout {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub blob: Option<String>,
     /// Base64 checksum of this part's bytes, in the object's checksum algorithm.
+    /// Absent for encrypted parts (the stored bytes are ciphertext; every
+    /// package is authenticated instead).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub checksum: Option<String>,
+    /// Encrypted parts: the plaintext size (`size` is the stored size).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub plain_size: Option<u64>,
+    /// Encrypted parts: hex of the 12-byte base nonce of its packages.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub nonce: Option<String>,
+}
+
+impl PartLayout {
+    /// Size of the part as the client sees it.
+    pub fn client_size(&self) -> u64 {
+        self.plain_size.unwrap_or(self.size)
+    }
+}
+
+/// How an object's data is encrypted at rest and how its key is sealed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct EncryptionRecord {
+    /// `SSE-C` (issue 8 adds `SSE-S3` and `SSE-KMS`).
+    pub scheme: String,
+    /// Hex salt and HMAC-SHA256 of the customer key (SSE-C): recognises the
+    /// key on later requests; the key itself is never stored.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key_mac_salt: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key_mac: Option<String>,
+    /// Hex of the sealed object key: HKDF salt, AES-GCM nonce, ciphertext‖tag.
+    pub seal_salt: String,
+    pub seal_nonce: String,
+    pub sealed_key: String,
+    /// Base64 MD5 of the customer key, echoed in responses (as S3 does).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub key_md5: Option<String>,
 }
 
 /// How the object's data is spread over its set.
@@ -117,6 +152,8 @@ pub struct VersionRecord {
     /// The object's checksum (D4), verified on write and on full reads.
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub checksum: Option<StoredChecksum>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub encryption: Option<EncryptionRecord>,
 }
 
 /// An in-progress multipart upload, kept on every drive of the object's set.
@@ -136,6 +173,8 @@ pub struct UploadRecord {
     /// Whether the client chose the algorithm (else it is our default).
     #[serde(default)]
     pub checksum_explicit: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub encryption: Option<EncryptionRecord>,
 }
 
 /// One uploaded part, kept on every drive that holds its shard.
@@ -147,6 +186,10 @@ pub struct PartRecord {
     pub mod_time_ns: i64,
     /// Base64 checksum of the part in the upload's algorithm.
     pub checksum: String,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub plain_size: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub nonce: Option<String>,
 }
 
 #[cfg(test)]
@@ -165,6 +208,7 @@ mod tests {
             user_meta: BTreeMap::from([("k".into(), "v".into())]),
             layout: None,
             checksum: None,
+            encryption: None,
         };
         let raw = encode(&record);
         assert_eq!(raw[0], RECORD_FORMAT_V1);

@@ -83,6 +83,7 @@ mod tests {
                 user_meta: Default::default(),
                 layout: None,
                 checksum: None,
+                encryption: None,
             }),
         }
     }

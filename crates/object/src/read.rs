@@ -206,6 +206,7 @@ pub(crate) fn parse_blob_id(hex_id: &str) -> Option<[u8; 16]> {
 }
 
 /// Everything needed to read one resolved version.
+#[derive(Clone)]
 pub(crate) struct ReadContext {
     pub set: Arc<ErasureSet>,
     pub bucket: String,
@@ -230,6 +231,104 @@ pub(crate) fn stream_range(ctx: ReadContext, range: Option<ByteRange>) -> ByteSt
         }
     });
     Box::pin(ChannelStream(receiver))
+}
+
+/// Streams plaintext `range` of an encrypted object: maps it onto the
+/// packages of each part, reads only those (through [`stream_range`]),
+/// authenticates and decrypts each package, and trims to the range.
+pub(crate) fn stream_decrypted(
+    ctx: ReadContext,
+    range: Option<ByteRange>,
+    plain_total: u64,
+    object_key: bulwark_crypto::Key32,
+) -> ByteStream {
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(BLOCKS_READ_AHEAD_MAX);
+    tokio::spawn(async move {
+        if let Err(e) = produce_decrypted(&ctx, range, plain_total, &object_key, &sender).await {
+            tracing::error!(bucket = %ctx.bucket, key = %ctx.key, error = %e, "encrypted read failed mid-stream");
+            let _ = sender.send(Err(std::io::Error::other(e.to_string()))).await;
+        }
+    });
+    Box::pin(ChannelStream(receiver))
+}
+
+async fn produce_decrypted(
+    ctx: &ReadContext,
+    range: Option<ByteRange>,
+    plain_total: u64,
+    object_key: &bulwark_crypto::Key32,
+    sender: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+) -> Result<()> {
+    use futures::StreamExt;
+    if plain_total == 0 {
+        return Ok(());
+    }
+    let range = range.unwrap_or(ByteRange { start: 0, end_inclusive: plain_total - 1 });
+    let unreadable = |detail: String| Error::Unreadable { bucket: ctx.bucket.clone(), key: ctx.key.clone(), detail };
+    let mut plain_start = 0u64;
+    let mut stored_start = 0u64;
+    for part in &ctx.layout.parts {
+        let plain_size = part.client_size();
+        let plain_end = plain_start + plain_size; // exclusive
+        let stored_here = stored_start;
+        stored_start += part.size;
+        if plain_size == 0 || plain_end <= range.start || plain_start > range.end_inclusive {
+            plain_start = plain_end;
+            continue;
+        }
+        let from = range.start.max(plain_start) - plain_start;
+        let to = (range.end_inclusive + 1).min(plain_end) - plain_start - 1; // inclusive
+        let key =
+            if ctx.layout.multipart { bulwark_crypto::part_key(object_key, part.number) } else { object_key.clone() };
+        let nonce: [u8; 12] = part
+            .nonce
+            .as_deref()
+            .and_then(|n| hex::decode(n).ok())
+            .and_then(|n| n.try_into().ok())
+            .ok_or_else(|| unreadable(format!("part {} has no valid nonce", part.number)))?;
+        let span = bulwark_crypto::package_span(plain_size, from, to);
+        let last_seq = bulwark_crypto::package_count(plain_size) - 1;
+        let stored_range = ByteRange {
+            start: stored_here + span.cipher_offset,
+            end_inclusive: stored_here + span.cipher_offset + span.cipher_len - 1,
+        };
+        let mut cipher = stream_range(ctx.clone(), Some(stored_range));
+        let mut buffer: Vec<u8> = Vec::with_capacity(bulwark_crypto::PACKAGE_CIPHER_SIZE);
+        let mut seq = span.first_seq;
+        let mut remaining_skip = span.skip as usize;
+        let mut remaining = (to - from + 1) as usize;
+        let mut cipher_left = span.cipher_len as usize;
+        while remaining > 0 {
+            // Gather one package: full size, or what is left of the span.
+            let want = bulwark_crypto::PACKAGE_CIPHER_SIZE.min(cipher_left);
+            while buffer.len() < want {
+                match cipher.next().await {
+                    Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
+                    Some(Err(e)) => return Err(unreadable(e.to_string())),
+                    None => return Err(unreadable("ciphertext ended early".into())),
+                }
+            }
+            let rest = buffer.split_off(want);
+            let mut package = std::mem::replace(&mut buffer, rest);
+            cipher_left -= want;
+            let plain =
+                bulwark_crypto::open_package(&key, &nonce, seq, seq == last_seq, &mut package).map_err(|e| {
+                    ctx.damage.report(&ctx.bucket, &ctx.key, ctx.uid, "encrypted package failed authentication");
+                    unreadable(format!("part {} package {seq}: {e}", part.number))
+                })?;
+            let start = remaining_skip.min(plain.len());
+            remaining_skip -= start;
+            let end = (start + remaining).min(plain.len());
+            let chunk = Bytes::copy_from_slice(&plain[start..end]);
+            remaining -= chunk.len();
+            seq += 1;
+            if !chunk.is_empty() && sender.send(Ok(chunk)).await.is_err() {
+                return Ok(());
+            }
+        }
+        plain_start = plain_end;
+    }
+    Ok(())
 }
 
 /// The consumer side of the read-ahead channel, as a `Stream`.
@@ -271,6 +370,8 @@ async fn produce(
         // (D4): the last block is held back until the digest matched, so data
         // whose shards all verify but whose content is still wrong is refused.
         let verify = match (ctx.checksum_algorithm, &part.checksum) {
+            // Encrypted parts store ciphertext; their packages are authenticated instead.
+            _ if part.nonce.is_some() => None,
             (Some(algorithm), Some(value)) if from == 0 && to == part.size => {
                 checksum::decode(algorithm, value).map(|digest| (algorithm, digest))
             }

@@ -14,7 +14,7 @@ use crate::meta::{self, BucketRecord, DataLayout, PartLayout, PartRecord, Upload
 use crate::quorum::{self, Resolved};
 use crate::read::{self, DamageSink, ReadContext};
 use crate::set::ErasureSet;
-use crate::write::{self, BlobWrite, BodyReader};
+use crate::write::{self, BlobWrite, BodyReader, StoredSource};
 use crate::{
     BLOCK_SIZE_BYTES, BucketInfo, ByteRange, ByteStream, ContentHeaders, DeleteOutcome, Error, INLINE_SIZE_BYTES_MAX,
     LIST_KEYS_MAX, ListEntry, ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo, PART_NUMBER_MAX,
@@ -51,6 +51,8 @@ pub struct GetOptions {
     pub range: Option<RangeSpec>,
     pub part_number: Option<u32>,
     pub conditions: ReadConditions,
+    /// The SSE-C key of the object, when it has one.
+    pub encryption: Option<crate::Encryption>,
 }
 
 pub struct GetOutcome {
@@ -351,7 +353,7 @@ impl ObjectStore {
                 .iter()
                 .map(|p| PartSummary {
                     number: p.number,
-                    size: p.size,
+                    size: p.client_size(),
                     etag: p.etag.clone(),
                     checksum: p.checksum.clone(),
                 })
@@ -371,6 +373,7 @@ impl ObjectStore {
             parts_count: multipart.then_some(parts.len() as u32),
             parts,
             checksum: record.checksum.clone(),
+            sse_c_key_md5: record.encryption.as_ref().and_then(|e| e.key_md5.clone()),
         }
     }
 
@@ -384,6 +387,10 @@ impl ObjectStore {
         let set = self.set_for(bucket, key);
         let versions = self.resolve_key(&set, bucket, key).await;
         let resolved = Self::pick_version(&versions, opts.version_id.as_deref())?;
+        match &resolved.record.encryption {
+            Some(record) => crate::sse::check_customer_key(record, opts.encryption.as_ref())?,
+            None => crate::sse::refuse_key_for_plain(opts.encryption.as_ref())?,
+        }
         let info = Self::info_of(bucket, key, &resolved);
         check_conditions(&info, &opts.conditions)?;
         let range = resolve_range(&info, opts)?;
@@ -395,6 +402,13 @@ impl ObjectStore {
         let set = self.set_for(bucket, key);
         let versions = self.resolve_key(&set, bucket, key).await;
         let resolved = Self::pick_version(&versions, opts.version_id.as_deref())?;
+        let object_key = match &resolved.record.encryption {
+            Some(record) => Some(crate::sse::open_object_key(record, bucket, key, opts.encryption.as_ref())?),
+            None => {
+                crate::sse::refuse_key_for_plain(opts.encryption.as_ref())?;
+                None
+            }
+        };
         let info = Self::info_of(bucket, key, &resolved);
         check_conditions(&info, &opts.conditions)?;
         let range = resolve_range(&info, opts)?;
@@ -419,7 +433,10 @@ impl ObjectStore {
                 // Read the first block before answering, so that an object
                 // that cannot be rebuilt gets an error status, not a 200 with
                 // a body that breaks off.
-                let mut body = read::stream_range(ctx, range);
+                let mut body = match object_key {
+                    Some(object_key) => read::stream_decrypted(ctx, range, info.size, object_key),
+                    None => read::stream_range(ctx, range),
+                };
                 match futures::StreamExt::next(&mut body).await {
                     Some(Ok(first)) => {
                         Box::pin(futures::StreamExt::chain(futures::stream::once(async move { Ok(first) }), body))
@@ -463,7 +480,13 @@ impl ObjectStore {
         let mut algorithms = vec![primary];
         algorithms.extend(opts.checksum.also_verify.iter().map(|(a, _)| *a));
         let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX), &algorithms);
-        let data = self.write_data(&set, bucket, &distribution, &positions, &mut reader, true).await?;
+        let sealed = match &opts.encryption {
+            Some(request) => Some(crate::sse::new_object_key(request, bucket, key)?),
+            None => None,
+        };
+        let base_nonce = bulwark_crypto::random_array::<12>().map_err(|e| Error::Internal(e.to_string()))?;
+        let cipher = sealed.as_ref().map(|(_, object_key)| (object_key, base_nonce));
+        let data = self.write_data(&set, bucket, &distribution, &positions, &mut reader, true, cipher).await?;
         let total = reader.total();
         let (md5, digests) = match reader.finish().await {
             Ok(done) => done,
@@ -483,10 +506,14 @@ impl ObjectStore {
         };
         let stored_checksum =
             StoredChecksum { algorithm: primary, kind: ChecksumType::FullObject, value: checksum::encode(&digest) };
-        let etag = hex::encode(md5);
+        let encrypted = sealed.is_some();
+        let etag = if encrypted { crate::sse::random_etag()? } else { hex::encode(md5) };
         let mod_time_ns = now_ns();
         let uid = new_uid();
         let version_id = version_id_for(self.bucket_versioning(bucket)?, &uid);
+        let stored_len = data.stored_len;
+        let encryption = sealed.map(|(record, _)| record);
+        let sse_c_key_md5 = encryption.as_ref().and_then(|e| e.key_md5.clone());
         let record = VersionRecord {
             version_id: version_id.clone(),
             mod_time_ns,
@@ -503,14 +530,17 @@ impl ObjectStore {
                 inline: data.inline.is_some(),
                 parts: vec![PartLayout {
                     number: 1,
-                    size: total,
+                    size: stored_len,
                     etag: etag.clone(),
                     blob: data.blob.map(hex::encode),
-                    checksum: Some(stored_checksum.value.clone()),
+                    checksum: (!encrypted).then(|| stored_checksum.value.clone()),
+                    plain_size: encrypted.then_some(total),
+                    nonce: encrypted.then(|| hex::encode(base_nonce)),
                 }],
                 multipart: false,
             }),
             checksum: Some(stored_checksum.clone()),
+            encryption,
         };
         let (_, committed) =
             self.commit_version(&set, bucket, key, uid, record, data, &opts.condition, Vec::new()).await?;
@@ -522,11 +552,13 @@ impl ObjectStore {
             redundancy: Redundancy { durable, total: set.total() },
             mod_time_ns,
             checksum: Some(stored_checksum),
+            sse_c_key_md5,
         })
     }
 
     /// Streams the body to the drives: inline for small objects (when
     /// `allow_inline`), else as a blob. Returns where the data is durable.
+    #[allow(clippy::too_many_arguments)]
     async fn write_data(
         &self,
         set: &Arc<ErasureSet>,
@@ -535,13 +567,20 @@ impl ObjectStore {
         positions: &[usize],
         reader: &mut BodyReader,
         allow_inline: bool,
+        cipher: Option<(&bulwark_crypto::Key32, [u8; 12])>,
     ) -> Result<WrittenData> {
-        let first = reader.next_block(BLOCK_SIZE_BYTES).await?;
+        let mut source = StoredSource::new(reader, cipher);
+        let first = source.next(BLOCK_SIZE_BYTES).await?;
         let first_len = first.as_ref().map_or(0, |b| b.len() as u64);
         // A first block shorter than a block means the body has ended.
         if allow_inline && first_len <= INLINE_SIZE_BYTES_MAX {
             let shards = write::encode_inline(&set.geometry, first.as_deref().unwrap_or_default())?;
-            return Ok(WrittenData { durable: positions.to_vec(), inline: Some(shards), blob: None });
+            return Ok(WrittenData {
+                durable: positions.to_vec(),
+                inline: Some(shards),
+                blob: None,
+                stored_len: first_len,
+            });
         }
         let blob = write::new_blob_id();
         let mut sink = BlobWrite::start(set.clone(), bucket, blob, distribution.to_vec(), positions);
@@ -551,7 +590,7 @@ impl ObjectStore {
                 sink.abort().await;
                 return Err(e);
             }
-            next = match reader.next_block(BLOCK_SIZE_BYTES).await {
+            next = match source.next(BLOCK_SIZE_BYTES).await {
                 Ok(next) => next,
                 Err(e) => {
                     sink.abort().await;
@@ -559,8 +598,9 @@ impl ObjectStore {
                 }
             };
         }
+        let stored_len = source.stored();
         let durable = sink.commit().await;
-        let written = WrittenData { durable, inline: None, blob: Some(blob) };
+        let written = WrittenData { durable, inline: None, blob: Some(blob), stored_len };
         if let Err(e) = set.require_writable(&written.durable) {
             written.discard(set, bucket).await;
             return Err(e);
@@ -689,8 +729,9 @@ impl ObjectStore {
                     user_meta: BTreeMap::new(),
                     layout: None,
                     checksum: None,
+                    encryption: None,
                 };
-                let data = WrittenData { durable: positions, inline: None, blob: None };
+                let data = WrittenData { durable: positions, inline: None, blob: None, stored_len: 0 };
                 self.commit_version(&set, bucket, key, uid, marker, data, &WriteCondition::None, Vec::new()).await?;
                 Ok(DeleteOutcome { delete_marker: true, version_id: Some(version_id.unwrap_or_else(|| "null".into())) })
             }
@@ -999,6 +1040,10 @@ impl ObjectStore {
             checksum_algorithm: algorithm,
             checksum_type,
             checksum_explicit: explicit,
+            encryption: match &opts.encryption {
+                Some(request) => Some(crate::sse::new_object_key(request, bucket, key)?.0),
+                None => None,
+            },
         };
         let raw = meta::encode(&record);
         let ok = commit_on(&set, &positions, |_| {
@@ -1119,7 +1164,30 @@ impl ObjectStore {
         let mut algorithms = vec![primary];
         algorithms.extend(request.also_verify.iter().map(|(a, _)| *a));
         let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX), &algorithms);
-        let data = self.write_data(&set, bucket, &upload.distribution, &positions, &mut reader, false).await?;
+        // An upload started with SSE-C takes the same key on every part.
+        let part_cipher = match (&upload.encryption, &opts.encryption) {
+            (Some(record), provided) => {
+                let object_key = crate::sse::open_object_key(record, bucket, key, provided.as_ref()).map_err(|e| match e {
+                    Error::SseCKeyRequired => Error::SseCNotApplicable(
+                        "The multipart upload initiate requested encryption. Subsequent part requests must include the appropriate encryption parameters.".into(),
+                    ),
+                    Error::SseCKeyMismatch => Error::SseCNotApplicable(
+                        "The provided encryption parameters did not match the ones used originally.".into(),
+                    ),
+                    other => other,
+                })?;
+                let nonce = bulwark_crypto::random_array::<12>().map_err(|e| Error::Internal(e.to_string()))?;
+                Some((bulwark_crypto::part_key(&object_key, number), nonce))
+            }
+            (None, Some(_)) => {
+                return Err(Error::SseCNotApplicable(
+                    "The multipart upload initiate did not request encryption; parts may not carry encryption parameters.".into(),
+                ));
+            }
+            (None, None) => None,
+        };
+        let cipher = part_cipher.as_ref().map(|(k, n)| (k, *n));
+        let data = self.write_data(&set, bucket, &upload.distribution, &positions, &mut reader, false, cipher).await?;
         let total = reader.total();
         let (md5, digests) = match reader.finish().await {
             Ok(done) => done,
@@ -1137,17 +1205,20 @@ impl ObjectStore {
                 return Err(e);
             }
         };
-        let etag = hex::encode(md5);
+        let encrypted = part_cipher.is_some();
+        let etag = if encrypted { crate::sse::random_etag()? } else { hex::encode(md5) };
         let mod_time_ns = now_ns();
         let Some(blob) = data.blob else {
             return Err(Error::Internal("part written without a blob".into()));
         };
         let record = PartRecord {
-            size: total,
+            size: data.stored_len,
             etag: etag.clone(),
             blob: hex::encode(blob),
             mod_time_ns,
             checksum: checksum::encode(&digest),
+            plain_size: encrypted.then_some(total),
+            nonce: part_cipher.as_ref().map(|(_, n)| hex::encode(n)),
         };
         let raw = meta::encode(&record);
         let lock_name = format!("{upload_id}#{number}");
@@ -1182,6 +1253,7 @@ impl ObjectStore {
                 kind: ChecksumType::FullObject,
                 value: record.checksum.clone(),
             }),
+            sse_c_key_md5: upload.encryption.as_ref().and_then(|e| e.key_md5.clone()),
         })
     }
 
@@ -1223,7 +1295,7 @@ impl ObjectStore {
             if holders.len() < set.data() {
                 return Err(Error::InvalidPart(format!("part {number} is not readable")));
             }
-            if index + 1 < requested.len() && record.size < PART_SIZE_BYTES_MIN {
+            if index + 1 < requested.len() && record.plain_size.unwrap_or(record.size) < PART_SIZE_BYTES_MIN {
                 return Err(Error::EntityTooSmall { part: number });
             }
             let digest = checksum::decode(algorithm, &record.checksum)
@@ -1240,18 +1312,24 @@ impl ObjectStore {
                 *holds &= holders.contains(&position);
             }
             md5_concat.update(hex::decode(&record.etag).map_err(|e| Error::Internal(e.to_string()))?);
+            let plain_size = record.plain_size.unwrap_or(record.size);
             full_crc = match full_crc {
                 None => Some(digest.clone()),
-                Some(so_far) => checksum::combine_crc(algorithm, &so_far, &digest, record.size),
+                Some(so_far) => checksum::combine_crc(algorithm, &so_far, &digest, plain_size),
             };
             part_digests.push(digest);
-            size += record.size;
+            size += plain_size;
+            let encrypted = record.nonce.is_some();
             layouts.push(PartLayout {
                 number,
                 size: record.size,
                 etag: record.etag.clone(),
                 blob: Some(record.blob.clone()),
+                // Stored bytes of encrypted parts are ciphertext; their
+                // plaintext checksum is reported, not used to verify reads.
                 checksum: Some(record.checksum.clone()),
+                plain_size: encrypted.then_some(plain_size),
+                nonce: record.nonce.clone(),
             });
         }
         let object_checksum = match upload.checksum_type {
@@ -1298,10 +1376,11 @@ impl ObjectStore {
                 multipart: true,
             }),
             checksum: Some(object_checksum.clone()),
+            encryption: upload.encryption.clone(),
         };
         let positions = set.usable_positions().await;
         set.require_writable(&positions)?;
-        let data = WrittenData { durable: positions.clone(), inline: None, blob: None };
+        let data = WrittenData { durable: positions.clone(), inline: None, blob: None, stored_len: 0 };
         let extra = vec![MetaOp::DeleteUpload {
             bucket: bucket.to_owned(),
             key: key.to_owned(),
@@ -1333,6 +1412,7 @@ impl ObjectStore {
             redundancy: Redundancy { durable, total: set.total() },
             mod_time_ns,
             checksum: Some(object_checksum),
+            sse_c_key_md5: upload.encryption.as_ref().and_then(|e| e.key_md5.clone()),
         })
     }
 
@@ -1464,6 +1544,8 @@ struct WrittenData {
     /// Framed shards by shard index, for inline objects.
     inline: Option<Vec<Vec<u8>>>,
     blob: Option<[u8; 16]>,
+    /// Bytes stored (ciphertext length for encrypted data).
+    stored_len: u64,
 }
 
 impl WrittenData {

@@ -299,3 +299,63 @@ pub(crate) fn encode_inline(geometry: &Geometry, data: &[u8]) -> Result<Vec<Vec<
 pub(crate) fn new_blob_id() -> BlobId {
     *uuid::Uuid::new_v4().as_bytes()
 }
+
+/// The bytes that are stored: the body itself, or its encryption in
+/// packages (re-cut into blocks of the requested size). Hashing of the
+/// plaintext happens in the [`BodyReader`] underneath.
+pub(crate) struct StoredSource<'a> {
+    reader: &'a mut BodyReader,
+    sealer: Option<bulwark_crypto::PackageSealer>,
+    encrypting: bool,
+    carry: BytesMut,
+    finished: bool,
+    stored: u64,
+}
+
+impl<'a> StoredSource<'a> {
+    pub fn new(reader: &'a mut BodyReader, cipher: Option<(&bulwark_crypto::Key32, [u8; 12])>) -> StoredSource<'a> {
+        StoredSource {
+            reader,
+            encrypting: cipher.is_some(),
+            sealer: cipher.map(|(key, nonce)| bulwark_crypto::PackageSealer::new(key, nonce)),
+            carry: BytesMut::new(),
+            finished: false,
+            stored: 0,
+        }
+    }
+
+    /// Next stored block of `size` bytes (fewer only at the end).
+    pub async fn next(&mut self, size: usize) -> Result<Option<Bytes>> {
+        if !self.encrypting {
+            let block = self.reader.next_block(size).await?;
+            self.stored += block.as_ref().map_or(0, |b| b.len() as u64);
+            return Ok(block);
+        }
+        while self.carry.len() < size && !self.finished {
+            match self.reader.next_block(size).await? {
+                Some(plain) => {
+                    if let Some(sealer) = &mut self.sealer {
+                        self.carry.extend_from_slice(&sealer.push(&plain));
+                    }
+                }
+                None => {
+                    if let Some(sealer) = self.sealer.take() {
+                        self.carry.extend_from_slice(&sealer.finish());
+                    }
+                    self.finished = true;
+                }
+            }
+        }
+        if self.carry.is_empty() {
+            return Ok(None);
+        }
+        let take = size.min(self.carry.len());
+        let block = self.carry.split_to(take).freeze();
+        self.stored += block.len() as u64;
+        Ok(Some(block))
+    }
+
+    pub fn stored(&self) -> u64 {
+        self.stored
+    }
+}

@@ -134,6 +134,15 @@ pub fn to_s3(error: Error) -> S3Error {
             format!("The {} you specified did not match the calculated checksum.", algorithm.as_str()),
         ),
         Error::InvalidChecksumRequest(why) => S3Error::with_message(S3ErrorCode::InvalidRequest, why),
+        Error::SseCKeyRequired => s3_error!(
+            InvalidRequest,
+            "The object was stored using a form of Server Side Encryption. The correct parameters must be provided to retrieve the object."
+        ),
+        Error::SseCKeyMismatch => s3_error!(
+            AccessDenied,
+            "Requests specifying Server Side Encryption with Customer provided keys must provide the correct secret key."
+        ),
+        Error::SseCNotApplicable(why) => S3Error::with_message(S3ErrorCode::InvalidRequest, why),
         Error::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             s3_error!(InternalError, "We encountered an internal error. Please try again.")

@@ -23,6 +23,7 @@ pub mod admin;
 pub mod auth;
 pub mod checksums;
 pub mod errors;
+pub mod sse;
 
 use errors::to_s3;
 
@@ -265,6 +266,25 @@ fn copy_checksum(
     ChecksumRequest { algorithm, expected, also_verify: Vec::new() }
 }
 
+/// The SSE-C key of a request, from its three headers.
+fn customer_key(
+    extensions: &http::Extensions,
+    algorithm: Option<&String>,
+    key: Option<&String>,
+    key_md5: Option<&String>,
+) -> S3Result<Option<bulwark_object::Encryption>> {
+    sse::customer_key(
+        sse::CustomerKeyHeaders {
+            algorithm: algorithm.map(String::as_str),
+            key: key.map(String::as_str),
+            key_md5: key_md5.map(String::as_str),
+        },
+        extensions.get::<Transport>(),
+    )
+}
+
+const SSE_C_ALGORITHM: &str = "AES256";
+
 /// The parts of a request a handler needs besides its input.
 struct RequestParts {
     headers: http::HeaderMap,
@@ -313,6 +333,8 @@ impl Bulwark {
             metadata: metadata_out(&info.user_meta),
             parts_count: info.parts_count.map(|n| n as i32),
             version_id: info.version_id.clone(),
+            sse_customer_algorithm: info.sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
+            sse_customer_key_md5: info.sse_c_key_md5.clone(),
             ..Default::default()
         }
     }
@@ -375,8 +397,15 @@ impl S3 for Bulwark {
     }
 
     async fn put_object(&self, req: S3Request<PutObjectInput>) -> S3Result<S3Response<PutObjectOutput>> {
-        let S3Request { input, headers, trailing_headers, .. } = req;
+        let S3Request { input, headers, trailing_headers, extensions, .. } = req;
         let req = RequestParts { headers, trailing_headers };
+        let encryption = customer_key(
+            &extensions,
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
+        sse::refuse_mixed(&encryption, input.server_side_encryption.as_ref().map(|s| s.as_str()))?;
         if input.write_offset_bytes.is_some() {
             return Err(s3_error!(NotImplemented, "Appending with x-amz-write-offset-bytes is not supported"));
         }
@@ -412,6 +441,7 @@ impl S3 for Bulwark {
                     sha256: input.checksum_sha256.as_ref(),
                 },
             )?,
+            encryption,
         };
         let client_checksum = opts.checksum.algorithm.is_some();
         let size = declared_length(input.content_length)?;
@@ -429,10 +459,20 @@ impl S3 for Bulwark {
         if client_checksum {
             fill_checksums!(output, checksums::fields(outcome.checksum.as_ref()));
         }
+        if let Some(md5) = &outcome.sse_c_key_md5 {
+            output.sse_customer_algorithm = Some(SSE_C_ALGORITHM.into());
+            output.sse_customer_key_md5 = Some(md5.clone());
+        }
         Ok(with_receipt(output, &outcome))
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        let encryption = customer_key(
+            &req.extensions,
+            req.input.sse_customer_algorithm.as_ref(),
+            req.input.sse_customer_key.as_ref(),
+            req.input.sse_customer_key_md5.as_ref(),
+        )?;
         let input = req.input;
         if input.range.is_some() && input.part_number.is_some() {
             return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
@@ -448,6 +488,7 @@ impl S3 for Bulwark {
                 input.if_unmodified_since.as_ref(),
                 false,
             ),
+            encryption: encryption.clone(),
         };
         let outcome = self.store.get_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
         let head = self.head_output(&outcome.info, outcome.range.as_ref());
@@ -469,6 +510,8 @@ impl S3 for Bulwark {
             metadata: head.metadata,
             parts_count: head.parts_count,
             version_id: head.version_id,
+            sse_customer_algorithm: head.sse_customer_algorithm,
+            sse_customer_key_md5: head.sse_customer_key_md5,
             ..Default::default()
         };
         fill_checksums!(output, checksum_fields);
@@ -476,6 +519,12 @@ impl S3 for Bulwark {
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        let encryption = customer_key(
+            &req.extensions,
+            req.input.sse_customer_algorithm.as_ref(),
+            req.input.sse_customer_key.as_ref(),
+            req.input.sse_customer_key_md5.as_ref(),
+        )?;
         let input = req.input;
         if input.range.is_some() && input.part_number.is_some() {
             return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
@@ -491,6 +540,7 @@ impl S3 for Bulwark {
                 input.if_unmodified_since.as_ref(),
                 false,
             ),
+            encryption: encryption.clone(),
         };
         let (info, range) = self.store.head_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
         let mut output = self.head_output(&info, range.as_ref());
@@ -566,6 +616,19 @@ impl S3 for Bulwark {
     }
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
+        let encryption = customer_key(
+            &req.extensions,
+            req.input.sse_customer_algorithm.as_ref(),
+            req.input.sse_customer_key.as_ref(),
+            req.input.sse_customer_key_md5.as_ref(),
+        )?;
+        sse::refuse_mixed(&encryption, req.input.server_side_encryption.as_ref().map(|s| s.as_str()))?;
+        let source_encryption = customer_key(
+            &req.extensions,
+            req.input.copy_source_sse_customer_algorithm.as_ref(),
+            req.input.copy_source_sse_customer_key.as_ref(),
+            req.input.copy_source_sse_customer_key_md5.as_ref(),
+        )?;
         let input = req.input;
         let (source_bucket, source_key, source_version) = copy_source_of(&input.copy_source)?;
         let replace = match input.metadata_directive.as_ref().map(MetadataDirective::as_str) {
@@ -593,6 +656,7 @@ impl S3 for Bulwark {
                 input.copy_source_if_unmodified_since.as_ref(),
                 true,
             ),
+            encryption: source_encryption.clone(),
             ..Default::default()
         };
         self.store.head_bucket(&input.bucket).map_err(to_s3)?;
@@ -623,6 +687,7 @@ impl S3 for Bulwark {
             content_md5: None,
             condition: WriteCondition::None,
             checksum: copy_checksum(&source.info, requested_algorithm, None),
+            encryption,
         };
         let outcome = self
             .store
@@ -630,13 +695,19 @@ impl S3 for Bulwark {
             .await
             .map_err(to_s3)?;
         let output = CopyObjectOutput {
-            copy_object_result: Some(CopyObjectResult {
-                e_tag: Some(etag(&outcome.etag)),
-                last_modified: Some(timestamp(outcome.mod_time_ns)),
-                ..Default::default()
+            copy_object_result: Some({
+                let mut result = CopyObjectResult {
+                    e_tag: Some(etag(&outcome.etag)),
+                    last_modified: Some(timestamp(outcome.mod_time_ns)),
+                    ..Default::default()
+                };
+                fill_checksums!(result, checksums::fields(outcome.checksum.as_ref()));
+                result
             }),
             copy_source_version_id: source.info.version_id.clone().or(source_version.map(|_| "null".to_owned())),
             version_id: outcome.version_id.clone(),
+            sse_customer_algorithm: outcome.sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
+            sse_customer_key_md5: outcome.sse_c_key_md5.clone(),
             ..Default::default()
         };
         Ok(with_receipt(output, &outcome))
@@ -765,7 +836,14 @@ impl S3 for Bulwark {
         &self,
         req: S3Request<CreateMultipartUploadInput>,
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
-        let input = req.input;
+        let S3Request { input, extensions, .. } = req;
+        let encryption = customer_key(
+            &extensions,
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
+        sse::refuse_mixed(&encryption, input.server_side_encryption.as_ref().map(|s| s.as_str()))?;
         let algorithm = input
             .checksum_algorithm
             .as_ref()
@@ -798,6 +876,7 @@ impl S3 for Bulwark {
             content_md5: None,
             condition: WriteCondition::None,
             checksum: ChecksumRequest { algorithm, ..Default::default() },
+            encryption: encryption.clone(),
         };
         let upload_id =
             self.store.create_multipart_upload(&input.bucket, &input.key, opts, kind).await.map_err(to_s3)?;
@@ -826,7 +905,13 @@ impl S3 for Bulwark {
     }
 
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
-        let S3Request { input, headers, trailing_headers, .. } = req;
+        let S3Request { input, headers, trailing_headers, extensions, .. } = req;
+        let encryption = customer_key(
+            &extensions,
+            input.sse_customer_algorithm.as_ref(),
+            input.sse_customer_key.as_ref(),
+            input.sse_customer_key_md5.as_ref(),
+        )?;
         let number = part_number(Some(input.part_number))?.unwrap_or(1);
         let checksum = checksums::request(
             &headers,
@@ -844,6 +929,7 @@ impl S3 for Bulwark {
         let opts = PutOptions {
             content_md5: decode_content_md5(input.content_md5.as_deref())?,
             checksum,
+            encryption,
             ..Default::default()
         };
         let outcome = self
@@ -859,7 +945,12 @@ impl S3 for Bulwark {
             )
             .await
             .map_err(to_s3)?;
-        let mut output = UploadPartOutput { e_tag: Some(etag(&outcome.etag)), ..Default::default() };
+        let mut output = UploadPartOutput {
+            e_tag: Some(etag(&outcome.etag)),
+            sse_customer_algorithm: outcome.sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
+            sse_customer_key_md5: outcome.sse_c_key_md5.clone(),
+            ..Default::default()
+        };
         if let (Some(_), Some(c)) = (client_algorithm, &outcome.checksum) {
             let f = checksums::fields(Some(c));
             output.checksum_crc32 = f.crc32;
@@ -875,6 +966,18 @@ impl S3 for Bulwark {
         &self,
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
+        let encryption = customer_key(
+            &req.extensions,
+            req.input.sse_customer_algorithm.as_ref(),
+            req.input.sse_customer_key.as_ref(),
+            req.input.sse_customer_key_md5.as_ref(),
+        )?;
+        let source_encryption = customer_key(
+            &req.extensions,
+            req.input.copy_source_sse_customer_algorithm.as_ref(),
+            req.input.copy_source_sse_customer_key.as_ref(),
+            req.input.copy_source_sse_customer_key_md5.as_ref(),
+        )?;
         let input = req.input;
         let (source_bucket, source_key, source_version) = copy_source_of(&input.copy_source)?;
         let number = part_number(Some(input.part_number))?.unwrap_or(1);
@@ -888,6 +991,7 @@ impl S3 for Bulwark {
                 input.copy_source_if_unmodified_since.as_ref(),
                 true,
             ),
+            encryption: source_encryption.clone(),
             ..Default::default()
         };
         self.store.head_bucket(&input.bucket).map_err(to_s3)?;
@@ -899,8 +1003,11 @@ impl S3 for Bulwark {
             other => to_s3(other),
         })?;
         let length = source.range.map_or(source.info.size, |r| r.len());
-        let opts =
-            PutOptions { checksum: copy_checksum(&source.info, None, source.range.as_ref()), ..Default::default() };
+        let opts = PutOptions {
+            checksum: copy_checksum(&source.info, None, source.range.as_ref()),
+            encryption,
+            ..Default::default()
+        };
         let outcome = self
             .store
             .upload_part(&input.bucket, &input.key, &input.upload_id, number, source.body, Some(length), opts)
@@ -1174,7 +1281,12 @@ impl S3 for Bulwark {
         if wants(ObjectAttributes::CHECKSUM)
             && let Some(c) = &info.checksum
         {
-            let f = checksums::fields(Some(c));
+            // GetObjectAttributes reports a composite checksum without its `-N`.
+            let mut c = c.clone();
+            if let Some((value, _)) = c.value.split_once('-') {
+                c.value = value.to_owned();
+            }
+            let f = checksums::fields(Some(&c));
             output.checksum = Some(Checksum {
                 checksum_crc32: f.crc32,
                 checksum_crc32c: f.crc32c,
