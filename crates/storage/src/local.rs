@@ -143,6 +143,9 @@ impl LocalDrive {
         create_dir_durable(&root.join("data")).map_err(|e| io_error(root, e))?;
 
         let db_path = system.join("meta.redb");
+        if !db_path.exists() && fs::read_dir(root.join("data")).is_ok_and(|mut entries| entries.next().is_some()) {
+            tracing::warn!(drive = %label, "metadata store missing on a drive that holds data; starting empty, heal will restore it");
+        }
         let db = match Database::builder().set_cache_size(META_CACHE_BYTES).create(&db_path) {
             Ok(db) => db,
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
