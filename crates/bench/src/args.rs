@@ -3,6 +3,9 @@
 //! Sizes accept binary units (`4KiB`, `1MiB`, `64MiB`, `1GiB`) or plain bytes; lists are
 //! comma-separated. Credentials fall back to `AWS_ACCESS_KEY_ID` / `AWS_SECRET_ACCESS_KEY`
 //! so that the same environment that drives the AWS CLI drives the benchmark.
+//!
+//! A run measures one thing: the PUT/GET cells (the default) or one of the modes
+//! `--rss-check`, `--checksums`, `--listing`, `--heal`, `--sse`; [`Args::mode`] says which.
 
 use std::path::PathBuf;
 
@@ -14,6 +17,43 @@ pub const SIZES_COUNT_MAX: usize = 8;
 pub const CONCURRENCY_MAX: usize = 256;
 /// Objects larger than this would need multipart uploads, which the benchmark does not do.
 pub const OBJECT_SIZE_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Keys of `--listing` given without a number.
+pub const LISTING_KEYS_DEFAULT: u64 = 100_000;
+/// Most keys `--listing` creates, so a typo cannot fill a disk with metadata.
+pub const LISTING_KEYS_MAX: u64 = 2_000_000;
+/// Most bytes `--heal` writes as its data set.
+pub const HEAL_BYTES_MAX: u64 = 256 * 1024 * 1024 * 1024;
+/// Most seconds `--periodic-scrub-wait-secs` may wait for the server's own scrub.
+pub const PERIODIC_SCRUB_WAIT_SECS_MAX: u64 = 3600;
+
+/// What one run measures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    /// PUT and GET cells per size × concurrency beside the raw disk.
+    Benchmark,
+    RssCheck,
+    /// PUT with CRC64NVME, SHA256 and no checksum (issue 3).
+    Checksums,
+    /// Paging through many keys and versions (issue 4).
+    Listing,
+    /// Scrub and heal throughput, foreground latency under a scrub (issue 5).
+    Heal,
+    /// SSE-C versus plaintext, over TLS and plain HTTP (issue 6).
+    Sse,
+}
+
+impl Mode {
+    pub fn name(self) -> &'static str {
+        match self {
+            Mode::Benchmark => "benchmark",
+            Mode::RssCheck => "rss check",
+            Mode::Checksums => "checksums",
+            Mode::Listing => "listing",
+            Mode::Heal => "heal and scrub",
+            Mode::Sse => "SSE-C and TLS",
+        }
+    }
+}
 
 #[derive(Parser, Debug, Clone)]
 #[command(
@@ -37,12 +77,13 @@ pub struct Args {
     /// Bucket to write into; created if missing (and then removed), objects deleted afterwards.
     #[arg(long, default_value = "bulwark-bench")]
     pub bucket: String,
-    /// Object sizes, comma-separated.
-    #[arg(long, default_value = "4KiB,1MiB,64MiB", value_parser = parse_size_list)]
-    pub sizes: SizeList,
-    /// Concurrency levels (requests in flight), comma-separated.
-    #[arg(long, default_value = "1,16", value_parser = parse_concurrency_list)]
-    pub concurrency: ConcurrencyList,
+    /// Object sizes, comma-separated [default: 4KiB,1MiB,64MiB; 64MiB with --checksums and --sse].
+    #[arg(long, value_parser = parse_size_list)]
+    pub sizes: Option<SizeList>,
+    /// Concurrency levels (requests in flight), comma-separated [default: 1,16; 1,4 with
+    /// --checksums and --sse].
+    #[arg(long, value_parser = parse_concurrency_list)]
+    pub concurrency: Option<ConcurrencyList>,
     /// Upper bound on the time of one cell (one op × size × concurrency), in seconds.
     #[arg(long, default_value_t = 10)]
     pub duration_secs: u64,
@@ -94,6 +135,74 @@ pub struct Args {
     /// Number of concurrent PUTs in the RSS check.
     #[arg(long, default_value_t = 16)]
     pub rss_concurrency: usize,
+
+    /// Instead of the benchmark: PUT throughput with the client sending a CRC64NVME checksum,
+    /// a SHA256 checksum, and none (the SDK's WhenRequired, no algorithm), side by side.
+    #[arg(long)]
+    pub checksums: bool,
+
+    /// Instead of the benchmark: create (or reuse) N empty objects under three delimiter
+    /// levels and page through them with ListObjectsV2, then ~N versions (N/10 keys × 10)
+    /// with ListObjectVersions in a versioned bucket [N default: 100000].
+    #[arg(long, value_name = "N", num_args = 0..=1, default_missing_value = "100000")]
+    pub listing: Option<u64>,
+    /// Requests in flight while --listing creates its objects.
+    #[arg(long, default_value_t = 32)]
+    pub listing_concurrency: usize,
+    /// Delete the --listing objects and buckets afterwards (by default they are kept, so the
+    /// next run reuses them).
+    #[arg(long)]
+    pub listing_cleanup: bool,
+
+    /// Instead of the benchmark: write a data set, then time `bulwark admin scrub --wait`,
+    /// foreground 1 MiB PUT/GET latency with and without a scrub, and the heal of one drive
+    /// whose shard files are deleted (needs --data-dir; plain http:// endpoint).
+    #[arg(long)]
+    pub heal: bool,
+    /// Size of the --heal data set.
+    #[arg(long, default_value = "2GiB", value_parser = parse_size)]
+    pub heal_bytes: u64,
+    /// Object size of the --heal data set.
+    #[arg(long, default_value = "4MiB", value_parser = parse_size)]
+    pub heal_object_size: u64,
+    /// The server's data directory (`bulwark server --data DIR`): --heal deletes the shard
+    /// files of the benchmark bucket on one drive found under it.
+    #[arg(long)]
+    pub data_dir: Option<PathBuf>,
+    /// The drive directory whose shard files --heal deletes [default: the first drive under
+    /// --data-dir].
+    #[arg(long)]
+    pub wipe_drive: Option<PathBuf>,
+    /// The `bulwark` binary for the admin commands [default: `bulwark` next to this binary].
+    #[arg(long)]
+    pub bulwark_bin: Option<PathBuf>,
+    /// Seconds of each foreground PUT and GET cell of --heal.
+    #[arg(long, default_value_t = 10)]
+    pub foreground_secs: u64,
+    /// Requests in flight in the foreground cells of --heal.
+    #[arg(long, default_value_t = 1)]
+    pub foreground_concurrency: usize,
+    /// With --heal: first wait up to this many seconds for the server's own periodic scrub
+    /// (the configured rate, 64 MiB/s by default; it starts 60 s after the server) and
+    /// measure the foreground cells while it runs. 0 skips this phase.
+    #[arg(long, default_value_t = 0)]
+    pub periodic_scrub_wait_secs: u64,
+
+    /// Instead of the benchmark: PUT/GET of plaintext and SSE-C objects over TLS (the
+    /// --endpoint must be https://), and of plaintext over --http-endpoint if given.
+    #[arg(long)]
+    pub sse: bool,
+    /// PEM certificate(s) to trust for an https:// endpoint, instead of the system's roots
+    /// (e.g. the cert.pem of `bulwark cert self-signed`).
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// With --sse: a plain http:// endpoint of a second server with the same configuration,
+    /// for the plaintext-over-HTTP cells.
+    #[arg(long)]
+    pub http_endpoint: Option<String>,
+    /// Process id of the --http-endpoint server, sampled like --server-pid.
+    #[arg(long)]
+    pub http_server_pid: Option<u32>,
 }
 
 /// Parsed `--sizes`: a newtype so clap treats the whole list as one value.
@@ -105,6 +214,41 @@ pub struct SizeList(pub Vec<u64>);
 pub struct ConcurrencyList(pub Vec<usize>);
 
 impl Args {
+    /// What this run measures (`validate` has checked that at most one mode was asked for).
+    pub fn mode(&self) -> Mode {
+        if self.rss_check {
+            Mode::RssCheck
+        } else if self.checksums {
+            Mode::Checksums
+        } else if self.listing.is_some() {
+            Mode::Listing
+        } else if self.heal {
+            Mode::Heal
+        } else if self.sse {
+            Mode::Sse
+        } else {
+            Mode::Benchmark
+        }
+    }
+
+    /// `--sizes`, or the mode's default.
+    pub fn sizes(&self) -> Vec<u64> {
+        match (&self.sizes, self.mode()) {
+            (Some(sizes), _) => sizes.0.clone(),
+            (None, Mode::Checksums | Mode::Sse) => vec![64 << 20],
+            (None, _) => vec![4 << 10, 1 << 20, 64 << 20],
+        }
+    }
+
+    /// `--concurrency`, or the mode's default.
+    pub fn concurrency(&self) -> Vec<usize> {
+        match (&self.concurrency, self.mode()) {
+            (Some(levels), _) => levels.0.clone(),
+            (None, Mode::Checksums | Mode::Sse) => vec![1, 4],
+            (None, _) => vec![1, 16],
+        }
+    }
+
     pub fn access_key(&self) -> Result<String, String> {
         credential(&self.access_key, "AWS_ACCESS_KEY_ID", "--access-key")
     }
@@ -115,6 +259,11 @@ impl Args {
 
     /// Checks the combinations clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
+        let modes = [self.rss_check, self.checksums, self.listing.is_some(), self.heal, self.sse];
+        if modes.iter().filter(|on| **on).count() > 1 {
+            return Err("--rss-check, --checksums, --listing, --heal and --sse each make a run of their own".to_owned());
+        }
+        self.validate_modes()?;
         if self.rss_check && self.server_pid.is_none() {
             return Err("--rss-check needs --server-pid PID (the server's process id)".to_owned());
         }
@@ -135,6 +284,52 @@ impl Args {
         }
         if !self.no_raw && self.raw_bytes < RAW_BYTES_MIN {
             return Err(format!("--raw-bytes must be at least {RAW_BYTES_MIN} bytes"));
+        }
+        Ok(())
+    }
+}
+
+impl Args {
+    fn validate_modes(&self) -> Result<(), String> {
+        if let Some(count) = self.listing
+            && (count == 0 || count > LISTING_KEYS_MAX)
+        {
+            return Err(format!("--listing must be 1..={LISTING_KEYS_MAX} keys"));
+        }
+        if self.listing_concurrency == 0 || self.listing_concurrency > CONCURRENCY_MAX {
+            return Err(format!("--listing-concurrency must be 1..={CONCURRENCY_MAX}"));
+        }
+        if self.foreground_concurrency == 0 || self.foreground_concurrency > CONCURRENCY_MAX {
+            return Err(format!("--foreground-concurrency must be 1..={CONCURRENCY_MAX}"));
+        }
+        if self.foreground_secs == 0 {
+            return Err("--foreground-secs must be at least 1".to_owned());
+        }
+        if self.periodic_scrub_wait_secs > PERIODIC_SCRUB_WAIT_SECS_MAX {
+            return Err(format!("--periodic-scrub-wait-secs must be at most {PERIODIC_SCRUB_WAIT_SECS_MAX}"));
+        }
+        if self.heal_object_size > OBJECT_SIZE_BYTES_MAX || self.heal_bytes > HEAL_BYTES_MAX {
+            return Err(format!(
+                "--heal-object-size must be at most {OBJECT_SIZE_BYTES_MAX} bytes and --heal-bytes at most \
+                 {HEAL_BYTES_MAX}"
+            ));
+        }
+        if self.heal && self.heal_bytes < self.heal_object_size {
+            return Err("--heal-bytes must hold at least one object of --heal-object-size".to_owned());
+        }
+        if self.heal && self.data_dir.is_none() && self.wipe_drive.is_none() {
+            return Err("--heal needs --data-dir DIR (the server's data directory) or --wipe-drive DRIVE".to_owned());
+        }
+        if self.heal && !self.endpoint.starts_with("http://") {
+            return Err("--heal needs a plain http:// endpoint: `bulwark admin` speaks plain HTTP only".to_owned());
+        }
+        if self.sse && !self.endpoint.starts_with("https://") {
+            return Err("--sse needs an https:// --endpoint: the server refuses SSE-C over plain HTTP".to_owned());
+        }
+        if let Some(endpoint) = &self.http_endpoint
+            && !endpoint.starts_with("http://")
+        {
+            return Err("--http-endpoint must be a plain http:// endpoint".to_owned());
         }
         Ok(())
     }

@@ -5,7 +5,11 @@
 //! - large PUT ≥ 50% of (raw fsync'd write ÷ 1.5);
 //! - large GET ≥ 70% of raw read (a read from the disk, not from the page cache);
 //! - 4 KiB PUT at concurrency 16 > 1,000 objects/s (with fsync: the server's contract);
-//! - server RSS ≤ 512 MiB under 16 concurrent 1 GiB PUTs (`--rss-check`).
+//! - server RSS ≤ 512 MiB under 16 concurrent 1 GiB PUTs (`--rss-check`);
+//! - SSE-C at ≥ 85% of plaintext MiB/s over TLS, per op, size and concurrency (`--sse`).
+//!
+//! The other modes (`--checksums`, `--listing`, `--heal`) print their figures without a
+//! verdict: their issues state no number to meet.
 
 use std::fmt::Write as _;
 use std::path::PathBuf;
@@ -13,9 +17,13 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::args::format_size;
+use crate::checksums::ChecksumReport;
 use crate::disk::RawDisk;
+use crate::heal::HealReport;
+use crate::listing::ListingReport;
 use crate::rss::RssCheck;
 use crate::s3::{Cell, Op};
+use crate::sse::{self, SseReport};
 
 /// Default layout: 4 data + 2 parity shards, so the disk writes 6/4 of every object.
 pub const WRITE_AMPLIFICATION: f64 = 1.5;
@@ -29,6 +37,8 @@ pub const RSS_OBJECT_BYTES: u64 = 1024 * 1024 * 1024;
 pub const RSS_CONCURRENCY: usize = 16;
 /// The smallest size that counts as "large" for the PUT and GET targets.
 pub const LARGE_OBJECT_BYTES_MIN: u64 = 4 * 1024 * 1024;
+/// SSE-C throughput over plaintext throughput (both over TLS), at least.
+pub const SSE_C_SHARE_OF_PLAINTEXT_MIN: f64 = 0.85;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub enum Verdict {
@@ -104,6 +114,8 @@ pub struct Settings {
     pub count: Option<u64>,
     pub payload_signing: bool,
     pub checksum_crc32: bool,
+    /// The PEM file trusted for https:// (`--ca-cert`), if any.
+    pub ca_cert: Option<PathBuf>,
     pub drop_caches: bool,
     pub server_pid: Option<u32>,
     pub raw_dir: PathBuf,
@@ -121,6 +133,17 @@ pub struct Report {
     pub raw_disk: Option<RawDisk>,
     pub raw_disk_error: Option<String>,
     pub rss_check: Option<RssCheck>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub checksums: Option<ChecksumReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub listing: Option<ListingReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub heal: Option<HealReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sse: Option<SseReport>,
+    /// Why the mode produced no figures, when it failed as a whole.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mode_error: Option<String>,
     pub targets: Vec<Target>,
 }
 
@@ -229,11 +252,40 @@ fn rss_target(rss: Option<&RssCheck>) -> Target {
     Target::judge(name, "MiB", peak_mib, Bound::AtMost((RSS_BYTES_MAX >> 20) as f64), rss.errors, note)
 }
 
-fn ms(value: Option<f64>) -> String {
+/// SSE-C against plaintext over TLS, for every op, size and concurrency measured.
+pub fn sse_targets(report: &SseReport) -> Vec<Target> {
+    let mut targets = Vec::new();
+    for row in report.rows.iter().filter(|row| row.encryption == sse::SSE_C) {
+        let cell = &row.cell;
+        let name = format!(
+            "{} {} ×{} SSE-C ≥ {:.0}% of plaintext (TLS)",
+            cell.op.name(),
+            format_size(cell.size_bytes),
+            cell.concurrency,
+            SSE_C_SHARE_OF_PLAINTEXT_MIN * 100.0
+        );
+        let plain = report.find(sse::TRANSPORT_TLS, sse::PLAINTEXT, cell.op, cell.size_bytes, cell.concurrency);
+        let target = match (plain, row.ratio_to_plaintext_tls) {
+            (Some(plain), Some(ratio)) => Target::judge(
+                name,
+                "%",
+                ratio * 100.0,
+                Bound::AtLeast(SSE_C_SHARE_OF_PLAINTEXT_MIN * 100.0),
+                cell.errors + plain.cell.errors,
+                Some(format!("{:.1} vs {:.1} MiB/s", cell.summary.mib_per_s, plain.cell.summary.mib_per_s)),
+            ),
+            _ => Target::not_measured(name, "%", "no plaintext figure over TLS to compare with".to_owned()),
+        };
+        targets.push(target);
+    }
+    targets
+}
+
+pub fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}"))
 }
 
-fn cores(value: Option<f64>) -> String {
+pub fn cores(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |cores| format!("{cores:.2}"))
 }
 
@@ -267,19 +319,50 @@ pub fn render(report: &Report) -> String {
         "bulwark-bench {} — {} against {}, bucket {}",
         report.version, report.mode, settings.endpoint, settings.bucket
     );
+    let checksum = if report.checksums.is_some() {
+        "upload checksum per row"
+    } else if settings.checksum_crc32 {
+        "CRC32 checksum on uploads"
+    } else {
+        "no upload checksum"
+    };
     let _ = writeln!(
         out,
-        "client: aws-sdk-s3, {}, {}, no retries; {} CPUs shared by client and server",
+        "client: aws-sdk-s3, {}, {checksum}, no retries; {} CPUs shared by client and server",
         if settings.payload_signing { "SigV4 with SHA-256 of every body" } else { "UNSIGNED-PAYLOAD" },
-        if settings.checksum_crc32 { "CRC32 checksum on uploads" } else { "no upload checksum" },
         settings.cpus
     );
+    if let Some(ca_cert) = &settings.ca_cert {
+        let _ = writeln!(
+            out,
+            "TLS: the SDK's hyper-rustls client (aws-lc-rs) trusting only {} (ALPN h2, http/1.1)",
+            ca_cert.display()
+        );
+    }
+    if let Some(error) = &report.mode_error {
+        let _ = writeln!(out, "\n{} failed: {error}", report.mode);
+    }
     if !report.cells.is_empty() {
         render_cells(report, &mut out);
+    }
+    if let Some(checksums) = &report.checksums {
+        crate::checksums::render(checksums, &mut out);
+    }
+    if let Some(sse) = &report.sse {
+        crate::sse::render(sse, &mut out);
+    }
+    if let Some(listing) = &report.listing {
+        crate::listing::render(listing, &mut out);
+    }
+    if let Some(heal) = &report.heal {
+        crate::heal::render(heal, report.raw_disk.as_ref(), &mut out);
     }
     render_raw(report, &mut out);
     if let Some(rss) = &report.rss_check {
         render_rss(rss, &mut out);
+    }
+    if report.targets.is_empty() {
+        return out;
     }
     let _ = writeln!(out, "\ntargets (default 4+2 layout: the disk writes 1.5× every object):");
     for target in &report.targets {

@@ -5,19 +5,31 @@
 //! at the deadline finish and count). Throughput is successful bytes over the cell's wall
 //! time; latency is per request, from send to the last byte of the response. Requests are
 //! not retried, so every failure is counted and the first one is shown.
+//!
+//! TLS: for an `https://` endpoint with `--ca-cert`, the client's HTTP client is the SDK's
+//! own hyper + rustls (aws-lc-rs) client, built with a trust store that holds only that
+//! certificate; it offers HTTP/2 and HTTP/1.1 by ALPN (Bulwark picks HTTP/2). Without
+//! `--ca-cert` the SDK's default client and the system's roots are used.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::config::SharedHttpClient;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
-use aws_sdk_s3::types::{Delete, ObjectIdentifier};
+use aws_sdk_s3::types::{ChecksumAlgorithm, Delete, ObjectIdentifier};
+use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
+use base64::Engine as _;
 use bytes::Bytes;
+use md5::Digest as _;
+use rand::RngCore as _;
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject as _;
 use serde::Serialize;
 
 use crate::payload::matches_repeated;
@@ -38,18 +50,25 @@ pub struct ClientSettings {
     pub region: String,
     pub access_key: String,
     pub secret_key: String,
+    /// Send a CRC32 with every upload (`WhenSupported`), or only what a request names.
     pub checksum: bool,
+    /// PEM certificates to trust instead of the system's roots (https:// only).
+    pub ca_cert_pem: Option<Vec<u8>>,
 }
 
 /// A path-style client with no retries (a failure must show, not be hidden by a retry).
-pub fn client(settings: &ClientSettings) -> Client {
+pub fn client(settings: &ClientSettings) -> Result<Client, String> {
     let credentials = Credentials::new(&settings.access_key, &settings.secret_key, None, None, "bulwark-bench");
     let checksums = if settings.checksum {
         RequestChecksumCalculation::WhenSupported
     } else {
         RequestChecksumCalculation::WhenRequired
     };
-    let config = aws_sdk_s3::Config::builder()
+    let mut config = aws_sdk_s3::Config::builder();
+    if let Some(pem) = &settings.ca_cert_pem {
+        config = config.http_client(tls_http_client(pem)?);
+    }
+    let config = config
         .behavior_version(BehaviorVersion::latest())
         .credentials_provider(credentials)
         .region(Region::new(settings.region.clone()))
@@ -61,7 +80,62 @@ pub fn client(settings: &ClientSettings) -> Client {
             TimeoutConfig::builder().connect_timeout(CONNECT_TIMEOUT).operation_timeout(OPERATION_TIMEOUT).build(),
         )
         .build();
-    Client::from_conf(config)
+    Ok(Client::from_conf(config))
+}
+
+/// The SDK's hyper + rustls client trusting only the certificates in `pem`.
+fn tls_http_client(pem: &[u8]) -> Result<SharedHttpClient, String> {
+    // The SDK parses the PEM only when it first connects, and panics on a bad one: check it
+    // here, where a mistake can still be reported.
+    let certificates = CertificateDer::pem_slice_iter(pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("--ca-cert: not a PEM certificate file: {e}"))?;
+    if certificates.is_empty() {
+        return Err("--ca-cert: the file holds no certificate".to_owned());
+    }
+    let mut roots = rustls::RootCertStore::empty();
+    for certificate in certificates {
+        roots.add(certificate).map_err(|e| format!("--ca-cert: unusable certificate: {e}"))?;
+    }
+    let context = TlsContext::builder()
+        .with_trust_store(TrustStore::empty().with_pem_certificate(pem.to_vec()))
+        .build()
+        .map_err(|e| format!("--ca-cert: {e}"))?;
+    Ok(aws_smithy_http_client::Builder::new()
+        .tls_provider(tls::Provider::Rustls(tls::rustls_provider::CryptoMode::AwsLc))
+        .tls_context(context)
+        .build_https())
+}
+
+/// An SSE-C key for the benchmark's objects: random per run, sent base64 with its MD5.
+#[derive(Clone)]
+pub struct CustomerKey {
+    key_base64: String,
+    key_md5_base64: String,
+}
+
+impl CustomerKey {
+    pub fn random() -> CustomerKey {
+        let mut key = [0u8; 32];
+        rand::rng().fill_bytes(&mut key);
+        let base64 = base64::engine::general_purpose::STANDARD;
+        CustomerKey { key_base64: base64.encode(key), key_md5_base64: base64.encode(md5::Md5::digest(key)) }
+    }
+}
+
+impl std::fmt::Debug for CustomerKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("CustomerKey([redacted])")
+    }
+}
+
+/// What every request of a cell adds besides the body.
+#[derive(Debug, Clone, Default)]
+pub struct RequestOptions {
+    /// A flexible checksum the client computes and sends with every PUT.
+    pub checksum: Option<ChecksumAlgorithm>,
+    /// SSE-C: PUTs encrypt and GETs decrypt under this key.
+    pub customer_key: Option<CustomerKey>,
 }
 
 /// Makes sure `bucket` exists; returns whether this call created it.
@@ -137,14 +211,17 @@ pub struct Cell {
     pub page_cache_dropped: bool,
 }
 
-/// What a cell needs to know besides its shape.
+/// What a cell needs to know besides its shape. Modes clone it with another client,
+/// prefix or options for each variant they compare.
+#[derive(Clone)]
 pub struct Runner {
     pub client: Client,
     pub bucket: String,
-    /// Key prefix unique to this run.
+    /// Key prefix unique to this run (and variant).
     pub prefix: String,
     pub unsigned_payload: bool,
-    pub sampler: Option<RssSampler>,
+    pub options: RequestOptions,
+    pub sampler: Option<Arc<RssSampler>>,
 }
 
 struct Shared {
@@ -196,7 +273,7 @@ impl Runner {
         assert!(concurrency > 0, "a cell needs at least one worker");
         assert!(op == Op::Put || !keys.is_empty(), "GET needs objects to read");
         let size_bytes = payload.len() as u64;
-        let server_pid = self.sampler.as_ref().map(RssSampler::pid);
+        let server_pid = self.sampler.as_deref().map(RssSampler::pid);
         if let Some(sampler) = &self.sampler {
             sampler.take_peak_bytes();
         }
@@ -216,6 +293,7 @@ impl Runner {
                     client: self.client.clone(),
                     bucket: self.bucket.clone(),
                     unsigned_payload: self.unsigned_payload,
+                    options: self.options.clone(),
                     payload: payload.clone(),
                     keys: Arc::clone(keys),
                     key_prefix: format!("{}/{size_bytes}/c{concurrency}", self.prefix),
@@ -247,7 +325,7 @@ impl Runner {
             summary: Summary::new(latencies_us, size_bytes, elapsed),
             errors: shared.errors.load(Ordering::Relaxed),
             first_error: shared.first_error.lock().ok().and_then(|first| first.clone()),
-            server_rss_peak_bytes: self.sampler.as_ref().map(RssSampler::take_peak_bytes),
+            server_rss_peak_bytes: self.sampler.as_deref().map(RssSampler::take_peak_bytes),
             server_cpu_cores: server_pid.and_then(|pid| per_second(server_cpu_start, &pid.to_string())),
             client_cpu_cores: per_second(client_cpu_start, "self"),
             page_cache_dropped,
@@ -304,6 +382,7 @@ struct Worker {
     client: Client,
     bucket: String,
     unsigned_payload: bool,
+    options: RequestOptions,
     payload: Bytes,
     keys: Arc<Vec<String>>,
     /// PUT keys are `<key_prefix>/<operation number>`.
@@ -339,8 +418,19 @@ impl Worker {
     }
 
     async fn put(&self, key: &str) -> Result<(), String> {
-        let request =
-            self.client.put_object().bucket(&self.bucket).key(key).body(ByteStream::from(self.payload.clone()));
+        let mut request = self
+            .client
+            .put_object()
+            .bucket(&self.bucket)
+            .key(key)
+            .body(ByteStream::from(self.payload.clone()))
+            .set_checksum_algorithm(self.options.checksum.clone());
+        if let Some(customer) = &self.options.customer_key {
+            request = request
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(&customer.key_base64)
+                .sse_customer_key_md5(&customer.key_md5_base64);
+        }
         let sent = if self.unsigned_payload {
             request.customize().disable_payload_signing().send().await
         } else {
@@ -350,14 +440,14 @@ impl Worker {
     }
 
     async fn get(&self, key: &str) -> Result<(), String> {
-        let output = self
-            .client
-            .get_object()
-            .bucket(&self.bucket)
-            .key(key)
-            .send()
-            .await
-            .map_err(|e| DisplayErrorContext(&e).to_string())?;
+        let mut request = self.client.get_object().bucket(&self.bucket).key(key);
+        if let Some(customer) = &self.options.customer_key {
+            request = request
+                .sse_customer_algorithm("AES256")
+                .sse_customer_key(&customer.key_base64)
+                .sse_customer_key_md5(&customer.key_md5_base64);
+        }
+        let output = request.send().await.map_err(|e| DisplayErrorContext(&e).to_string())?;
         let mut body = output.body;
         let mut offset: u64 = 0;
         while let Some(chunk) = body.try_next().await.map_err(|e| format!("reading the body: {e}"))? {

@@ -12,6 +12,11 @@
 //! objects larger than the inline threshold under `<drive>/data/<bucket>/` (see
 //! [`shard_files`]). Everything else is observed through the S3 API.
 //!
+//! [`TestServer::start_tls`] starts one that serves HTTPS only, with a self-signed
+//! certificate made by `bulwark cert self-signed` in its directory; its endpoint is
+//! `https://localhost:PORT` and its clients trust that certificate and nothing else
+//! (see [`tls`]).
+//!
 //! The binary is found next to the test executable (`<target>/debug/bulwark`) unless
 //! `BULWARK_BIN` names another one; `cargo test --workspace` builds it.
 #![forbid(unsafe_code)]
@@ -39,6 +44,7 @@ use rand::{RngCore, SeedableRng};
 
 pub mod aws_cli;
 pub mod raw_http;
+pub mod tls;
 
 /// Access key of the root user every test server is started with.
 pub const ACCESS_KEY: &str = "bulwarkadmin";
@@ -68,18 +74,34 @@ pub struct TestServer {
     dir: tempfile::TempDir,
     port: u16,
     child: Option<Child>,
+    /// Serves HTTPS with the certificate in [`TestServer::tls_dir`].
+    tls: bool,
 }
 
 impl TestServer {
     /// Starts a server on a fresh data directory and a free loopback port, and waits
     /// until it answers S3 requests.
     pub async fn start() -> TestServer {
+        TestServer::start_with_transport(false).await
+    }
+
+    /// Starts a server that serves HTTPS only (HTTP/1.1 and HTTP/2), with a fresh
+    /// self-signed certificate for `localhost` and `127.0.0.1` written by
+    /// `bulwark cert self-signed` into [`TestServer::tls_dir`].
+    pub async fn start_tls() -> TestServer {
+        TestServer::start_with_transport(true).await
+    }
+
+    async fn start_with_transport(tls: bool) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("bulwark-e2e-")
             .tempdir()
             .expect("create a temporary directory for the server");
         fs::create_dir_all(dir.path().join("data")).expect("create the data directory");
-        let mut server = TestServer { dir, port: 0, child: None };
+        let mut server = TestServer { dir, port: 0, child: None, tls };
+        if tls {
+            server.regenerate_certificate();
+        }
         // Another test may grab the port between our probe and the server's bind;
         // a server that exits before it is ready gets another port.
         for attempt in 1..=START_ATTEMPTS_MAX {
@@ -126,9 +148,53 @@ impl TestServer {
         self.start_again().await;
     }
 
-    /// `http://127.0.0.1:PORT`.
+    /// `http://127.0.0.1:PORT`, or `https://localhost:PORT` for a TLS server.
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        if self.tls { format!("https://{}", self.host()) } else { format!("http://{}", self.host()) }
+    }
+
+    /// The `Host` clients send: `127.0.0.1:PORT`, or `localhost:PORT` for a TLS server.
+    pub fn host(&self) -> String {
+        if self.tls { format!("localhost:{}", self.port) } else { format!("127.0.0.1:{}", self.port) }
+    }
+
+    /// Whether the server was started with [`TestServer::start_tls`].
+    pub fn is_tls(&self) -> bool {
+        self.tls
+    }
+
+    /// The directory holding the TLS `cert.pem` and `key.pem` the server was started with.
+    pub fn tls_dir(&self) -> PathBuf {
+        self.dir.path().join("tls")
+    }
+
+    /// The PEM certificate the server was started with (`--tls-cert`).
+    pub fn tls_cert_path(&self) -> PathBuf {
+        self.tls_dir().join("cert.pem")
+    }
+
+    /// The PEM private key the server was started with (`--tls-key`).
+    pub fn tls_key_path(&self) -> PathBuf {
+        self.tls_dir().join("key.pem")
+    }
+
+    /// Overwrites [`TestServer::tls_cert_path`] and [`TestServer::tls_key_path`] with
+    /// a new self-signed pair (`bulwark cert self-signed`); a running server keeps
+    /// serving the old one until [`TestServer::signal_hangup`].
+    pub fn regenerate_certificate(&self) {
+        write_self_signed_certificate(&self.tls_dir(), &["localhost", "127.0.0.1"]);
+    }
+
+    /// The process id of the running server.
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().expect("the server is running").id()
+    }
+
+    /// Sends SIGHUP to the server (`kill -HUP PID`): reload the TLS certificate.
+    pub fn signal_hangup(&self) {
+        let pid = self.pid().to_string();
+        let status = Command::new("kill").args(["-HUP", &pid]).status().expect("run kill -HUP");
+        assert!(status.success(), "kill -HUP {pid} failed with {status}");
     }
 
     pub fn address(&self) -> SocketAddr {
@@ -207,9 +273,15 @@ impl TestServer {
                     .connect_timeout(Duration::from_secs(5))
                     .operation_timeout(OPERATION_TIMEOUT)
                     .build(),
-            )
-            .build();
-        Client::from_conf(config)
+            );
+        let config = if self.tls {
+            let pem = fs::read(self.tls_cert_path())
+                .unwrap_or_else(|e| panic!("read {}: {e}", self.tls_cert_path().display()));
+            config.http_client(tls::sdk_http_client(&pem))
+        } else {
+            config
+        };
+        Client::from_conf(config.build())
     }
 
     /// Everything the server wrote to stderr so far (all runs).
@@ -231,12 +303,17 @@ impl TestServer {
         let binary = bulwark_binary();
         let log =
             fs::OpenOptions::new().create(true).append(true).open(self.log_path()).expect("open the server log file");
-        let child = Command::new(&binary)
+        let mut command = Command::new(&binary);
+        command
             .arg("server")
             .arg("--data")
             .arg(self.data_dir())
             .arg("--address")
-            .arg(format!("127.0.0.1:{}", self.port))
+            .arg(format!("127.0.0.1:{}", self.port));
+        if self.tls {
+            command.arg("--tls-cert").arg(self.tls_cert_path()).arg("--tls-key").arg(self.tls_key_path());
+        }
+        let child = command
             .env("BULWARK_ROOT_USER", ACCESS_KEY)
             .env("BULWARK_ROOT_PASSWORD", SECRET_KEY)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()))
@@ -360,6 +437,26 @@ pub fn bulwark_binary() -> PathBuf {
         binary.display()
     );
     binary
+}
+
+/// Runs `bulwark cert self-signed --out DIR --name …`, which writes `DIR/cert.pem`
+/// and `DIR/key.pem` (mode 0600); panics with its output if it fails.
+pub fn write_self_signed_certificate(dir: &Path, names: &[&str]) {
+    let binary = bulwark_binary();
+    let mut command = Command::new(&binary);
+    command.args(["cert", "self-signed", "--out"]).arg(dir);
+    for name in names {
+        command.args(["--name", name]);
+    }
+    let output = command.output().unwrap_or_else(|e| panic!("run {} cert self-signed: {e}", binary.display()));
+    assert!(
+        output.status.success(),
+        "bulwark cert self-signed --out {} failed with {}\n--- stdout ---\n{}\n--- stderr ---\n{}",
+        dir.display(),
+        output.status,
+        String::from_utf8_lossy(&output.stdout),
+        String::from_utf8_lossy(&output.stderr)
+    );
 }
 
 fn free_port() -> u16 {
@@ -726,7 +823,7 @@ pub fn sign_by_hand(
     use aws_sigv4::sign::v4;
 
     let url = format!("{}{path_and_query}", server.endpoint());
-    let host = format!("127.0.0.1:{}", server.port);
+    let host = server.host();
     let identity = Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bulwark-e2e").into();
     let mut settings = SigningSettings::default();
     settings.signature_location = SignatureLocation::Headers;

@@ -53,7 +53,12 @@ pub fn request(
     if present.len() > 1 {
         return Err(invalid("Expecting a single x-amz-checksum- header. Multiple checksum Types are not allowed."));
     }
-    let declared = declared.map(|name| parse_algorithm(name, "x-amz-sdk-checksum-algorithm")).transpose()?;
+    // `declared` is `x-amz-checksum-algorithm` as s3s parsed it; the SDK's
+    // `x-amz-sdk-checksum-algorithm` is read here, so an unknown algorithm in
+    // either is refused.
+    let sdk_declared = headers.get("x-amz-sdk-checksum-algorithm").and_then(|v| v.to_str().ok());
+    let declared =
+        declared.or(sdk_declared).map(|name| parse_algorithm(name, "x-amz-sdk-checksum-algorithm")).transpose()?;
     let trailer = trailer_algorithm(headers)?;
     let mut out = ChecksumRequest::default();
     match (present.first(), trailer) {

@@ -1,0 +1,208 @@
+//! An operator serves Bulwark over HTTPS with a certificate from
+//! `bulwark cert self-signed`: the AWS SDK stores and reads objects over it,
+//! clients that speak only HTTP/2 or only HTTP/1.1 are both served, plain HTTP gets
+//! no answer, and SIGHUP swaps in a renewed certificate for new connections while
+//! connections already open keep working (and a broken renewal changes nothing).
+
+use std::os::unix::fs::PermissionsExt;
+use std::time::{Duration, Instant};
+
+use aws_sdk_s3::primitives::ByteStream;
+use bulwark_e2e::tls::{Protocol, TlsConnection, certificate_der};
+use bulwark_e2e::{TestServer, create_bucket, get_bytes, payload, sign_by_hand, write_self_signed_certificate};
+use sha2::Digest;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+const BUCKET: &str = "tls";
+const RELOAD_TIMEOUT: Duration = Duration::from_secs(20);
+/// The body of the broken key file; it must never show up in the log.
+const BROKEN_KEY_TEXT: &str = "bulwarke2ebrokenkeymaterial";
+const RELOAD_POLL_INTERVAL: Duration = Duration::from_millis(50);
+
+/// Opens a connection to `server` as `localhost`, trusting the PEM files given.
+async fn connect(server: &TestServer, trusted: &[&std::path::Path], protocol: Protocol) -> TlsConnection {
+    TlsConnection::open(server.address(), "localhost", trusted, protocol)
+        .await
+        .unwrap_or_else(|e| panic!("open a {protocol:?} TLS connection: {e}"))
+}
+
+/// Sends a request signed with the root credentials on `connection`.
+async fn send_signed(
+    server: &TestServer,
+    connection: &mut TlsConnection,
+    method: &str,
+    path: &str,
+    body: Vec<u8>,
+) -> bulwark_e2e::tls::TlsResponse {
+    let hash = hex::encode(sha2::Sha256::digest(&body));
+    let headers = sign_by_hand(server, method, path, &[], &hash);
+    let mut with_host = vec![("host".to_owned(), server.host())];
+    with_host.extend(headers);
+    connection.send(method, path, &with_host, body).await.unwrap_or_else(|e| panic!("{method} {path}: {e}"))
+}
+
+/// An unsigned `GET /metrics` (always 200) on `connection`, to show it still works.
+async fn get_metrics(connection: &mut TlsConnection) -> u16 {
+    connection.send("GET", "/metrics", &[], Vec::new()).await.unwrap_or_else(|e| panic!("GET /metrics: {e}")).status
+}
+
+/// Opens new connections trusting both certificates until one is served
+/// `expected_der`; panics after [`RELOAD_TIMEOUT`] with what was served instead.
+async fn wait_for_served_certificate(server: &TestServer, trusted: &[&std::path::Path], expected_der: &[u8]) {
+    let deadline = Instant::now() + RELOAD_TIMEOUT;
+    loop {
+        let connection = connect(server, trusted, Protocol::Http1).await;
+        if connection.peer_certificate() == expected_der {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "new connections still get the old certificate {RELOAD_TIMEOUT:?} after SIGHUP\n--- server log ---\n{}",
+            server.log()
+        );
+        tokio::time::sleep(RELOAD_POLL_INTERVAL).await;
+    }
+}
+
+/// Waits until the server log holds `count` lines containing `needle`.
+async fn wait_for_log_lines(server: &TestServer, needle: &str, count: usize) {
+    let deadline = Instant::now() + RELOAD_TIMEOUT;
+    while server.log().matches(needle).count() < count {
+        assert!(
+            Instant::now() < deadline,
+            "the server did not log {needle:?} ({count} times) within {RELOAD_TIMEOUT:?}\n--- server log ---\n{}",
+            server.log()
+        );
+        tokio::time::sleep(RELOAD_POLL_INTERVAL).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cert_self_signed_writes_a_certificate_and_a_key_only_its_owner_can_read() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_self_signed_certificate(dir.path(), &["localhost", "127.0.0.1"]);
+
+    let der = certificate_der(&dir.path().join("cert.pem"));
+    assert!(!der.is_empty(), "cert.pem holds a certificate");
+    let key = std::fs::read_to_string(dir.path().join("key.pem")).expect("read key.pem");
+    assert!(key.contains("PRIVATE KEY-----"), "key.pem holds a PEM private key: {key:.40}");
+    let mode = std::fs::metadata(dir.path().join("key.pem")).expect("stat key.pem").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "key.pem mode is {mode:o}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_stores_and_returns_an_object_for_the_sdk_over_https() {
+    let server = TestServer::start_tls().await;
+    assert!(server.endpoint().starts_with("https://localhost:"), "endpoint {}", server.endpoint());
+    let client = server.client();
+    create_bucket(&client, BUCKET).await;
+    let body = payload(1, 300 * 1024);
+
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key("over-https")
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .expect("PUT over HTTPS");
+    assert!(get_bytes(&client, BUCKET, "over-https").await == body, "the object read back over HTTPS differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_tls_server_gives_plain_http_no_http_answer() {
+    let server = TestServer::start_tls().await;
+    let mut socket = tokio::net::TcpStream::connect(server.address()).await.expect("connect");
+    socket
+        .write_all(format!("GET /metrics HTTP/1.1\r\nhost: {}\r\nconnection: close\r\n\r\n", server.host()).as_bytes())
+        .await
+        .expect("send a plain HTTP request");
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(20), socket.read_to_end(&mut answer))
+        .await
+        .expect("the server closes the connection")
+        .ok();
+    assert!(
+        !answer.starts_with(b"HTTP/"),
+        "plain HTTP got an HTTP answer from the TLS port: {}",
+        String::from_utf8_lossy(&answer)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_offering_only_h2_is_served_over_http2_and_one_offering_only_http1_over_http11() {
+    let server = TestServer::start_tls().await;
+    create_bucket(&server.client(), BUCKET).await;
+    let cert = server.tls_cert_path();
+    let body = payload(2, 200 * 1024);
+
+    let mut h2 = connect(&server, &[&cert], Protocol::Http2).await;
+    assert_eq!(h2.alpn(), Some(&b"h2"[..]), "ALPN chose h2");
+    let put = send_signed(&server, &mut h2, "PUT", &format!("/{BUCKET}/h2"), body.clone()).await;
+    assert_eq!((put.status, put.version), (200, http::Version::HTTP_2), "PUT over h2: {}", put.text());
+    let get = send_signed(&server, &mut h2, "GET", &format!("/{BUCKET}/h2"), Vec::new()).await;
+    assert_eq!((get.status, get.version), (200, http::Version::HTTP_2), "GET over h2: {}", get.text());
+    assert!(get.body == body, "the object read back over HTTP/2 differs");
+
+    let mut h1 = connect(&server, &[&cert], Protocol::Http1).await;
+    assert_eq!(h1.alpn(), Some(&b"http/1.1"[..]), "ALPN chose http/1.1");
+    let get = send_signed(&server, &mut h1, "GET", &format!("/{BUCKET}/h2"), Vec::new()).await;
+    assert_eq!((get.status, get.version), (200, http::Version::HTTP_11), "GET over HTTP/1.1: {}", get.text());
+    assert!(get.body == body, "the object read back over HTTP/1.1 differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_serves_a_renewed_certificate_to_new_connections_while_open_ones_keep_working() {
+    let server = TestServer::start_tls().await;
+    create_bucket(&server.client(), BUCKET).await;
+    let scratch = server.scratch_dir();
+    let old_cert = scratch.join("old-cert.pem");
+    std::fs::copy(server.tls_cert_path(), &old_cert).expect("keep a copy of the first certificate");
+    let old_der = certificate_der(&old_cert);
+
+    // Connections opened before the reload, one per protocol, each used once.
+    let mut open_h1 = connect(&server, &[&old_cert], Protocol::Http1).await;
+    let mut open_h2 = connect(&server, &[&old_cert], Protocol::Http2).await;
+    assert_eq!(open_h1.peer_certificate(), old_der.as_slice(), "the first certificate is served");
+    assert_eq!(get_metrics(&mut open_h1).await, 200);
+    assert_eq!(get_metrics(&mut open_h2).await, 200);
+
+    server.regenerate_certificate();
+    let new_cert = server.tls_cert_path();
+    let new_der = certificate_der(&new_cert);
+    assert_ne!(new_der, old_der, "the regenerated certificate is a new one");
+    server.signal_hangup();
+    wait_for_log_lines(&server, "TLS certificate reloaded", 1).await;
+
+    wait_for_served_certificate(&server, &[&old_cert, &new_cert], &new_der).await;
+    let fresh = connect(&server, &[&new_cert], Protocol::Http2).await;
+    assert_eq!(fresh.peer_certificate(), new_der.as_slice(), "a new connection gets the new certificate");
+    // A new SDK client trusts only the new certificate (it reads cert.pem now).
+    let client = server.client_without_retries();
+    client.list_buckets().send().await.expect("ListBuckets with a client that trusts only the new certificate");
+
+    for (name, connection) in [("HTTP/1.1", &mut open_h1), ("HTTP/2", &mut open_h2)] {
+        assert_eq!(connection.peer_certificate(), old_der.as_slice(), "{name} connection's certificate");
+        assert_eq!(get_metrics(connection).await, 200, "the {name} connection opened before the reload still works");
+        let put = send_signed(&server, connection, "PUT", &format!("/{BUCKET}/after-reload"), b"kept".to_vec()).await;
+        assert_eq!(put.status, 200, "a signed PUT on the {name} connection opened before the reload: {}", put.text());
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_with_a_broken_key_keeps_serving_the_current_certificate() {
+    let server = TestServer::start_tls().await;
+    let cert = server.tls_cert_path();
+    let served_der = certificate_der(&cert);
+
+    std::fs::write(server.tls_key_path(), format!("-----BEGIN PRIVATE KEY-----\n{BROKEN_KEY_TEXT}\n-----END PRIVATE KEY-----\n"))
+        .expect("break key.pem");
+    server.signal_hangup();
+    wait_for_log_lines(&server, "TLS certificate reload failed", 1).await;
+
+    let connection = connect(&server, &[&cert], Protocol::Http1).await;
+    assert_eq!(connection.peer_certificate(), served_der.as_slice(), "the certificate served before the broken reload");
+    server.client_without_retries().list_buckets().send().await.expect("ListBuckets after a failed reload");
+    assert!(server.log().contains("TLS certificate reload failed"), "the failed reload is logged");
+    assert!(!server.log().contains(BROKEN_KEY_TEXT), "the key file's contents are not logged");
+}
