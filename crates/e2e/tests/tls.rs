@@ -195,8 +195,11 @@ async fn sighup_with_a_broken_key_keeps_serving_the_current_certificate() {
     let cert = server.tls_cert_path();
     let served_der = certificate_der(&cert);
 
-    std::fs::write(server.tls_key_path(), format!("-----BEGIN PRIVATE KEY-----\n{BROKEN_KEY_TEXT}\n-----END PRIVATE KEY-----\n"))
-        .expect("break key.pem");
+    std::fs::write(
+        server.tls_key_path(),
+        format!("-----BEGIN PRIVATE KEY-----\n{BROKEN_KEY_TEXT}\n-----END PRIVATE KEY-----\n"),
+    )
+    .expect("break key.pem");
     server.signal_hangup();
     wait_for_log_lines(&server, "TLS certificate reload failed", 1).await;
 
