@@ -230,6 +230,11 @@ impl ObjectStore {
             return Err(Error::BucketAlreadyOwnedByYou(bucket.to_owned()));
         }
         let record = BucketRecord { created_ns: now_ns(), versioning: Versioning::Unversioned };
+        self.store_bucket_record(bucket, record).await
+    }
+
+    /// Writes a bucket record to every set at write quorum, then caches it.
+    async fn store_bucket_record(&self, bucket: &str, record: BucketRecord) -> Result<()> {
         let raw = meta::encode(&record);
         for set in &self.sets {
             let positions = set.usable_positions().await;
@@ -752,18 +757,7 @@ impl ObjectStore {
         let _guard = self.bucket_lock.lock().await;
         let mut record = self.require_bucket(bucket)?;
         record.versioning = state;
-        let raw = meta::encode(&record);
-        for set in &self.sets {
-            let positions = set.usable_positions().await;
-            set.require_writable(&positions)?;
-            let ok = commit_on(set, &positions, |_| {
-                vec![MetaOp::PutBucket { bucket: bucket.to_owned(), record: raw.clone() }]
-            })
-            .await;
-            set.require_writable(&ok)?;
-        }
-        self.buckets.write().unwrap_or_else(|e| e.into_inner()).insert(bucket.to_owned(), record);
-        Ok(())
+        self.store_bucket_record(bucket, record).await
     }
 
     /// Every version and delete marker, key by key, newest first within a key.
