@@ -273,11 +273,32 @@ fn customer_key(
     key: Option<&String>,
     key_md5: Option<&String>,
 ) -> S3Result<Option<bulwark_object::Encryption>> {
+    customer_key_for(extensions, algorithm, key, key_md5, false)
+}
+
+/// The SSE-C key that opens existing data (GET, HEAD, copy sources).
+fn customer_read_key(
+    extensions: &http::Extensions,
+    algorithm: Option<&String>,
+    key: Option<&String>,
+    key_md5: Option<&String>,
+) -> S3Result<Option<bulwark_object::Encryption>> {
+    customer_key_for(extensions, algorithm, key, key_md5, true)
+}
+
+fn customer_key_for(
+    extensions: &http::Extensions,
+    algorithm: Option<&String>,
+    key: Option<&String>,
+    key_md5: Option<&String>,
+    for_read: bool,
+) -> S3Result<Option<bulwark_object::Encryption>> {
     sse::customer_key(
         sse::CustomerKeyHeaders {
             algorithm: algorithm.map(String::as_str),
             key: key.map(String::as_str),
             key_md5: key_md5.map(String::as_str),
+            for_read,
         },
         extensions.get::<Transport>(),
     )
@@ -467,7 +488,7 @@ impl S3 for Bulwark {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        let encryption = customer_key(
+        let encryption = customer_read_key(
             &req.extensions,
             req.input.sse_customer_algorithm.as_ref(),
             req.input.sse_customer_key.as_ref(),
@@ -519,7 +540,7 @@ impl S3 for Bulwark {
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        let encryption = customer_key(
+        let encryption = customer_read_key(
             &req.extensions,
             req.input.sse_customer_algorithm.as_ref(),
             req.input.sse_customer_key.as_ref(),
@@ -623,7 +644,7 @@ impl S3 for Bulwark {
             req.input.sse_customer_key_md5.as_ref(),
         )?;
         sse::refuse_mixed(&encryption, req.input.server_side_encryption.as_ref().map(|s| s.as_str()))?;
-        let source_encryption = customer_key(
+        let source_encryption = customer_read_key(
             &req.extensions,
             req.input.copy_source_sse_customer_algorithm.as_ref(),
             req.input.copy_source_sse_customer_key.as_ref(),
@@ -641,7 +662,13 @@ impl S3 for Bulwark {
                 ));
             }
         };
-        if source_bucket == input.bucket && source_key == input.key && source_version.is_none() && !replace {
+        let changes_encryption = encryption.is_some() || source_encryption.is_some();
+        if source_bucket == input.bucket
+            && source_key == input.key
+            && source_version.is_none()
+            && !replace
+            && !changes_encryption
+        {
             return Err(s3_error!(
                 InvalidRequest,
                 "This copy request is illegal because it is trying to copy an object to itself without changing the object's metadata, storage class, website redirect location or encryption attributes."
@@ -878,6 +905,10 @@ impl S3 for Bulwark {
             checksum: ChecksumRequest { algorithm, ..Default::default() },
             encryption: encryption.clone(),
         };
+        let sse_c_key_md5 = match &encryption {
+            Some(bulwark_object::Encryption::CustomerKey { key_md5, .. }) => Some(key_md5.clone()),
+            None => None,
+        };
         let upload_id =
             self.store.create_multipart_upload(&input.bucket, &input.key, opts, kind).await.map_err(to_s3)?;
         let (echo_algorithm, echo_type) = match algorithm {
@@ -900,6 +931,8 @@ impl S3 for Bulwark {
             upload_id: Some(upload_id),
             checksum_algorithm: echo_algorithm,
             checksum_type: echo_type,
+            sse_customer_algorithm: sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
+            sse_customer_key_md5: sse_c_key_md5,
             ..Default::default()
         }))
     }
@@ -972,7 +1005,7 @@ impl S3 for Bulwark {
             req.input.sse_customer_key.as_ref(),
             req.input.sse_customer_key_md5.as_ref(),
         )?;
-        let source_encryption = customer_key(
+        let source_encryption = customer_read_key(
             &req.extensions,
             req.input.copy_source_sse_customer_algorithm.as_ref(),
             req.input.copy_source_sse_customer_key.as_ref(),
@@ -1020,6 +1053,8 @@ impl S3 for Bulwark {
                 ..Default::default()
             }),
             copy_source_version_id: source_version,
+            sse_customer_algorithm: outcome.sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
+            sse_customer_key_md5: outcome.sse_c_key_md5.clone(),
             ..Default::default()
         };
         Ok(with_receipt(output, &outcome))

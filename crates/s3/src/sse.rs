@@ -18,6 +18,9 @@ pub struct CustomerKeyHeaders<'a> {
     pub algorithm: Option<&'a str>,
     pub key: Option<&'a str>,
     pub key_md5: Option<&'a str>,
+    /// The key opens existing data (GET, HEAD, copy source) rather than
+    /// encrypting new data.
+    pub for_read: bool,
 }
 
 impl CustomerKeyHeaders<'_> {
@@ -60,8 +63,18 @@ pub fn customer_key(headers: CustomerKeyHeaders<'_>, transport: Option<&Transpor
             .decode(encoded.trim())
             .map_err(|_| invalid_argument("The secret key was invalid for the specified algorithm."))?,
     );
-    let key = Key32::from_slice(&raw)
-        .ok_or_else(|| invalid_argument("The secret key was invalid for the specified algorithm."))?;
+    let Some(key) = Key32::from_slice(&raw) else {
+        // A key of the wrong length cannot be the object's key: on reads
+        // that is a wrong key (403), on writes an invalid one (400).
+        return Err(if headers.for_read {
+            s3_error!(
+                AccessDenied,
+                "Requests specifying Server Side Encryption with Customer provided keys must provide the correct secret key."
+            )
+        } else {
+            invalid_argument("The secret key was invalid for the specified algorithm.")
+        });
+    };
     let actual_md5 = bulwark_object::sse::key_md5(&key);
     let Some(claimed_md5) = headers.key_md5 else {
         return Err(invalid_argument(
@@ -94,7 +107,7 @@ mod tests {
     const KEY_B64: &str = "MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=";
 
     fn headers<'a>(algorithm: Option<&'a str>, key: Option<&'a str>, md5: Option<&'a str>) -> CustomerKeyHeaders<'a> {
-        CustomerKeyHeaders { algorithm, key, key_md5: md5 }
+        CustomerKeyHeaders { algorithm, key, key_md5: md5, for_read: false }
     }
 
     fn md5_of_key() -> String {
