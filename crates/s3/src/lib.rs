@@ -905,10 +905,8 @@ impl S3 for Bulwark {
             checksum: ChecksumRequest { algorithm, ..Default::default() },
             encryption: encryption.clone(),
         };
-        let sse_c_key_md5 = match &encryption {
-            Some(bulwark_object::Encryption::CustomerKey { key_md5, .. }) => Some(key_md5.clone()),
-            None => None,
-        };
+        let sse_c_key_md5 =
+            encryption.as_ref().map(|bulwark_object::Encryption::CustomerKey { key_md5, .. }| key_md5.clone());
         let upload_id =
             self.store.create_multipart_upload(&input.bucket, &input.key, opts, kind).await.map_err(to_s3)?;
         let (echo_algorithm, echo_type) = match algorithm {
