@@ -8,7 +8,9 @@
 //!    configured rate, 64 MiB/s by default; the first starts 60 s after the server) and run
 //!    the foreground cells while it runs.
 //! 3. Foreground cells with no scrub running: a 1 MiB PUT cell, then a GET cell of those
-//!    objects, `--foreground-secs` each, `--foreground-concurrency` in flight.
+//!    objects, `--foreground-secs` each, `--foreground-concurrency` in flight. The
+//!    foreground objects are deleted after each phase, so the scrub and the heal see the
+//!    data set alone.
 //! 4. `bulwark admin scrub --bucket B --wait`, timed: stored bytes checked (the report's
 //!    `bytes checked`: every framed piece on every drive, ~1.5× the data in 4+2) over the
 //!    wall time. An admin scrub runs at full speed: the server passes rate 0 (unlimited)
@@ -62,6 +64,8 @@ pub struct Plan {
     pub foreground_concurrency: usize,
     pub periodic_wait: Duration,
     pub drop_caches: bool,
+    /// The server's process id, for its CPU time during the scrub and the heal.
+    pub server_pid: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -86,6 +90,8 @@ pub struct ScrubTiming {
     pub problems_found: Option<u64>,
     pub mib_per_s: Option<f64>,
     pub page_cache_dropped: bool,
+    /// Server CPU time over wall time (with --server-pid).
+    pub server_cpu_cores: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -104,6 +110,7 @@ pub struct HealTiming {
     pub files_after: u64,
     pub bytes_after: u64,
     pub page_cache_dropped: bool,
+    pub server_cpu_cores: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -217,6 +224,7 @@ async fn wait_for_scrub(admin: &Admin, running: bool, timeout: Duration) -> Resu
 async fn time_scrub(plan: &Plan, errors: &mut Vec<String>) -> Option<ScrubTiming> {
     let dropped = plan.drop_caches && disk::drop_page_cache().is_ok();
     eprintln!("heal: bulwark admin scrub --bucket {} --wait ...", plan.bucket);
+    let cpu_start = server_cpu_seconds(plan);
     match plan.admin.pass_and_wait("scrub", &plan.bucket).await {
         Ok(output) => {
             let bytes_checked = output.number("bytes checked");
@@ -228,6 +236,7 @@ async fn time_scrub(plan: &Plan, errors: &mut Vec<String>) -> Option<ScrubTiming
                 mib_per_s: bytes_checked
                     .map(|bytes| crate::stats::mib_per_s(bytes, Duration::from_secs_f64(output.seconds))),
                 page_cache_dropped: dropped,
+                server_cpu_cores: server_cores(plan, cpu_start, output.seconds),
             };
             eprintln!(
                 "  {} checked in {:.1} s",
@@ -266,6 +275,7 @@ async fn time_heal(plan: &Plan, errors: &mut Vec<String>) -> Option<HealTiming> 
         plan.bucket
     );
     let dropped = plan.drop_caches && disk::drop_page_cache().is_ok();
+    let cpu_start = server_cpu_seconds(plan);
     let output = match plan.admin.pass_and_wait("heal", &plan.bucket).await {
         Ok(output) => output,
         Err(e) => {
@@ -273,6 +283,7 @@ async fn time_heal(plan: &Plan, errors: &mut Vec<String>) -> Option<HealTiming> 
             return None;
         }
     };
+    let server_cpu_cores = server_cores(plan, cpu_start, output.seconds);
     let rebuilt_after = plan.admin.status().await.ok().and_then(|status| status["shards_rebuilt"].as_u64());
     let directory = shard_directory.clone();
     let (files_after, bytes_after) = match tokio::task::spawn_blocking(move || walk(&directory, false)).await {
@@ -293,7 +304,19 @@ async fn time_heal(plan: &Plan, errors: &mut Vec<String>) -> Option<HealTiming> 
         files_after,
         bytes_after,
         page_cache_dropped: dropped,
+        server_cpu_cores,
     })
+}
+
+/// Server CPU seconds so far, if its pid is known.
+fn server_cpu_seconds(plan: &Plan) -> Option<f64> {
+    plan.server_pid.and_then(|pid| crate::procfs::cpu_seconds(&pid.to_string()).ok())
+}
+
+/// Cores the server kept busy on average since `start_cpu_seconds`, over `seconds`.
+fn server_cores(plan: &Plan, start_cpu_seconds: Option<f64>, seconds: f64) -> Option<f64> {
+    let (start, end) = (start_cpu_seconds?, server_cpu_seconds(plan)?);
+    (seconds > 0.0).then(|| (end - start) / seconds)
 }
 
 /// Counts the files and bytes under `directory` (recursively), deleting each file when
@@ -378,8 +401,13 @@ impl Foreground {
             eprintln!("{}", crate::report::table_row(&get));
             Some(get)
         };
-        keys.extend(written.iter().cloned());
         stop.store(true, Ordering::Relaxed);
+        // The scrub and the heal measure the data set alone: the foreground objects go.
+        let (failed, error) = runner.delete(&written).await;
+        if let Some(error) = error {
+            eprintln!("  {failed} foreground objects not deleted (left for the final cleanup): {error}");
+            keys.extend(written.iter().cloned());
+        }
         let (samples, scrubs_started) = sampler.await.unwrap_or_default();
         let (scrub_running_share, scrub_mib_per_s) = summarise(&samples);
         ForegroundPhase {
@@ -521,7 +549,12 @@ pub fn render(report: &HealReport, raw: Option<&RawDisk>, out: &mut String) {
         );
         if let Some(raw) = raw {
             let write = raw.write_mib_per_s();
-            let _ = writeln!(out, "    raw fsync'd write {write:.1} MiB/s{}", share(heal.mib_per_s, Some(write)));
+            let _ = writeln!(
+                out,
+                "    raw fsync'd write {write:.1} MiB/s{}; server CPU {} cores",
+                share(heal.mib_per_s, Some(write)),
+                crate::report::cores(heal.server_cpu_cores)
+            );
         }
     }
     if !report.foreground.is_empty() {

@@ -169,7 +169,10 @@ async fn run(args: Args) -> Result<(), String> {
         Mode::Benchmark => run_benchmark(&args, &runner, &mut report).await,
         Mode::RssCheck => run_rss_check(&args, &runner, &mut report).await,
         Mode::Checksums => {
-            let (checksums, keys) = checksums::run(&runner, &args.sizes(), &args.concurrency(), bounds(&args)).await;
+            let computing = s3::client(&ClientSettings { checksum: true, ..client_settings.clone() })?;
+            let computing = Runner { client: computing, ..runner.clone() };
+            let (checksums, keys) =
+                checksums::run(&runner, &computing, &args.sizes(), &args.concurrency(), bounds(&args)).await;
             report.checksums = Some(checksums);
             keys
         }
@@ -323,6 +326,7 @@ fn heal_plan(args: &Args, settings: &ClientSettings) -> Result<heal::Plan, Strin
         foreground_concurrency: args.foreground_concurrency,
         periodic_wait: Duration::from_secs(args.periodic_scrub_wait_secs),
         drop_caches: args.drop_caches,
+        server_pid: args.server_pid,
     })
 }
 

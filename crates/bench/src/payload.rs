@@ -67,6 +67,45 @@ pub fn repeated_stream(frame: &Bytes, length: u64) -> ByteStream {
     }))
 }
 
+/// A body handing out `payload` in [`FRAME_BYTES`] slices (no copies).
+struct SlicedBody {
+    payload: Bytes,
+    offset: usize,
+}
+
+impl Body for SlicedBody {
+    type Data = Bytes;
+    type Error = Infallible;
+
+    fn poll_frame(self: Pin<&mut Self>, _cx: &mut Context<'_>) -> Poll<Option<Result<Frame<Bytes>, Infallible>>> {
+        let this = self.get_mut();
+        if this.offset == this.payload.len() {
+            return Poll::Ready(None);
+        }
+        let end = this.payload.len().min(this.offset + FRAME_BYTES);
+        let frame = this.payload.slice(this.offset..end);
+        this.offset = end;
+        Poll::Ready(Some(Ok(Frame::data(frame))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.offset == self.payload.len()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        SizeHint::with_exact((self.payload.len() - self.offset) as u64)
+    }
+}
+
+/// `payload` as a streamed (not in-memory) request body, so the SDK sends it aws-chunked
+/// with any checksum as a trailer, as it would send a file.
+pub fn sliced_stream(payload: &Bytes) -> ByteStream {
+    let payload = payload.clone();
+    ByteStream::new(SdkBody::retryable(move || {
+        SdkBody::from_body_1_x(SlicedBody { payload: payload.clone(), offset: 0 })
+    }))
+}
+
 /// Whether `chunk`, found at `offset` of an object built by repeating `frame` (or equal to
 /// `frame` when the object is one frame), holds the expected bytes.
 pub fn matches_repeated(frame: &[u8], offset: u64, chunk: &[u8]) -> bool {
@@ -93,6 +132,13 @@ mod tests {
         assert_eq!(a, random_bytes(4096, 7));
         assert_ne!(a, random_bytes(4096, 8));
         assert!(a.iter().filter(|byte| **byte == 0).count() < 100);
+    }
+
+    #[tokio::test]
+    async fn sliced_stream_is_the_payload() {
+        let payload = random_bytes(FRAME_BYTES * 2 + 7, 3);
+        let body = sliced_stream(&payload).collect().await.expect("collect the sliced body").into_bytes();
+        assert_eq!(body, payload);
     }
 
     #[tokio::test]

@@ -136,6 +136,9 @@ pub struct RequestOptions {
     pub checksum: Option<ChecksumAlgorithm>,
     /// SSE-C: PUTs encrypt and GETs decrypt under this key.
     pub customer_key: Option<CustomerKey>,
+    /// PUT bodies as streams rather than in-memory bytes: the SDK then sends them
+    /// aws-chunked, a checksum as a trailer instead of a header.
+    pub streamed: bool,
 }
 
 /// Makes sure `bucket` exists; returns whether this call created it.
@@ -423,7 +426,11 @@ impl Worker {
             .put_object()
             .bucket(&self.bucket)
             .key(key)
-            .body(ByteStream::from(self.payload.clone()))
+            .body(if self.options.streamed {
+                crate::payload::sliced_stream(&self.payload)
+            } else {
+                ByteStream::from(self.payload.clone())
+            })
             .set_checksum_algorithm(self.options.checksum.clone());
         if let Some(customer) = &self.options.customer_key {
             request = request

@@ -1007,3 +1007,27 @@ async fn the_aws_cli_uploads_20_mib_in_parts_with_sha256_and_reads_it_back_ident
     let downloaded = std::fs::read(scratch.join("big.down")).expect("read the downloaded file");
     assert!(downloaded == data, "the 20 MiB file downloads byte-identical");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_put_with_content_md5_and_a_checksum_header_streams_instead_of_being_refused() {
+    // Regression: PutObject (which the Rust SDK sends as `?x-id=PutObject`)
+    // carrying digest headers must stream to the object layer, not be taken
+    // for a small configuration document and refused for its size.
+    let (_server, client) = TestServer::start_with_bucket(BUCKET).await;
+    let body = payload(4242, 24 * MIB + 5);
+    let md5 = BASE64.encode(md5::Md5::digest(&body));
+    let put = client
+        .put_object()
+        .bucket(BUCKET)
+        .key("large")
+        .content_md5(&md5)
+        .checksum_crc64_nvme(Crc64nvme.of(&body))
+        .body(ByteStream::from(body.clone()))
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("a 24 MiB PUT with Content-MD5 and a checksum header: {}", DisplayErrorContext(e)));
+    assert_eq!(put.checksum_crc64_nvme(), Some(Crc64nvme.of(&body).as_str()));
+    let got = client.get_object().bucket(BUCKET).key("large").send().await.expect("GET");
+    let bytes = got.body.collect().await.expect("body").into_bytes();
+    assert!(bytes.as_ref() == body.as_slice(), "the large object reads back byte-identical");
+}

@@ -147,16 +147,62 @@ const CONTENT_MD5: &str = "content-md5";
 
 const SMALL_BODY_BYTES_MAX: usize = 20 * 1024 * 1024;
 
+/// Query parameters that make a PUT a configuration document (bucket or
+/// object sub-resources), never object data.
+const DOCUMENT_SUBRESOURCES: &[&str] = &[
+    "accelerate",
+    "acl",
+    "analytics",
+    "cors",
+    "encryption",
+    "intelligent-tiering",
+    "inventory",
+    "legal-hold",
+    "lifecycle",
+    "logging",
+    "metrics",
+    "notification",
+    "object-lock",
+    "ownershipControls",
+    "policy",
+    "publicAccessBlock",
+    "replication",
+    "requestPayment",
+    "retention",
+    "tagging",
+    "versioning",
+    "website",
+];
+
 /// Whether a request carries a small XML/JSON document rather than object
-/// data: every POST, and PUTs of a bucket or object sub-resource other than
-/// part uploads. Object data is verified by the object layer while it streams.
-fn carries_document(request: &http::Request<Incoming>) -> bool {
-    let query = request.uri().query().unwrap_or_default();
+/// data: DeleteObjects and CompleteMultipartUpload, and PUTs of a named
+/// sub-resource. Object data (PutObject, UploadPart, browser POST uploads)
+/// is never buffered here; the object layer verifies it while it streams.
+fn carries_document(method: &http::Method, query: &str) -> bool {
     let has = |name: &str| query.split('&').any(|p| p == name || p.starts_with(&format!("{name}=")));
-    match *request.method() {
-        http::Method::POST => true,
-        http::Method::PUT => !query.is_empty() && !has("partNumber") && !has("uploadId"),
+    match *method {
+        http::Method::POST => has("delete") || has("uploadId"),
+        http::Method::PUT => DOCUMENT_SUBRESOURCES.iter().any(|name| has(name)),
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_documents_are_buffered_never_object_data() {
+        let documents =
+            ["PUT /b?versioning", "PUT /b?encryption=", "PUT /b/k?tagging", "POST /b?delete", "POST /b/k?uploadId=x"];
+        let data =
+            ["PUT /b/k", "PUT /b/k?x-id=PutObject", "PUT /b/k?partNumber=1&uploadId=x", "POST /b", "POST /b/k?uploads"];
+        for (line, expected) in documents.iter().map(|l| (l, true)).chain(data.iter().map(|l| (l, false))) {
+            let (method, uri) = line.split_once(' ').expect("method and uri");
+            let method: http::Method = method.parse().expect("method");
+            let query = uri.split_once('?').map(|(_, q)| q).unwrap_or_default();
+            assert_eq!(carries_document(&method, query), expected, "{line}");
+        }
     }
 }
 
@@ -173,7 +219,9 @@ async fn verify_small_body(request: http::Request<Incoming>) -> Result<http::Req
     let completes_upload = request.method() == http::Method::POST
         && request.uri().query().unwrap_or_default().split('&').any(|p| p.starts_with("uploadId="));
     let checksum_header = if completes_upload { None } else { checksum_header };
-    if !carries_document(&request) || (!wants_md5 && checksum_header.is_none()) {
+    if !carries_document(request.method(), request.uri().query().unwrap_or_default())
+        || (!wants_md5 && checksum_header.is_none())
+    {
         return Ok(request.map(Body::from));
     }
     let (parts, incoming) = request.into_parts();
