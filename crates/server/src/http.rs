@@ -187,25 +187,6 @@ fn carries_document(method: &http::Method, query: &str) -> bool {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn only_documents_are_buffered_never_object_data() {
-        let documents =
-            ["PUT /b?versioning", "PUT /b?encryption=", "PUT /b/k?tagging", "POST /b?delete", "POST /b/k?uploadId=x"];
-        let data =
-            ["PUT /b/k", "PUT /b/k?x-id=PutObject", "PUT /b/k?partNumber=1&uploadId=x", "POST /b", "POST /b/k?uploads"];
-        for (line, expected) in documents.iter().map(|l| (l, true)).chain(data.iter().map(|l| (l, false))) {
-            let (method, uri) = line.split_once(' ').expect("method and uri");
-            let method: http::Method = method.parse().expect("method");
-            let query = uri.split_once('?').map(|(_, q)| q).unwrap_or_default();
-            assert_eq!(carries_document(&method, query), expected, "{line}");
-        }
-    }
-}
-
 /// Verifies `Content-MD5` and `x-amz-checksum-*` of document bodies (D4):
 /// a mismatch is 400 BadDigest, a malformed value 400 InvalidDigest, and the
 /// request goes no further, so nothing is changed.
@@ -289,4 +270,23 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Bod
     *response.status_mut() = status;
     response.headers_mut().insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_documents_are_buffered_never_object_data() {
+        let documents =
+            ["PUT /b?versioning", "PUT /b?encryption=", "PUT /b/k?tagging", "POST /b?delete", "POST /b/k?uploadId=x"];
+        let data =
+            ["PUT /b/k", "PUT /b/k?x-id=PutObject", "PUT /b/k?partNumber=1&uploadId=x", "POST /b", "POST /b/k?uploads"];
+        for (line, expected) in documents.iter().map(|l| (l, true)).chain(data.iter().map(|l| (l, false))) {
+            let (method, uri) = line.split_once(' ').expect("method and uri");
+            let method: http::Method = method.parse().expect("method");
+            let query = uri.split_once('?').map(|(_, q)| q).unwrap_or_default();
+            assert_eq!(carries_document(&method, query), expected, "{line}");
+        }
+    }
 }
