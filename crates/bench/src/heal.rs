@@ -516,15 +516,18 @@ pub fn render(report: &HealReport, raw: Option<&RawDisk>, out: &mut String) {
             scrub.versions_checked.map_or_else(|| "?".to_owned(), |n| n.to_string()),
             scrub.problems_found.map_or_else(|| "?".to_owned(), |n| n.to_string()),
         );
-        if let Some(read) = cold_read {
-            let _ = writeln!(
-                out,
-                "    raw disk read ({}) {:.1} MiB/s{}",
-                read.name,
-                read.mib_per_s,
-                share(rate, Some(read.mib_per_s))
-            );
-        }
+        let raw_read = cold_read.map_or_else(
+            || "no raw disk read".to_owned(),
+            |read| {
+                format!(
+                    "raw disk read ({}) {:.1} MiB/s{}",
+                    read.name,
+                    read.mib_per_s,
+                    share(rate, Some(read.mib_per_s))
+                )
+            },
+        );
+        let _ = writeln!(out, "    {raw_read}; server CPU {} cores", crate::report::cores(scrub.server_cpu_cores));
     }
     if let Some(heal) = &report.heal {
         let _ = writeln!(

@@ -34,6 +34,10 @@ use crate::store::ObjectStore;
 
 /// Objects waiting for repair, at most.
 const HEAL_QUEUE_MAX: usize = 1_000_000;
+/// Versions healed concurrently: heals are I/O-bound (read every piece,
+/// write the missing ones, re-read them), so a few in flight keep the drives
+/// busy without starving foreground requests.
+const HEAL_WORKERS: usize = 4;
 /// Delay before a deferred heal (drives offline) is tried again.
 const HEAL_RETRY_DELAY: Duration = Duration::from_secs(5);
 /// How often the drive monitor looks at every drive.
@@ -224,8 +228,10 @@ impl ObjectStore {
     pub fn start_background(self: &Arc<Self>, config: HealerConfig) {
         let store = self.clone();
         tokio::spawn(async move { store.load_persisted_entries().await });
-        let store = self.clone();
-        tokio::spawn(async move { store.heal_worker().await });
+        for _ in 0..HEAL_WORKERS {
+            let store = self.clone();
+            tokio::spawn(async move { store.heal_worker().await });
+        }
         let store = self.clone();
         tokio::spawn(async move { store.drive_monitor().await });
         let store = self.clone();
