@@ -444,6 +444,40 @@ mod tests {
         assert!(parse_concurrency_list("1,x").is_err());
     }
 
+    fn parse(line: &[&str]) -> Result<Args, String> {
+        let args = Args::try_parse_from(std::iter::once("bulwark-bench").chain(line.iter().copied()))
+            .map_err(|e| e.to_string())?;
+        args.validate()?;
+        Ok(args)
+    }
+
+    #[test]
+    fn each_mode_has_its_defaults() {
+        let check = |line: &[&str], mode: Mode, sizes: Vec<u64>, levels: Vec<usize>| {
+            let args = parse(line).expect("a valid command line");
+            assert_eq!((args.mode(), args.sizes(), args.concurrency()), (mode, sizes, levels), "{line:?}");
+        };
+        check(&[], Mode::Benchmark, vec![4 << 10, 1 << 20, 64 << 20], vec![1, 16]);
+        check(&["--checksums"], Mode::Checksums, vec![64 << 20], vec![1, 4]);
+        check(&["--checksums", "--sizes", "16MiB"], Mode::Checksums, vec![16 << 20], vec![1, 4]);
+        check(&["--sse", "--endpoint", "https://127.0.0.1:9443"], Mode::Sse, vec![64 << 20], vec![1, 4]);
+        let listing = parse(&["--listing"]).expect("--listing alone");
+        assert_eq!((listing.mode(), listing.listing), (Mode::Listing, Some(LISTING_KEYS_DEFAULT)));
+        assert_eq!(parse(&["--listing", "5000"]).expect("--listing N").listing, Some(5000));
+        check(&["--heal", "--data-dir", "/srv"], Mode::Heal, vec![4 << 10, 1 << 20, 64 << 20], vec![1, 16]);
+    }
+
+    #[test]
+    fn modes_refuse_what_they_cannot_measure() {
+        assert!(parse(&["--checksums", "--heal", "--data-dir", "/srv"]).is_err(), "two modes");
+        assert!(parse(&["--heal"]).is_err(), "heal without a data directory");
+        assert!(parse(&["--heal", "--data-dir", "/srv", "--endpoint", "https://h:1"]).is_err(), "admin CLI over TLS");
+        assert!(parse(&["--sse"]).is_err(), "SSE-C over plain HTTP");
+        assert!(parse(&["--sse", "--endpoint", "https://h:1", "--http-endpoint", "https://h:2"]).is_err());
+        assert!(parse(&["--listing", "0"]).is_err());
+        assert!(parse(&["--heal", "--data-dir", "/srv", "--heal-bytes", "1MiB"]).is_err(), "smaller than one object");
+    }
+
     #[test]
     fn sizes_format_exactly_when_whole() {
         assert_eq!(format_size(4096), "4 KiB");

@@ -16,11 +16,11 @@
 //! - The issue's targets, computed from the raw figures and judged met / not met.
 //! - `--rss-check`: 16 concurrent streamed 1 GiB PUTs while the server's VmRSS is sampled
 //!   every 20 ms (and VmHWM read), instead of the cells. See [`rss`].
-//!
 //! - `--checksums` (issue 3): PUT MiB/s of 64 MiB objects (×1, ×4) with the client sending
-//!   a CRC64NVME, a SHA256, or no checksum (WhenRequired, no algorithm; the server then
-//!   computes its default CRC64NVME alone), side by side with the ratio to *none*. See
-//!   [`checksums`].
+//!   a CRC64NVME or a SHA256 checksum (each in a header and in an aws-chunked trailer), or
+//!   none (WhenRequired, no algorithm; the server then computes its default CRC64NVME
+//!   alone), side by side with the ratio to *none* and the CPU seconds per GiB of server
+//!   and client. See [`checksums`].
 //! - `--listing [N]` (issue 4, N = 100,000): N empty objects under three delimiter levels
 //!   (created with 32 PUTs in flight, or reused from an earlier run) paged through with
 //!   ListObjectsV2, then N/10 keys × 10 versions with ListObjectVersions; pages/s, keys/s,

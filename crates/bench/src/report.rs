@@ -364,7 +364,11 @@ pub fn render(report: &Report) -> String {
     if report.targets.is_empty() {
         return out;
     }
-    let _ = writeln!(out, "\ntargets (default 4+2 layout: the disk writes 1.5× every object):");
+    if report.sse.is_some() {
+        let _ = writeln!(out, "\ntargets (issue 6):");
+    } else {
+        let _ = writeln!(out, "\ntargets (default 4+2 layout: the disk writes 1.5× every object):");
+    }
     for target in &report.targets {
         let verdict = match target.verdict {
             Verdict::Met => "[met]         ",
@@ -575,6 +579,47 @@ mod tests {
         let cells = [cell(Op::Get, 64 << 20, 1, 100.0)];
         let targets = targets(&cells, Some(&raw(300.0, None)), None, false);
         assert_eq!(targets[0].verdict, Verdict::NotMeasured);
+    }
+
+    fn sse_row(encryption: &'static str, op: Op, mib_per_s: f64) -> crate::sse::SseRow {
+        crate::sse::SseRow {
+            transport: crate::sse::TRANSPORT_TLS,
+            encryption,
+            cell: cell(op, 1 << 20, 1, mib_per_s),
+            ratio_to_plaintext_tls: None,
+        }
+    }
+
+    #[test]
+    fn sse_c_is_judged_against_plaintext_over_tls() {
+        let mut report = SseReport {
+            tls_endpoint: "https://127.0.0.1:9443".to_owned(),
+            http_endpoint: None,
+            rows: vec![
+                sse_row(sse::PLAINTEXT, Op::Put, 200.0),
+                sse_row(sse::SSE_C, Op::Put, 180.0),
+                sse_row(sse::PLAINTEXT, Op::Get, 800.0),
+                sse_row(sse::SSE_C, Op::Get, 640.0),
+            ],
+        };
+        crate::sse::fill_ratios(&mut report);
+        let targets = sse_targets(&report);
+        let got: Vec<(Verdict, Option<f64>)> = targets.iter().map(|t| (t.verdict, t.measured)).collect();
+        assert_eq!(got.len(), 2);
+        assert_eq!(got[0].0, Verdict::Met);
+        assert_eq!(got[1].0, Verdict::NotMet);
+        assert!((got[0].1.unwrap_or_default() - 90.0).abs() < 1.0, "{got:?}");
+        assert!((got[1].1.unwrap_or_default() - 80.0).abs() < 1.0, "{got:?}");
+    }
+
+    #[test]
+    fn sse_c_without_a_plaintext_figure_is_not_measured() {
+        let report = SseReport {
+            tls_endpoint: "https://127.0.0.1:9443".to_owned(),
+            http_endpoint: None,
+            rows: vec![sse_row(sse::SSE_C, Op::Put, 180.0)],
+        };
+        assert_eq!(sse_targets(&report)[0].verdict, Verdict::NotMeasured);
     }
 
     #[test]

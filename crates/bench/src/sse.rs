@@ -136,7 +136,7 @@ fn push_row(report: &mut SseReport, transport: &'static str, encryption: &'stati
     report.rows.push(row);
 }
 
-fn fill_ratios(report: &mut SseReport) {
+pub(crate) fn fill_ratios(report: &mut SseReport) {
     let baselines: Vec<Option<f64>> = report
         .rows
         .iter()

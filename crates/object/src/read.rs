@@ -293,7 +293,9 @@ async fn produce_decrypted(
             end_inclusive: stored_here + span.cipher_offset + span.cipher_len - 1,
         };
         let mut cipher = stream_range(ctx.clone(), Some(stored_range));
-        let mut buffer: Vec<u8> = Vec::with_capacity(bulwark_crypto::PACKAGE_CIPHER_SIZE);
+        // Packages are cut out of the buffer without copying (`split_to`),
+        // decrypted in place and sent as they are: one copy per byte in all.
+        let mut buffer = bytes::BytesMut::with_capacity(bulwark_crypto::PACKAGE_CIPHER_SIZE * 2);
         let mut seq = span.first_seq;
         let mut remaining_skip = span.skip as usize;
         let mut remaining = (to - from + 1) as usize;
@@ -308,18 +310,19 @@ async fn produce_decrypted(
                     None => return Err(unreadable("ciphertext ended early".into())),
                 }
             }
-            let rest = buffer.split_off(want);
-            let mut package = std::mem::replace(&mut buffer, rest);
+            let mut package = buffer.split_to(want);
             cipher_left -= want;
-            let plain =
-                bulwark_crypto::open_package(&key, &nonce, seq, seq == last_seq, &mut package).map_err(|e| {
+            let plain_len = bulwark_crypto::open_package(&key, &nonce, seq, seq == last_seq, &mut package)
+                .map_err(|e| {
                     ctx.damage.report(&ctx.bucket, &ctx.key, ctx.uid, "encrypted package failed authentication");
                     unreadable(format!("part {} package {seq}: {e}", part.number))
-                })?;
-            let start = remaining_skip.min(plain.len());
+                })?
+                .len();
+            package.truncate(plain_len);
+            let start = remaining_skip.min(plain_len);
             remaining_skip -= start;
-            let end = (start + remaining).min(plain.len());
-            let chunk = Bytes::copy_from_slice(&plain[start..end]);
+            let end = (start + remaining).min(plain_len);
+            let chunk = package.freeze().slice(start..end);
             remaining -= chunk.len();
             seq += 1;
             if !chunk.is_empty() && sender.send(Ok(chunk)).await.is_err() {
