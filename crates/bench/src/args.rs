@@ -17,6 +17,8 @@ pub const SIZES_COUNT_MAX: usize = 8;
 pub const CONCURRENCY_MAX: usize = 256;
 /// Objects larger than this would need multipart uploads, which the benchmark does not do.
 pub const OBJECT_SIZE_BYTES_MAX: u64 = 5 * 1024 * 1024 * 1024;
+/// Most rounds of `--checksums`.
+pub const CHECKSUM_ROUNDS_MAX: usize = 20;
 /// Keys of `--listing` given without a number.
 pub const LISTING_KEYS_DEFAULT: u64 = 100_000;
 /// Most keys `--listing` creates, so a typo cannot fill a disk with metadata.
@@ -140,6 +142,9 @@ pub struct Args {
     /// a SHA256 checksum, and none (the SDK's WhenRequired, no algorithm), side by side.
     #[arg(long)]
     pub checksums: bool,
+    /// Times --checksums runs all its cells (rotating their order); medians are reported.
+    #[arg(long, default_value_t = 1)]
+    pub checksum_rounds: usize,
 
     /// Instead of the benchmark: create (or reuse) N empty objects under three delimiter
     /// levels and page through them with ListObjectsV2, then ~N versions (N/10 keys × 10)
@@ -291,6 +296,9 @@ impl Args {
 
 impl Args {
     fn validate_modes(&self) -> Result<(), String> {
+        if self.checksum_rounds == 0 || self.checksum_rounds > CHECKSUM_ROUNDS_MAX {
+            return Err(format!("--checksum-rounds must be 1..={CHECKSUM_ROUNDS_MAX}"));
+        }
         if let Some(count) = self.listing
             && (count == 0 || count > LISTING_KEYS_MAX)
         {

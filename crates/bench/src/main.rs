@@ -171,8 +171,15 @@ async fn run(args: Args) -> Result<(), String> {
         Mode::Checksums => {
             let computing = s3::client(&ClientSettings { checksum: true, ..client_settings.clone() })?;
             let computing = Runner { client: computing, ..runner.clone() };
-            let (checksums, keys) =
-                checksums::run(&runner, &computing, &args.sizes(), &args.concurrency(), bounds(&args)).await;
+            let (checksums, keys) = checksums::run(
+                &runner,
+                &computing,
+                &args.sizes(),
+                &args.concurrency(),
+                bounds(&args),
+                args.checksum_rounds,
+            )
+            .await;
             report.checksums = Some(checksums);
             keys
         }
