@@ -266,33 +266,24 @@ fn copy_checksum(
     ChecksumRequest { algorithm, expected, also_verify: Vec::new() }
 }
 
+/// Whether an SSE-C key encrypts new data or opens existing data (GET,
+/// HEAD, copy sources): a key of the wrong length is 400 for the first and a
+/// wrong key (403) for the second.
+#[derive(Clone, Copy)]
+enum KeyUse {
+    Write,
+    Read,
+}
+
 /// The SSE-C key of a request, from its three headers.
 fn customer_key(
+    key_use: KeyUse,
     extensions: &http::Extensions,
     algorithm: Option<&String>,
     key: Option<&String>,
     key_md5: Option<&String>,
 ) -> S3Result<Option<bulwark_object::Encryption>> {
-    customer_key_for(extensions, algorithm, key, key_md5, false)
-}
-
-/// The SSE-C key that opens existing data (GET, HEAD, copy sources).
-fn customer_read_key(
-    extensions: &http::Extensions,
-    algorithm: Option<&String>,
-    key: Option<&String>,
-    key_md5: Option<&String>,
-) -> S3Result<Option<bulwark_object::Encryption>> {
-    customer_key_for(extensions, algorithm, key, key_md5, true)
-}
-
-fn customer_key_for(
-    extensions: &http::Extensions,
-    algorithm: Option<&String>,
-    key: Option<&String>,
-    key_md5: Option<&String>,
-    for_read: bool,
-) -> S3Result<Option<bulwark_object::Encryption>> {
+    let for_read = matches!(key_use, KeyUse::Read);
     sse::customer_key(
         sse::CustomerKeyHeaders {
             algorithm: algorithm.map(String::as_str),
@@ -421,6 +412,7 @@ impl S3 for Bulwark {
         let S3Request { input, headers, trailing_headers, extensions, .. } = req;
         let req = RequestParts { headers, trailing_headers };
         let encryption = customer_key(
+            KeyUse::Write,
             &extensions,
             input.sse_customer_algorithm.as_ref(),
             input.sse_customer_key.as_ref(),
@@ -488,7 +480,8 @@ impl S3 for Bulwark {
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
-        let encryption = customer_read_key(
+        let encryption = customer_key(
+            KeyUse::Read,
             &req.extensions,
             req.input.sse_customer_algorithm.as_ref(),
             req.input.sse_customer_key.as_ref(),
@@ -540,7 +533,8 @@ impl S3 for Bulwark {
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
-        let encryption = customer_read_key(
+        let encryption = customer_key(
+            KeyUse::Read,
             &req.extensions,
             req.input.sse_customer_algorithm.as_ref(),
             req.input.sse_customer_key.as_ref(),
@@ -638,13 +632,15 @@ impl S3 for Bulwark {
 
     async fn copy_object(&self, req: S3Request<CopyObjectInput>) -> S3Result<S3Response<CopyObjectOutput>> {
         let encryption = customer_key(
+            KeyUse::Write,
             &req.extensions,
             req.input.sse_customer_algorithm.as_ref(),
             req.input.sse_customer_key.as_ref(),
             req.input.sse_customer_key_md5.as_ref(),
         )?;
         sse::refuse_mixed(&encryption, req.input.server_side_encryption.as_ref().map(|s| s.as_str()))?;
-        let source_encryption = customer_read_key(
+        let source_encryption = customer_key(
+            KeyUse::Read,
             &req.extensions,
             req.input.copy_source_sse_customer_algorithm.as_ref(),
             req.input.copy_source_sse_customer_key.as_ref(),
@@ -865,6 +861,7 @@ impl S3 for Bulwark {
     ) -> S3Result<S3Response<CreateMultipartUploadOutput>> {
         let S3Request { input, extensions, .. } = req;
         let encryption = customer_key(
+            KeyUse::Write,
             &extensions,
             input.sse_customer_algorithm.as_ref(),
             input.sse_customer_key.as_ref(),
@@ -938,6 +935,7 @@ impl S3 for Bulwark {
     async fn upload_part(&self, req: S3Request<UploadPartInput>) -> S3Result<S3Response<UploadPartOutput>> {
         let S3Request { input, headers, trailing_headers, extensions, .. } = req;
         let encryption = customer_key(
+            KeyUse::Write,
             &extensions,
             input.sse_customer_algorithm.as_ref(),
             input.sse_customer_key.as_ref(),
@@ -998,12 +996,14 @@ impl S3 for Bulwark {
         req: S3Request<UploadPartCopyInput>,
     ) -> S3Result<S3Response<UploadPartCopyOutput>> {
         let encryption = customer_key(
+            KeyUse::Write,
             &req.extensions,
             req.input.sse_customer_algorithm.as_ref(),
             req.input.sse_customer_key.as_ref(),
             req.input.sse_customer_key_md5.as_ref(),
         )?;
-        let source_encryption = customer_read_key(
+        let source_encryption = customer_key(
+            KeyUse::Read,
             &req.extensions,
             req.input.copy_source_sse_customer_algorithm.as_ref(),
             req.input.copy_source_sse_customer_key.as_ref(),
