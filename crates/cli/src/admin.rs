@@ -20,6 +20,9 @@ pub struct Target {
     pub access_key: String,
     pub secret_key: String,
     pub region: String,
+    /// PEM file of the CA (or self-signed certificate) to trust for https
+    /// endpoints; the system's roots when absent.
+    pub ca_cert: Option<std::path::PathBuf>,
 }
 
 impl Target {
@@ -36,7 +39,8 @@ impl Target {
             })
             .ok_or("no credentials: set BULWARK_ROOT_USER and BULWARK_ROOT_PASSWORD (or AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY)")?;
         let region = std::env::var("AWS_DEFAULT_REGION").unwrap_or_else(|_| "us-east-1".into());
-        Ok(Target { endpoint: endpoint.trim_end_matches('/').to_owned(), access_key, secret_key, region })
+        let ca_cert = std::env::var_os("AWS_CA_BUNDLE").map(std::path::PathBuf::from);
+        Ok(Target { endpoint: endpoint.trim_end_matches('/').to_owned(), access_key, secret_key, region, ca_cert })
     }
 
     async fn call(&self, method: &str, query: &str) -> Result<Value, String> {
@@ -67,7 +71,7 @@ impl Target {
             request = request.header(name, value);
         }
         let request = request.body(Full::new(bytes::Bytes::new())).map_err(|e| e.to_string())?;
-        let client = Client::builder(TokioExecutor::new()).build_http();
+        let client = Client::builder(TokioExecutor::new()).build(self.connector()?);
         let response = client.request(request).await.map_err(|e| format!("cannot reach {}: {e}", self.endpoint))?;
         let status = response.status();
         let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
@@ -76,6 +80,36 @@ impl Target {
             return Err(format!("server answered {status}: {text}"));
         }
         serde_json::from_str(&text).map_err(|e| format!("unexpected answer: {e}: {text}"))
+    }
+}
+
+impl Target {
+    /// HTTP or HTTPS (rustls on aws-lc-rs), trusting `ca_cert` or the system roots.
+    fn connector(
+        &self,
+    ) -> Result<hyper_rustls::HttpsConnector<hyper_util::client::legacy::connect::HttpConnector>, String> {
+        use rustls::pki_types::CertificateDer;
+        use rustls::pki_types::pem::PemObject;
+        let provider = std::sync::Arc::new(rustls::crypto::aws_lc_rs::default_provider());
+        let builder = hyper_rustls::HttpsConnectorBuilder::new();
+        let builder = match &self.ca_cert {
+            Some(path) => {
+                let mut roots = rustls::RootCertStore::empty();
+                for cert in CertificateDer::pem_file_iter(path).map_err(|e| format!("{}: {e}", path.display()))? {
+                    roots
+                        .add(cert.map_err(|e| format!("{}: {e}", path.display()))?)
+                        .map_err(|e| format!("{}: {e}", path.display()))?;
+                }
+                let config = rustls::ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| e.to_string())?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                builder.with_tls_config(config)
+            }
+            None => builder.with_provider_and_native_roots(provider).map_err(|e| format!("system roots: {e}"))?,
+        };
+        Ok(builder.https_or_http().enable_http1().build())
     }
 }
 

@@ -51,6 +51,9 @@ enum Command {
         /// Data directory, to find generated root credentials.
         #[arg(long, default_value = "data", global = true)]
         data: PathBuf,
+        /// CA certificate (PEM) to trust for an https endpoint (default: $AWS_CA_BUNDLE, else system roots).
+        #[arg(long, global = true)]
+        ca_cert: Option<PathBuf>,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -129,13 +132,20 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Admin { endpoint, data, command } => runtime.block_on(admin_command(endpoint, data, command)),
+        Command::Admin { endpoint, data, ca_cert, command } => {
+            runtime.block_on(admin_command(endpoint, data, ca_cert, command))
+        }
     }
 }
 
-async fn admin_command(endpoint: String, data: PathBuf, command: AdminCommand) -> ExitCode {
+async fn admin_command(endpoint: String, data: PathBuf, ca_cert: Option<PathBuf>, command: AdminCommand) -> ExitCode {
     let target = match admin::Target::from_env(endpoint, &data) {
-        Ok(target) => target,
+        Ok(mut target) => {
+            if ca_cert.is_some() {
+                target.ca_cert = ca_cert;
+            }
+            target
+        }
         Err(e) => {
             eprintln!("error: {e}");
             return ExitCode::FAILURE;
