@@ -1069,12 +1069,12 @@ impl TestServer {
         let stdout = fs::File::create(&stdout_path).expect("create the admin stdout file");
         let stderr = fs::File::create(&stderr_path).expect("create the admin stderr file");
         let binary = bulwark_binary();
-        let child = Command::new(&binary)
-            .arg("admin")
-            .arg("--endpoint")
-            .arg(self.endpoint())
-            .arg("--data")
-            .arg(self.data_dir())
+        let mut command = Command::new(&binary);
+        command.arg("admin").arg("--endpoint").arg(self.endpoint()).arg("--data").arg(self.data_dir());
+        if self.is_tls() {
+            command.arg("--ca-cert").arg(self.tls_cert_path());
+        }
+        let child = command
             .args(args)
             .env("BULWARK_ROOT_USER", ACCESS_KEY)
             .env("BULWARK_ROOT_PASSWORD", SECRET_KEY)

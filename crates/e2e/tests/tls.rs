@@ -209,3 +209,14 @@ async fn sighup_with_a_broken_key_keeps_serving_the_current_certificate() {
     assert!(server.log().contains("TLS certificate reload failed"), "the failed reload is logged");
     assert!(!server.log().contains(BROKEN_KEY_TEXT), "the key file's contents are not logged");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_cli_administers_a_tls_only_server_when_it_trusts_its_certificate() {
+    let server = TestServer::start_tls().await;
+    let status = server.admin(&["status", "--json"]).await;
+    assert!(status.success, "admin status over https with --ca-cert: {}", status.stderr);
+    let parsed: serde_json::Value = serde_json::from_str(&status.stdout).expect("status JSON");
+    assert_eq!(parsed["drives"].as_array().map(Vec::len), Some(6), "six drives reported");
+    let heal = server.admin(&["heal", "--wait"]).await;
+    assert!(heal.success, "admin heal --wait over https: {}", heal.stderr);
+}
