@@ -493,17 +493,8 @@ impl ObjectStore {
         let cipher = sealed.as_ref().map(|(_, object_key)| (object_key, base_nonce));
         let data = self.write_data(&set, bucket, &distribution, &positions, &mut reader, true, cipher).await?;
         let total = reader.total();
-        let (md5, digests) = match reader.finish().await {
+        let (md5, digest) = match finish_body(reader, size, &opts.content_md5, primary, &opts.checksum).await {
             Ok(done) => done,
-            Err(e) => {
-                data.discard(&set, bucket).await;
-                return Err(e);
-            }
-        };
-        let verified = verify_body(size, total, &opts.content_md5, &md5)
-            .and_then(|()| verify_checksums(primary, &opts.checksum, &digests));
-        let digest = match verified {
-            Ok(digest) => digest,
             Err(e) => {
                 data.discard(&set, bucket).await;
                 return Err(e);
@@ -1183,17 +1174,8 @@ impl ObjectStore {
         let cipher = part_cipher.as_ref().map(|(k, n)| (k, *n));
         let data = self.write_data(&set, bucket, &upload.distribution, &positions, &mut reader, false, cipher).await?;
         let total = reader.total();
-        let (md5, digests) = match reader.finish().await {
+        let (md5, digest) = match finish_body(reader, size, &opts.content_md5, primary, &request).await {
             Ok(done) => done,
-            Err(e) => {
-                data.discard(&set, bucket).await;
-                return Err(e);
-            }
-        };
-        let verified = verify_body(size, total, &opts.content_md5, &md5)
-            .and_then(|()| verify_checksums(primary, &request, &digests));
-        let digest = match verified {
-            Ok(digest) => digest,
             Err(e) => {
                 data.discard(&set, bucket).await;
                 return Err(e);
@@ -1679,6 +1661,23 @@ pub struct CompletedPart {
     pub etag: String,
     /// A part checksum the client included, decoded.
     pub checksum: Option<(ChecksumAlgorithm, Vec<u8>)>,
+}
+
+/// Ends a body: finishes hashing and checks length, Content-MD5 and
+/// checksums against what the client declared. Returns the MD5 and the
+/// primary checksum digest.
+async fn finish_body(
+    reader: BodyReader,
+    declared: Option<u64>,
+    content_md5: &Option<[u8; 16]>,
+    primary: ChecksumAlgorithm,
+    request: &crate::ChecksumRequest,
+) -> Result<([u8; 16], Vec<u8>)> {
+    let total = reader.total();
+    let (md5, digests) = reader.finish().await?;
+    verify_body(declared, total, content_md5, &md5)?;
+    let digest = verify_checksums(primary, request, &digests)?;
+    Ok((md5, digest))
 }
 
 /// Compares computed digests with what the client claimed; returns the
