@@ -44,6 +44,10 @@ impl Target {
     }
 
     async fn call(&self, method: &str, query: &str) -> Result<Value, String> {
+        self.call_with_body(method, query, Vec::new()).await
+    }
+
+    pub async fn call_with_body(&self, method: &str, query: &str, body: Vec<u8>) -> Result<Value, String> {
         let url = format!("{}/?{query}", self.endpoint);
         let uri: http::Uri = url.parse().map_err(|e| format!("bad endpoint {url}: {e}"))?;
         let host = uri.authority().map(|a| a.to_string()).ok_or("endpoint has no host")?;
@@ -63,21 +67,30 @@ impl Target {
             .map_err(|e| e.to_string())?
             .into();
         let signable =
-            SignableRequest::new(method, &url, std::iter::once(("host", host.as_str())), SignableBody::Bytes(b""))
+            SignableRequest::new(method, &url, std::iter::once(("host", host.as_str())), SignableBody::Bytes(&body))
                 .map_err(|e| e.to_string())?;
         let (instructions, _) = sign(signable, &params).map_err(|e| e.to_string())?.into_parts();
         let mut request = http::Request::builder().method(method).uri(uri).header("host", &host);
         for (name, value) in instructions.headers() {
             request = request.header(name, value);
         }
-        let request = request.body(Full::new(bytes::Bytes::new())).map_err(|e| e.to_string())?;
+        let request = request.body(Full::new(bytes::Bytes::from(body))).map_err(|e| e.to_string())?;
         let client = Client::builder(TokioExecutor::new()).build(self.connector()?);
         let response = client.request(request).await.map_err(|e| format!("cannot reach {}: {e}", self.endpoint))?;
         let status = response.status();
         let body = response.into_body().collect().await.map_err(|e| e.to_string())?.to_bytes();
         let text = String::from_utf8_lossy(&body).to_string();
         if !status.is_success() {
-            return Err(format!("server answered {status}: {text}"));
+            let field = |name: &str| {
+                let start = text.find(&format!("<{name}>"))? + name.len() + 2;
+                let end = text[start..].find(&format!("</{name}>"))? + start;
+                Some(text[start..end].to_owned())
+            };
+            return Err(match (field("Code"), field("Message")) {
+                (Some(code), Some(message)) => format!("{code}: {message} ({status})"),
+                (Some(code), None) => format!("{code} ({status})"),
+                _ => format!("server answered {status}: {text}"),
+            });
         }
         serde_json::from_str(&text).map_err(|e| format!("unexpected answer: {e}: {text}"))
     }

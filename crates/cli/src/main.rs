@@ -10,6 +10,7 @@ use bulwark_server::{Config, Credentials, Server};
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod iam;
 
 #[derive(Parser)]
 #[command(name = "bulwark", version, about = "Bulwark: an S3-compatible object store that keeps your data")]
@@ -54,6 +55,9 @@ enum Command {
         /// CA certificate (PEM) to trust for an https endpoint (default: $AWS_CA_BUNDLE, else system roots).
         #[arg(long, global = true)]
         ca_cert: Option<PathBuf>,
+        /// Print the server's JSON answer instead of a summary.
+        #[arg(long, global = true)]
+        json: bool,
         #[command(subcommand)]
         command: AdminCommand,
     },
@@ -75,10 +79,7 @@ enum CertCommand {
 #[derive(Subcommand)]
 enum AdminCommand {
     /// Drives, facilities, objects below full redundancy, heal queue, last scrub.
-    Status {
-        #[arg(long)]
-        json: bool,
-    },
+    Status,
     /// Scan for objects below full redundancy and heal them.
     Heal {
         #[arg(long)]
@@ -93,6 +94,26 @@ enum AdminCommand {
         bucket: Option<String>,
         #[arg(long)]
         wait: bool,
+    },
+    /// Users: create, list, info, delete, enable, disable.
+    User {
+        #[command(subcommand)]
+        command: iam::UserCommand,
+    },
+    /// Access keys: create (secret shown once), list, enable, disable, delete.
+    Key {
+        #[command(subcommand)]
+        command: iam::KeyCommand,
+    },
+    /// Groups and their members.
+    Group {
+        #[command(subcommand)]
+        command: iam::GroupCommand,
+    },
+    /// Managed identity policies: put, get, list, delete, attach, detach.
+    Policy {
+        #[command(subcommand)]
+        command: iam::PolicyCommand,
     },
 }
 
@@ -132,13 +153,19 @@ fn main() -> ExitCode {
                 }
             }
         }
-        Command::Admin { endpoint, data, ca_cert, command } => {
-            runtime.block_on(admin_command(endpoint, data, ca_cert, command))
+        Command::Admin { endpoint, data, ca_cert, json, command } => {
+            runtime.block_on(admin_command(endpoint, data, ca_cert, json, command))
         }
     }
 }
 
-async fn admin_command(endpoint: String, data: PathBuf, ca_cert: Option<PathBuf>, command: AdminCommand) -> ExitCode {
+async fn admin_command(
+    endpoint: String,
+    data: PathBuf,
+    ca_cert: Option<PathBuf>,
+    json: bool,
+    command: AdminCommand,
+) -> ExitCode {
     let target = match admin::Target::from_env(endpoint, &data) {
         Ok(mut target) => {
             if ca_cert.is_some() {
@@ -152,9 +179,13 @@ async fn admin_command(endpoint: String, data: PathBuf, ca_cert: Option<PathBuf>
         }
     };
     let result = match command {
-        AdminCommand::Status { json } => admin::status(&target, json).await,
+        AdminCommand::Status => admin::status(&target, json).await,
         AdminCommand::Heal { bucket, wait } => admin::run_pass(&target, "heal", bucket.as_deref(), wait).await,
         AdminCommand::Scrub { bucket, wait } => admin::run_pass(&target, "scrub", bucket.as_deref(), wait).await,
+        AdminCommand::User { command } => iam::user(&target, command, json).await,
+        AdminCommand::Key { command } => iam::key(&target, command, json).await,
+        AdminCommand::Group { command } => iam::group(&target, command, json).await,
+        AdminCommand::Policy { command } => iam::policy(&target, command, json).await,
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -194,7 +225,23 @@ async fn server(
             return ExitCode::FAILURE;
         }
     };
-    let server = match Server::start(&config, credentials.clone()).await {
+    let (root_key, key_source) = match bulwark_server::root_key::load(&config.state_dir) {
+        Ok(loaded) => loaded,
+        Err(e) => {
+            eprintln!("error: root key: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    if let bulwark_server::root_key::Source::Generated(path) = &key_source {
+        eprintln!(
+            "warning: generated the root key into {} (mode 0600). It seals every stored secret; keep it apart from \
+             the data drives in production (set {} or {}).",
+            path.display(),
+            bulwark_server::root_key::ENV_FILE,
+            bulwark_server::root_key::ENV_KEY
+        );
+    }
+    let server = match Server::start(&config, credentials.clone(), root_key).await {
         Ok(server) => server,
         Err(e) => {
             eprintln!("error: {e}");

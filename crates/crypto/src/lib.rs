@@ -33,6 +33,7 @@ pub const PACKAGE_CIPHER_SIZE: usize = PACKAGE_SIZE + TAG_LEN;
 const PACKAGE_AAD_DOMAIN: &[u8] = b"bulwark package v1";
 const SEAL_INFO_DOMAIN: &[u8] = b"bulwark sealed object key v1";
 const PART_INFO_DOMAIN: &[u8] = b"bulwark part key v1";
+const DERIVE_INFO_DOMAIN: &[u8] = b"bulwark derived key v1\0";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum CryptoError {
@@ -218,6 +219,18 @@ pub fn part_key(object_key: &Key32, number: u32) -> Key32 {
     Key32(out)
 }
 
+/// A purpose-specific key derived from a root key (HKDF-SHA256, no salt):
+/// one root key, independent keys for independent uses.
+pub fn derive_key(root: &Key32, purpose: &[u8]) -> Key32 {
+    let prk = hkdf::Salt::new(hkdf::HKDF_SHA256, &[]).extract(root.expose());
+    let info = [DERIVE_INFO_DOMAIN, purpose];
+    let mut out = Zeroizing::new([0u8; 32]);
+    prk.expand(&info, hkdf::HKDF_SHA256)
+        .and_then(|okm| okm.fill(out.as_mut()))
+        .expect("HKDF-SHA256 expand of 32 bytes");
+    Key32(out)
+}
+
 /// An object key sealed under a key-encryption key.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SealedKey {
@@ -380,5 +393,15 @@ mod tests {
         let key = Key32::random().expect("key");
         assert_ne!(part_key(&key, 1).expose(), part_key(&key, 2).expose());
         assert_eq!(part_key(&key, 7).expose(), part_key(&key, 7).expose());
+    }
+
+    #[test]
+    fn derived_keys_differ_by_purpose_and_root() {
+        let root = Key32::from_bytes([1; 32]);
+        let a = derive_key(&root, b"iam");
+        assert_eq!(a.expose(), derive_key(&root, b"iam").expose());
+        assert_ne!(a.expose(), derive_key(&root, b"kms").expose());
+        assert_ne!(a.expose(), derive_key(&Key32::from_bytes([2; 32]), b"iam").expose());
+        assert_ne!(a.expose(), root.expose());
     }
 }

@@ -19,6 +19,7 @@ use bytes::Bytes;
 use futures::Stream;
 
 pub mod checksum;
+mod documents;
 mod heal;
 mod healer;
 pub mod meta;
@@ -31,9 +32,10 @@ mod store;
 mod write;
 
 pub use checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};
+pub use documents::Document;
 pub use heal::{HealOutcome, VerifyReport};
 pub use healer::{DriveStatus, HealQueue, HealStats, HealerConfig, PassReport, Status};
-pub use meta::ContentHeaders;
+pub use meta::{BucketRecord, ContentHeaders, PublicAccessBlock};
 pub use names::{validate_bucket_name, validate_object_key};
 pub use set::{ErasureSet, SetConfig};
 pub use store::{CompletedPart, GetOptions, GetOutcome, ObjectStore, RangeSpec, ReadConditions};
@@ -117,6 +119,9 @@ pub enum Error {
     /// SSE-C parameters given for data that is not SSE-C encrypted.
     #[error("encryption parameters do not apply: {0}")]
     SseCNotApplicable(String),
+    /// A configuration change refused by another setting of the bucket.
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     #[error("internal error: {0}")]
     Internal(String),
 }

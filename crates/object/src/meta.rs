@@ -45,6 +45,23 @@ pub struct BucketRecord {
     pub created_ns: i64,
     #[serde(default)]
     pub versioning: crate::Versioning,
+    /// Bumped by every change; the newest record wins when drives disagree.
+    #[serde(default)]
+    pub generation: u64,
+    /// The bucket policy as the client sent it (validated by the access layer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub policy: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub public_access_block: Option<PublicAccessBlock>,
+}
+
+/// The four switches of S3's PublicAccessBlock configuration.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublicAccessBlock {
+    pub block_public_acls: bool,
+    pub ignore_public_acls: bool,
+    pub block_public_policy: bool,
+    pub restrict_public_buckets: bool,
 }
 
 /// Standard content headers that round-trip with an object.

@@ -147,26 +147,36 @@ impl ObjectStore {
             async move { drive.list_buckets().await }
         }))
         .await;
-        let mut votes: BTreeMap<String, (usize, Bytes)> = BTreeMap::new();
+        // A bucket exists when K drives hold a record of it; when drives
+        // disagree (one missed an update) the newest generation wins.
+        let mut votes: BTreeMap<String, (usize, BucketRecord)> = BTreeMap::new();
         for answer in answers.into_iter().flatten() {
-            for (name, record) in answer {
-                let entry = votes.entry(name).or_insert((0, record));
-                entry.0 += 1;
+            for (name, raw) in answer {
+                let record = match meta::decode::<BucketRecord>("bucket", &raw) {
+                    Ok(record) => record,
+                    Err(e) => {
+                        tracing::error!(bucket = %name, error = %e, "bucket record unreadable");
+                        continue;
+                    }
+                };
+                match votes.get_mut(&name) {
+                    Some((count, best)) => {
+                        *count += 1;
+                        if record.generation > best.generation {
+                            *best = record;
+                        }
+                    }
+                    None => {
+                        votes.insert(name, (1, record));
+                    }
+                }
             }
         }
         {
             let mut buckets = self.buckets.write().unwrap_or_else(|e| e.into_inner());
-            for (name, (count, raw)) in votes {
-                if count < set.data() {
-                    continue;
-                }
-                match meta::decode::<BucketRecord>("bucket", &raw) {
-                    Ok(record) => {
-                        buckets.insert(name, record);
-                    }
-                    Err(e) => {
-                        tracing::error!(bucket = %name, error = %e, "bucket record unreadable")
-                    }
+            for (name, (count, record)) in votes {
+                if count >= set.data() {
+                    buckets.insert(name, record);
                 }
             }
         }
@@ -174,7 +184,8 @@ impl ObjectStore {
         Ok(())
     }
 
-    /// A drive that came back blank (replaced) gets the bucket records back.
+    /// A drive that came back blank (replaced) or missed an update gets the
+    /// current bucket records back, and the replicated documents with them.
     pub(crate) async fn repair_bucket_records(&self) {
         let buckets: Vec<(String, BucketRecord)> = self.bucket_snapshot();
         for set in &self.sets {
@@ -183,9 +194,16 @@ impl ObjectStore {
                 let Ok(have) = drive.list_buckets().await else {
                     continue;
                 };
+                let current = |name: &str, record: &BucketRecord| {
+                    have.iter().any(|(h, raw)| {
+                        h == name
+                            && meta::decode::<BucketRecord>("bucket", raw)
+                                .is_ok_and(|held| held.generation >= record.generation)
+                    })
+                };
                 let ops: Vec<MetaOp> = buckets
                     .iter()
-                    .filter(|(name, _)| !have.iter().any(|(h, _)| h == name))
+                    .filter(|(name, record)| !current(name, record))
                     .map(|(name, record)| MetaOp::PutBucket { bucket: name.clone(), record: meta::encode(record) })
                     .collect();
                 if !ops.is_empty() {
@@ -196,6 +214,7 @@ impl ObjectStore {
                 }
             }
         }
+        self.repair_documents().await;
     }
 
     fn bucket_snapshot(&self) -> Vec<(String, BucketRecord)> {
@@ -229,12 +248,19 @@ impl ObjectStore {
         if self.require_bucket(bucket).is_ok() {
             return Err(Error::BucketAlreadyOwnedByYou(bucket.to_owned()));
         }
-        let record = BucketRecord { created_ns: now_ns(), versioning: Versioning::Unversioned };
+        let record = BucketRecord {
+            created_ns: now_ns(),
+            versioning: Versioning::Unversioned,
+            generation: 0,
+            policy: None,
+            public_access_block: None,
+        };
         self.store_bucket_record(bucket, record).await
     }
 
     /// Writes a bucket record to every set at write quorum, then caches it.
-    async fn store_bucket_record(&self, bucket: &str, record: BucketRecord) -> Result<()> {
+    async fn store_bucket_record(&self, bucket: &str, mut record: BucketRecord) -> Result<()> {
+        record.generation += 1;
         let raw = meta::encode(&record);
         for set in &self.sets {
             let positions = set.usable_positions().await;
@@ -748,6 +774,24 @@ impl ObjectStore {
         let _guard = self.bucket_lock.lock().await;
         let mut record = self.require_bucket(bucket)?;
         record.versioning = state;
+        self.store_bucket_record(bucket, record).await
+    }
+
+    /// The bucket's full record: versioning, policy, public access block.
+    pub fn bucket_config(&self, bucket: &str) -> Result<BucketRecord> {
+        self.require_bucket(bucket)
+    }
+
+    /// Changes a bucket's configuration under the bucket lock and stores it
+    /// at write quorum; `change` sees the current record and may refuse.
+    pub async fn update_bucket_config(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(&mut BucketRecord) -> Result<()>,
+    ) -> Result<()> {
+        let _guard = self.bucket_lock.lock().await;
+        let mut record = self.require_bucket(bucket)?;
+        change(&mut record)?;
         self.store_bucket_record(bucket, record).await
     }
 

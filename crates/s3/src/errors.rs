@@ -143,6 +143,7 @@ pub fn to_s3(error: Error) -> S3Error {
             "Requests specifying Server Side Encryption with Customer provided keys must provide the correct secret key."
         ),
         Error::SseCNotApplicable(why) => S3Error::with_message(S3ErrorCode::InvalidRequest, why),
+        Error::Forbidden(why) => S3Error::with_message(S3ErrorCode::AccessDenied, why),
         Error::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             s3_error!(InternalError, "We encountered an internal error. Please try again.")

@@ -19,6 +19,7 @@ use http::HeaderValue;
 use s3s::dto::*;
 use s3s::{S3, S3Error, S3ErrorCode, S3Request, S3Response, S3Result, s3_error};
 
+pub mod access;
 pub mod admin;
 pub mod auth;
 pub mod checksums;
@@ -35,6 +36,8 @@ pub const REDUNDANCY_HEADER: &str = "x-bulwark-redundancy";
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Transport {
     pub secure: bool,
+    /// The client's address (for `aws:SourceIp`).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 /// Keys of one DeleteObjects request deleted concurrently.
@@ -585,12 +588,27 @@ impl S3 for Bulwark {
         }
         let quiet = input.delete.quiet.unwrap_or(false);
         let bucket = input.bucket.clone();
+        // Authorised per key, as S3 does: a denied key is reported, the
+        // others proceed. No grant means the access layer did not run: deny.
+        let grant = req.extensions.get::<access::Grant>();
+        let allowed = |object: &ObjectIdentifier| {
+            let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
+            grant.is_some_and(|g| g.allows_object(&self.store, action, &bucket, &object.key))
+        };
         // Keys are independent: delete several at once, report in request order.
         let results: Vec<_> = futures::stream::iter(input.delete.objects)
             .map(|object| {
                 let bucket = bucket.clone();
+                let permitted = allowed(&object);
                 async move {
-                    let result = self.store.delete_object(&bucket, &object.key, object.version_id.as_deref()).await;
+                    let result = if permitted {
+                        self.store
+                            .delete_object(&bucket, &object.key, object.version_id.as_deref())
+                            .await
+                            .map_err(to_s3)
+                    } else {
+                        Err(s3_error!(AccessDenied, "Access Denied"))
+                    };
                     (object, result)
                 }
             })
@@ -613,7 +631,6 @@ impl S3 for Bulwark {
                     }
                 }
                 Err(e) => {
-                    let e = to_s3(e);
                     errors.push(s3s::dto::Error {
                         code: Some(e.code().as_str().to_owned()),
                         key: Some(object.key),
@@ -1183,6 +1200,130 @@ impl S3 for Bulwark {
             checksum_type: upload_checksum.map(|(_, t)| ChecksumType::from(t.as_str().to_owned())),
             ..Default::default()
         }))
+    }
+
+    async fn put_bucket_policy(
+        &self,
+        req: S3Request<PutBucketPolicyInput>,
+    ) -> S3Result<S3Response<PutBucketPolicyOutput>> {
+        let input = req.input;
+        let policy = bulwark_policy::Policy::parse_bucket(&input.policy, &input.bucket, bulwark_access::ACCOUNT_ID)
+            .map_err(|e| S3Error::with_message(S3ErrorCode::MalformedPolicy, e.to_string()))?;
+        let text = input.policy;
+        self.store
+            .update_bucket_config(&input.bucket, |record| {
+                if record.public_access_block.is_some_and(|b| b.block_public_policy) && policy.is_public() {
+                    return Err(bulwark_object::Error::Forbidden(
+                        "public policies are blocked by the BlockPublicPolicy block public access setting".into(),
+                    ));
+                }
+                record.policy = Some(text);
+                Ok(())
+            })
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::with_status(PutBucketPolicyOutput {}, http::StatusCode::NO_CONTENT))
+    }
+
+    async fn get_bucket_policy(
+        &self,
+        req: S3Request<GetBucketPolicyInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyOutput>> {
+        let record = self.store.bucket_config(&req.input.bucket).map_err(to_s3)?;
+        match record.policy {
+            Some(policy) => Ok(S3Response::new(GetBucketPolicyOutput { policy: Some(policy) })),
+            None => Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist")),
+        }
+    }
+
+    async fn delete_bucket_policy(
+        &self,
+        req: S3Request<DeleteBucketPolicyInput>,
+    ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
+        self.store
+            .update_bucket_config(&req.input.bucket, |record| {
+                record.policy = None;
+                Ok(())
+            })
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::with_status(DeleteBucketPolicyOutput {}, http::StatusCode::NO_CONTENT))
+    }
+
+    async fn get_bucket_policy_status(
+        &self,
+        req: S3Request<GetBucketPolicyStatusInput>,
+    ) -> S3Result<S3Response<GetBucketPolicyStatusOutput>> {
+        let bucket = req.input.bucket;
+        let record = self.store.bucket_config(&bucket).map_err(to_s3)?;
+        let Some(text) = record.policy else {
+            return Err(s3_error!(NoSuchBucketPolicy, "The bucket policy does not exist"));
+        };
+        let is_public = bulwark_policy::Policy::parse_bucket(&text, &bucket, bulwark_access::ACCOUNT_ID)
+            .map(|p| p.is_public())
+            .map_err(|e| S3Error::with_message(S3ErrorCode::InternalError, format!("stored policy: {e}")))?;
+        Ok(S3Response::new(GetBucketPolicyStatusOutput {
+            policy_status: Some(PolicyStatus { is_public: Some(is_public) }),
+        }))
+    }
+
+    async fn put_public_access_block(
+        &self,
+        req: S3Request<PutPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<PutPublicAccessBlockOutput>> {
+        let input = req.input;
+        let c = input.public_access_block_configuration;
+        let block = bulwark_object::PublicAccessBlock {
+            block_public_acls: c.block_public_acls.unwrap_or(false),
+            ignore_public_acls: c.ignore_public_acls.unwrap_or(false),
+            block_public_policy: c.block_public_policy.unwrap_or(false),
+            restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
+        };
+        self.store
+            .update_bucket_config(&input.bucket, |record| {
+                record.public_access_block = Some(block);
+                Ok(())
+            })
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(PutPublicAccessBlockOutput {}))
+    }
+
+    async fn get_public_access_block(
+        &self,
+        req: S3Request<GetPublicAccessBlockInput>,
+    ) -> S3Result<S3Response<GetPublicAccessBlockOutput>> {
+        let record = self.store.bucket_config(&req.input.bucket).map_err(to_s3)?;
+        let Some(b) = record.public_access_block else {
+            let mut e = S3Error::with_message(
+                S3ErrorCode::Custom("NoSuchPublicAccessBlockConfiguration".into()),
+                "The public access block configuration was not found",
+            );
+            e.set_status_code(http::StatusCode::NOT_FOUND);
+            return Err(e);
+        };
+        Ok(S3Response::new(GetPublicAccessBlockOutput {
+            public_access_block_configuration: Some(PublicAccessBlockConfiguration {
+                block_public_acls: Some(b.block_public_acls),
+                ignore_public_acls: Some(b.ignore_public_acls),
+                block_public_policy: Some(b.block_public_policy),
+                restrict_public_buckets: Some(b.restrict_public_buckets),
+            }),
+        }))
+    }
+
+    async fn delete_public_access_block(
+        &self,
+        req: S3Request<DeletePublicAccessBlockInput>,
+    ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
+        self.store
+            .update_bucket_config(&req.input.bucket, |record| {
+                record.public_access_block = None;
+                Ok(())
+            })
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::with_status(DeletePublicAccessBlockOutput {}, http::StatusCode::NO_CONTENT))
     }
 
     async fn put_bucket_versioning(

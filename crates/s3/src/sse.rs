@@ -117,8 +117,8 @@ mod tests {
 
     #[test]
     fn customer_keys_need_tls_and_exact_parameters() {
-        let secure = Transport { secure: true };
-        let plain = Transport { secure: false };
+        let secure = Transport { secure: true, peer: None };
+        let plain = Transport { secure: false, peer: None };
         let md5 = md5_of_key();
         let ok = customer_key(headers(Some("AES256"), Some(KEY_B64), Some(&md5)), Some(&secure)).expect("valid");
         assert!(matches!(ok, Some(Encryption::CustomerKey { .. })));

@@ -48,7 +48,7 @@ pub async fn serve(
         let handler = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             let service = service.clone();
             let store = store.clone();
-            request.extensions_mut().insert(bulwark_s3::Transport { secure });
+            request.extensions_mut().insert(bulwark_s3::Transport { secure, peer: Some(peer) });
             async move { Ok::<_, Infallible>(handle(&service, &store, request).await) }
         });
         match &tls {

@@ -17,6 +17,7 @@ pub mod config;
 pub mod credentials;
 mod http;
 mod metrics;
+pub mod root_key;
 pub mod tls;
 pub mod topology;
 
@@ -37,6 +38,8 @@ pub enum ServerError {
     Store(#[from] bulwark_object::Error),
     #[error("tls: {0}")]
     Tls(String),
+    #[error("identities: {0}")]
+    Identities(String),
 }
 
 /// How often offline drive slots are checked for a blank replacement.
@@ -87,7 +90,11 @@ pub struct Server {
 }
 
 impl Server {
-    pub async fn start(config: &Config, credentials: Credentials) -> Result<Server, ServerError> {
+    pub async fn start(
+        config: &Config,
+        credentials: Credentials,
+        root_key: bulwark_crypto::Key32,
+    ) -> Result<Server, ServerError> {
         config.validate()?;
         let slots = topology::open_sets(config)?;
         let set_config = SetConfig {
@@ -108,11 +115,20 @@ impl Server {
         let owner = bulwark_s3::Owner { id: credentials.owner_id(), display_name: credentials.access_key.clone() };
         let s3 = bulwark_s3::Bulwark::new(store.clone(), owner, config.region.clone());
         let mut builder = S3ServiceBuilder::new(s3);
-        builder.set_auth(bulwark_s3::auth::RootAuth::new(
-            credentials.access_key.clone(),
-            credentials.secret_key.expose().to_owned(),
-        ));
-        builder.set_route(bulwark_s3::admin::AdminRoute::new(store.clone(), credentials.access_key.clone()));
+        let root = bulwark_access::Root {
+            access_key: credentials.access_key.clone(),
+            secret_key: credentials.secret_key.expose().to_owned(),
+        };
+        let sealing = bulwark_crypto::derive_key(&root_key, b"iam/secret-keys");
+        let identities =
+            bulwark_access::Identities::open(store.clone(), sealing, root, bulwark_access::ACCOUNT_ID.into())
+                .await
+                .map_err(|e| ServerError::Identities(e.to_string()))?;
+        let identities = Arc::new(identities);
+        let authorizer = Arc::new(bulwark_access::Authorizer::new(identities.clone()));
+        builder.set_auth(bulwark_s3::auth::IamAuth::new(identities.clone()));
+        builder.set_access(bulwark_s3::access::PolicyAccess::new(authorizer, store.clone()));
+        builder.set_route(bulwark_s3::admin::AdminRoute::new(store.clone(), identities));
         store.start_background(config.healer.clone());
         let service = builder.build();
         let tls = match &config.tls {

@@ -1,0 +1,666 @@
+//! An operator creates users, keys, groups and policies with `bulwark admin`,
+//! and every S3 request is then decided by those policies and the bucket's
+//! policy, through the real server and the AWS SDK: a matrix of principals ×
+//! operations, explicit deny, policy variables, anonymous access through a
+//! bucket policy and PublicAccessBlock, the two protection policies from the
+//! S3 documentation, presigned URLs that die with their key, per-key
+//! DeleteObjects, copy sources, identity state surviving restarts and lost
+//! drives, and a log of every decision without secrets.
+
+use std::time::Duration;
+
+use aws_sdk_s3::Client;
+use aws_sdk_s3::presigning::PresigningConfig;
+use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::types::{Delete, ObjectIdentifier, PublicAccessBlockConfiguration};
+use bulwark_e2e::{TestServer, create_bucket, error_code, get_bytes, http_status, put_bytes, raw_http, wipe_drive};
+
+const BUCKET: &str = "shared";
+
+/// A user with one access key.
+struct User {
+    access_key: String,
+    secret_key: String,
+}
+
+async fn admin_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
+    let mut all = vec!["--json"];
+    all.extend_from_slice(args);
+    let output = server.admin(&all).await;
+    output.assert_success();
+    serde_json::from_str(&output.stdout)
+        .unwrap_or_else(|e| panic!("`bulwark admin {}` printed no JSON ({e}): {}", args.join(" "), output.stdout))
+}
+
+async fn create_user(server: &TestServer, name: &str) -> User {
+    admin_json(server, &["user", "create", name]).await;
+    let key = admin_json(server, &["key", "create", name]).await;
+    User {
+        access_key: key["access_key"].as_str().expect("access_key").to_owned(),
+        secret_key: key["secret_key"].as_str().expect("secret_key").to_owned(),
+    }
+}
+
+async fn put_policy(server: &TestServer, name: &str, document: serde_json::Value) {
+    let path = server.scratch_dir().join(format!("{name}.json"));
+    std::fs::write(&path, document.to_string()).expect("write the policy file");
+    admin_json(server, &["policy", "put", name, path.to_str().expect("utf-8 path")]).await;
+}
+
+async fn attach(server: &TestServer, policy: &str, flag: &str, target: &str) {
+    admin_json(server, &["policy", "attach", policy, flag, target]).await;
+}
+
+fn client_of(server: &TestServer, user: &User) -> Client {
+    server.client_with_credentials(&user.access_key, &user.secret_key)
+}
+
+fn allow(actions: &[&str], resources: &[&str]) -> serde_json::Value {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Allow", "Action": actions, "Resource": resources }]
+    })
+}
+
+/// What one operation did: allowed (any answer but AccessDenied) or denied.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Outcome {
+    Allowed,
+    Denied,
+}
+use Outcome::{Allowed, Denied};
+
+fn outcome<T, E: aws_sdk_s3::error::ProvideErrorMetadata + std::fmt::Debug>(
+    result: Result<T, aws_sdk_s3::error::SdkError<E, aws_sdk_s3::config::http::HttpResponse>>,
+) -> Outcome {
+    match result {
+        Ok(_) => Allowed,
+        Err(e) => match (http_status(&e), error_code(&e).as_deref()) {
+            // A HEAD response has no body, hence no code.
+            (Some(403), Some("AccessDenied" | "InvalidAccessKeyId") | None) => Denied,
+            (status, code) => panic!("unexpected failure {status:?} {code:?}: {e:?}"),
+        },
+    }
+}
+
+/// The operations of the matrix, run as `client`.
+async fn run_operations(client: &Client, tag: &str) -> Vec<(&'static str, Outcome)> {
+    let key = format!("written-by-{tag}");
+    vec![
+        ("ListBuckets", outcome(client.list_buckets().send().await)),
+        ("ListObjectsV2", outcome(client.list_objects_v2().bucket(BUCKET).send().await)),
+        ("GetObject", outcome(client.get_object().bucket(BUCKET).key("readme.txt").send().await)),
+        ("HeadObject", outcome(client.head_object().bucket(BUCKET).key("readme.txt").send().await)),
+        (
+            "PutObject",
+            outcome(client.put_object().bucket(BUCKET).key(&key).body(ByteStream::from_static(b"x")).send().await),
+        ),
+        ("DeleteObject", outcome(client.delete_object().bucket(BUCKET).key("scratch.txt").send().await)),
+        ("CreateBucket", outcome(client.create_bucket().bucket(format!("new-{tag}")).send().await)),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_matrix_of_principals_and_operations_is_decided_by_policy() {
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&root, BUCKET, "readme.txt", b"hello".to_vec()).await;
+
+    // reader: a user with a read-only identity policy on the bucket.
+    let reader = create_user(&server, "reader").await;
+    put_policy(
+        &server,
+        "shared-read",
+        allow(&["s3:ListBucket", "s3:GetObject"], &["arn:aws:s3:::shared", "arn:aws:s3:::shared/*"]),
+    )
+    .await;
+    attach(&server, "shared-read", "--user", "reader").await;
+    // nobody: a user without any policy.
+    let nobody = create_user(&server, "nobody").await;
+    // writer: gets everything from the group "writers".
+    let writer = create_user(&server, "writer").await;
+    admin_json(&server, &["group", "create", "writers"]).await;
+    admin_json(&server, &["group", "add", "writers", "writer"]).await;
+    put_policy(&server, "shared-write", allow(&["s3:*"], &["arn:aws:s3:::shared", "arn:aws:s3:::shared/*"])).await;
+    attach(&server, "shared-write", "--group", "writers").await;
+    // revoked: had full access, then its key was disabled.
+    let revoked = create_user(&server, "revoked").await;
+    put_policy(&server, "everything", allow(&["*"], &["*"])).await;
+    attach(&server, "everything", "--user", "revoked").await;
+    admin_json(&server, &["key", "disable", &revoked.access_key]).await;
+
+    let cases: Vec<(&str, Client, [Outcome; 7])> = vec![
+        ("root", root.clone(), [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed, Allowed]),
+        ("reader", client_of(&server, &reader), [Denied, Allowed, Allowed, Allowed, Denied, Denied, Denied]),
+        ("nobody", client_of(&server, &nobody), [Denied; 7]),
+        ("writer", client_of(&server, &writer), [Denied, Allowed, Allowed, Allowed, Allowed, Allowed, Denied]),
+        ("revoked", client_of(&server, &revoked), [Denied; 7]),
+    ];
+    for (name, client, expected) in cases {
+        let got = run_operations(&client, name).await;
+        for ((operation, outcome), want) in got.iter().zip(expected) {
+            assert_eq!(*outcome, want, "{name} {operation}");
+        }
+    }
+
+    // anonymous: unsigned requests, no bucket policy: nothing.
+    for (method, path) in [("GET", "/"), ("GET", "/shared"), ("GET", "/shared/readme.txt"), ("PUT", "/shared/anon")] {
+        let response = raw_http::send(method, &format!("{}{path}", server.endpoint()), &[], b"").await;
+        assert_eq!(response.status, 403, "anonymous {method} {path}");
+    }
+    // Denied writes changed nothing.
+    let listed = root.list_objects_v2().bucket(BUCKET).send().await.expect("list");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, vec!["readme.txt", "written-by-root", "written-by-writer"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_explicit_deny_beats_any_allow() {
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&root, BUCKET, "keep.txt", b"precious".to_vec()).await;
+    let user = create_user(&server, "careful").await;
+    put_policy(
+        &server,
+        "all-but-delete",
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                { "Sid": "Everything", "Effect": "Allow", "Action": "s3:*", "Resource": "*" },
+                { "Sid": "NoDeletes", "Effect": "Deny", "Action": "s3:Delete*", "Resource": "arn:aws:s3:::shared/*" }
+            ]
+        }),
+    )
+    .await;
+    attach(&server, "all-but-delete", "--user", "careful").await;
+    let client = client_of(&server, &user);
+    assert_eq!(get_bytes(&client, BUCKET, "keep.txt").await, b"precious");
+    assert_eq!(outcome(client.delete_object().bucket(BUCKET).key("keep.txt").send().await), Denied);
+
+    // A bucket policy Deny overrides the identity policy's Allow too.
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "NoReadsForCareful", "Effect": "Deny",
+            "Principal": { "AWS": "arn:aws:iam::000000000000:user/careful" },
+            "Action": "s3:GetObject", "Resource": "arn:aws:s3:::shared/*"
+        }]
+    });
+    root.put_bucket_policy().bucket(BUCKET).policy(policy.to_string()).send().await.expect("put bucket policy");
+    assert_eq!(outcome(client.get_object().bucket(BUCKET).key("keep.txt").send().await), Denied);
+    assert_eq!(get_bytes(&root, BUCKET, "keep.txt").await, b"precious");
+    assert!(
+        server.log().contains("explicit deny by bucket-policy:shared NoReadsForCareful"),
+        "the log names the deciding statement"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn policy_variables_give_every_user_a_home_prefix() {
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&root, BUCKET, "alice/notes.txt", b"a".to_vec()).await;
+    put_bytes(&root, BUCKET, "bob/notes.txt", b"b".to_vec()).await;
+    put_policy(
+        &server,
+        "home",
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                {
+                    "Effect": "Allow", "Action": "s3:ListBucket", "Resource": "arn:aws:s3:::shared",
+                    "Condition": { "StringLike": { "s3:prefix": ["${aws:username}/*"] } }
+                },
+                { "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::shared/${aws:username}/*" }
+            ]
+        }),
+    )
+    .await;
+    admin_json(&server, &["group", "create", "staff"]).await;
+    attach(&server, "home", "--group", "staff").await;
+    let alice = create_user(&server, "alice").await;
+    admin_json(&server, &["group", "add", "staff", "alice"]).await;
+    let client = client_of(&server, &alice);
+
+    assert_eq!(get_bytes(&client, BUCKET, "alice/notes.txt").await, b"a");
+    assert_eq!(outcome(client.get_object().bucket(BUCKET).key("bob/notes.txt").send().await), Denied);
+    put_bytes(&client, BUCKET, "alice/new.txt", b"n".to_vec()).await;
+    assert_eq!(
+        outcome(client.put_object().bucket(BUCKET).key("bob/new.txt").body(ByteStream::from_static(b"n")).send().await),
+        Denied
+    );
+    let listed = client.list_objects_v2().bucket(BUCKET).prefix("alice/").send().await.expect("list own prefix");
+    assert_eq!(listed.contents().len(), 2);
+    assert_eq!(outcome(client.list_objects_v2().bucket(BUCKET).prefix("bob/").send().await), Denied);
+    assert_eq!(outcome(client.list_objects_v2().bucket(BUCKET).send().await), Denied);
+
+    // Leaving the group takes the permissions away.
+    admin_json(&server, &["group", "remove", "staff", "alice"]).await;
+    assert_eq!(outcome(client.get_object().bucket(BUCKET).key("alice/notes.txt").send().await), Denied);
+}
+
+fn public_read_policy() -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "PublicRead", "Effect": "Allow", "Principal": "*",
+            "Action": "s3:GetObject", "Resource": "arn:aws:s3:::shared/site/*"
+        }]
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn anonymous_access_only_where_a_bucket_policy_grants_it_and_public_access_block_can_forbid_it() {
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&root, BUCKET, "site/index.html", b"<h1>hi</h1>".to_vec()).await;
+    put_bytes(&root, BUCKET, "private/secret.txt", b"no".to_vec()).await;
+    let url = |key: &str| format!("{}/{BUCKET}/{key}", server.endpoint());
+    assert_eq!(raw_http::send("GET", &url("site/index.html"), &[], b"").await.status, 403);
+
+    let status = root.get_bucket_policy_status().bucket(BUCKET).send().await;
+    assert_eq!(error_code(&status.expect_err("no policy yet")).as_deref(), Some("NoSuchBucketPolicy"));
+    root.put_bucket_policy().bucket(BUCKET).policy(public_read_policy()).send().await.expect("put policy");
+    let stored = root.get_bucket_policy().bucket(BUCKET).send().await.expect("get policy");
+    assert_eq!(stored.policy(), Some(public_read_policy().as_str()));
+    let status = root.get_bucket_policy_status().bucket(BUCKET).send().await.expect("policy status");
+    assert_eq!(status.policy_status().and_then(|s| s.is_public()), Some(true));
+
+    let page = raw_http::send("GET", &url("site/index.html"), &[], b"").await;
+    assert_eq!((page.status, page.body.as_slice()), (200, b"<h1>hi</h1>".as_slice()));
+    assert_eq!(raw_http::send("GET", &url("private/secret.txt"), &[], b"").await.status, 403);
+    assert_eq!(raw_http::send("PUT", &url("site/defaced.html"), &[], b"x").await.status, 403);
+    assert_eq!(raw_http::send("DELETE", &url("site/index.html"), &[], b"").await.status, 403);
+
+    // RestrictPublicBuckets: the public policy no longer lets anyone in.
+    let block = |restrict: bool, block_policy: bool| {
+        PublicAccessBlockConfiguration::builder()
+            .block_public_acls(true)
+            .ignore_public_acls(true)
+            .block_public_policy(block_policy)
+            .restrict_public_buckets(restrict)
+            .build()
+    };
+    root.put_public_access_block()
+        .bucket(BUCKET)
+        .public_access_block_configuration(block(true, false))
+        .send()
+        .await
+        .expect("put public access block");
+    let got = root.get_public_access_block().bucket(BUCKET).send().await.expect("get public access block");
+    assert_eq!(got.public_access_block_configuration().and_then(|c| c.restrict_public_buckets()), Some(true));
+    assert_eq!(raw_http::send("GET", &url("site/index.html"), &[], b"").await.status, 403);
+
+    // BlockPublicPolicy: a public policy cannot be stored.
+    root.put_public_access_block()
+        .bucket(BUCKET)
+        .public_access_block_configuration(block(true, true))
+        .send()
+        .await
+        .expect("put public access block");
+    root.delete_bucket_policy().bucket(BUCKET).send().await.expect("delete policy");
+    let refused = root.put_bucket_policy().bucket(BUCKET).policy(public_read_policy()).send().await;
+    assert_eq!(http_status(&refused.expect_err("public policy blocked")), Some(403));
+
+    // Without the block, the public policy works again.
+    root.delete_public_access_block().bucket(BUCKET).send().await.expect("delete public access block");
+    let missing = root.get_public_access_block().bucket(BUCKET).send().await.expect_err("no block now");
+    assert_eq!(error_code(&missing).as_deref(), Some("NoSuchPublicAccessBlockConfiguration"));
+    root.put_bucket_policy().bucket(BUCKET).policy(public_read_policy()).send().await.expect("put policy again");
+    assert_eq!(raw_http::send("GET", &url("site/index.html"), &[], b"").await.status, 200);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_policies_are_refused_with_a_useful_message() {
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    let cases = [
+        ("not json", "{"),
+        (
+            "no principal",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*"}]}"#,
+        ),
+        (
+            "bad action",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:Frobnicate","Resource":"arn:aws:s3:::shared/*"}]}"#,
+        ),
+        (
+            "other bucket",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::elsewhere/*"}]}"#,
+        ),
+        (
+            "bad operator",
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Principal":"*","Action":"s3:GetObject","Resource":"arn:aws:s3:::shared/*","Condition":{"StringEqualz":{"aws:username":"x"}}}]}"#,
+        ),
+    ];
+    for (what, policy) in cases {
+        let error = root.put_bucket_policy().bucket(BUCKET).policy(policy).send().await.expect_err(what);
+        assert_eq!(
+            (http_status(&error), error_code(&error).as_deref()),
+            (Some(400), Some("MalformedPolicy")),
+            "{what}"
+        );
+        let message = aws_sdk_s3::error::ProvideErrorMetadata::message(&error).unwrap_or_default().to_owned();
+        assert!(!message.is_empty(), "{what}: the error says what is wrong");
+    }
+    let missing = root.get_bucket_policy().bucket(BUCKET).send().await.expect_err("nothing was stored");
+    assert_eq!(error_code(&missing).as_deref(), Some("NoSuchBucketPolicy"));
+
+    // The admin API refuses a malformed identity policy the same way.
+    let path = server.scratch_dir().join("bad.json");
+    std::fs::write(&path, r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject"}]}"#)
+        .expect("write");
+    let output = server.admin(&["policy", "put", "bad", path.to_str().expect("utf-8")]).await;
+    assert!(!output.success);
+    assert!(output.stderr.contains("MalformedPolicy"), "stderr: {}", output.stderr);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_owner_can_always_replace_a_bucket_policy_that_locks_everyone_out() {
+    let (_server, root) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&root, BUCKET, "a.txt", b"a".to_vec()).await;
+    let lockout = serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{ "Effect": "Deny", "Principal": "*", "Action": "s3:*", "Resource": ["arn:aws:s3:::shared", "arn:aws:s3:::shared/*"] }]
+    });
+    root.put_bucket_policy().bucket(BUCKET).policy(lockout.to_string()).send().await.expect("put lockout");
+    assert_eq!(outcome(root.get_object().bucket(BUCKET).key("a.txt").send().await), Denied);
+    assert!(root.get_bucket_policy().bucket(BUCKET).send().await.is_ok());
+    root.delete_bucket_policy().bucket(BUCKET).send().await.expect("the owner removes the lockout");
+    assert_eq!(get_bytes(&root, BUCKET, "a.txt").await, b"a");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_put_without_server_side_encryption_as_the_s3_documentation_writes_it() {
+    let (_server, root) = TestServer::start_with_bucket(BUCKET).await;
+    // From "Protecting data with server-side encryption" (S3 User Guide).
+    let policy = serde_json::json!({
+        "Version": "2012-10-17",
+        "Id": "PutObjectPolicy",
+        "Statement": [
+            {
+                "Sid": "DenyIncorrectEncryptionHeader", "Effect": "Deny", "Principal": "*",
+                "Action": "s3:PutObject", "Resource": "arn:aws:s3:::shared/*",
+                "Condition": { "StringNotEquals": { "s3:x-amz-server-side-encryption": "AES256" } }
+            },
+            {
+                "Sid": "DenyUnEncryptedObjectUploads", "Effect": "Deny", "Principal": "*",
+                "Action": "s3:PutObject", "Resource": "arn:aws:s3:::shared/*",
+                "Condition": { "Null": { "s3:x-amz-server-side-encryption": "true" } }
+            }
+        ]
+    });
+    root.put_bucket_policy().bucket(BUCKET).policy(policy.to_string()).send().await.expect("put policy");
+    let plain = root.put_object().bucket(BUCKET).key("plain").body(ByteStream::from_static(b"x")).send().await;
+    assert_eq!(outcome(plain), Denied);
+    let wrong = root
+        .put_object()
+        .bucket(BUCKET)
+        .key("kms")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::AwsKms)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    assert_eq!(outcome(wrong), Denied);
+    // With the header the policy lets the request through to the store.
+    let encrypted = root
+        .put_object()
+        .bucket(BUCKET)
+        .key("encrypted")
+        .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await;
+    match encrypted {
+        Ok(_) => {}
+        Err(e) => assert_ne!(error_code(&e).as_deref(), Some("AccessDenied"), "{e:?}"),
+    }
+    let listed = root.list_objects_v2().bucket(BUCKET).send().await.expect("list");
+    assert!(listed.contents().iter().all(|o| o.key() != Some("plain") && o.key() != Some("kms")));
+}
+
+fn deny_insecure_transport() -> String {
+    serde_json::json!({
+        "Version": "2012-10-17",
+        "Statement": [{
+            "Sid": "AllowSSLRequestsOnly", "Action": "s3:*", "Effect": "Deny", "Principal": "*",
+            "Resource": ["arn:aws:s3:::shared", "arn:aws:s3:::shared/*"],
+            "Condition": { "Bool": { "aws:SecureTransport": "false" } }
+        }]
+    })
+    .to_string()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deny_insecure_transport_refuses_plain_http_and_admits_tls() {
+    let (_plain, root) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&root, BUCKET, "a.txt", b"a".to_vec()).await;
+    root.put_bucket_policy().bucket(BUCKET).policy(deny_insecure_transport()).send().await.expect("put policy");
+    assert_eq!(outcome(root.get_object().bucket(BUCKET).key("a.txt").send().await), Denied);
+    assert_eq!(outcome(root.list_objects_v2().bucket(BUCKET).send().await), Denied);
+
+    let tls = TestServer::start_tls().await;
+    let client = tls.client();
+    create_bucket(&client, BUCKET).await;
+    put_bytes(&client, BUCKET, "a.txt", b"a".to_vec()).await;
+    client.put_bucket_policy().bucket(BUCKET).policy(deny_insecure_transport()).send().await.expect("put policy");
+    assert_eq!(get_bytes(&client, BUCKET, "a.txt").await, b"a");
+    put_bytes(&client, BUCKET, "b.txt", b"b".to_vec()).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn presigned_urls_carry_the_signers_permissions_and_die_with_the_key() {
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&root, BUCKET, "public/a.txt", b"a".to_vec()).await;
+    put_bytes(&root, BUCKET, "private/b.txt", b"b".to_vec()).await;
+    let user = create_user(&server, "sharer").await;
+    put_policy(&server, "public-prefix", allow(&["s3:GetObject"], &["arn:aws:s3:::shared/public/*"])).await;
+    attach(&server, "public-prefix", "--user", "sharer").await;
+    let client = client_of(&server, &user);
+    let presign = |key: &'static str| {
+        let client = client.clone();
+        async move {
+            let config = PresigningConfig::expires_in(Duration::from_secs(600)).expect("presigning config");
+            client.get_object().bucket(BUCKET).key(key).presigned(config).await.expect("presign").uri().to_owned()
+        }
+    };
+    let allowed = presign("public/a.txt").await;
+    let denied = presign("private/b.txt").await;
+    let get = |url: String| async move { raw_http::send("GET", &url, &[], b"").await };
+    let ok = get(allowed.clone()).await;
+    assert_eq!((ok.status, ok.body.as_slice()), (200, b"a".as_slice()));
+    assert_eq!(get(denied).await.status, 403);
+
+    admin_json(&server, &["key", "disable", &user.access_key]).await;
+    let revoked = get(allowed.clone()).await;
+    assert_eq!(revoked.status, 403);
+    assert!(String::from_utf8_lossy(&revoked.body).contains("InvalidAccessKeyId"));
+    admin_json(&server, &["key", "enable", &user.access_key]).await;
+    assert_eq!(get(allowed.clone()).await.status, 200);
+    admin_json(&server, &["user", "disable", "sharer"]).await;
+    assert_eq!(get(allowed.clone()).await.status, 403);
+    admin_json(&server, &["user", "enable", "sharer"]).await;
+    admin_json(&server, &["key", "delete", &user.access_key]).await;
+    assert_eq!(get(allowed).await.status, 403);
+
+    // Expiry is on time.
+    let config = PresigningConfig::expires_in(Duration::from_secs(1)).expect("presigning config");
+    let root_url = root.get_object().bucket(BUCKET).key("public/a.txt").presigned(config).await.expect("presign");
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let expired = get(root_url.uri().to_owned()).await;
+    assert_eq!(expired.status, 403);
+    assert!(String::from_utf8_lossy(&expired.body).contains("expired"), "{}", String::from_utf8_lossy(&expired.body));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_objects_and_copies_are_authorised_per_object() {
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    for key in ["tmp/1", "keep/1", "src/x"] {
+        put_bytes(&root, BUCKET, key, key.as_bytes().to_vec()).await;
+    }
+    let user = create_user(&server, "cleaner").await;
+    put_policy(
+        &server,
+        "cleaner",
+        allow(&["s3:DeleteObject", "s3:PutObject"], &["arn:aws:s3:::shared/tmp/*", "arn:aws:s3:::shared/dst/*"]),
+    )
+    .await;
+    attach(&server, "cleaner", "--user", "cleaner").await;
+    let client = client_of(&server, &user);
+    let objects = ["tmp/1", "keep/1"].map(|k| ObjectIdentifier::builder().key(k).build().expect("identifier"));
+    let result = client
+        .delete_objects()
+        .bucket(BUCKET)
+        .delete(Delete::builder().set_objects(Some(objects.to_vec())).build().expect("delete"))
+        .send()
+        .await
+        .expect("delete objects");
+    let deleted: Vec<&str> = result.deleted().iter().filter_map(|d| d.key()).collect();
+    let errors: Vec<(&str, &str)> =
+        result.errors().iter().map(|e| (e.key().unwrap_or(""), e.code().unwrap_or(""))).collect();
+    assert_eq!(deleted, vec!["tmp/1"]);
+    assert_eq!(errors, vec![("keep/1", "AccessDenied")]);
+    assert_eq!(get_bytes(&root, BUCKET, "keep/1").await, b"keep/1");
+
+    // A copy needs read access to its source as well as write access to its destination.
+    let copy = client.copy_object().bucket(BUCKET).key("dst/x").copy_source(format!("{BUCKET}/src/x")).send().await;
+    assert_eq!(outcome(copy), Denied);
+    put_policy(&server, "read-src", allow(&["s3:GetObject"], &["arn:aws:s3:::shared/src/*"])).await;
+    attach(&server, "read-src", "--user", "cleaner").await;
+    client
+        .copy_object()
+        .bucket(BUCKET)
+        .key("dst/x")
+        .copy_source(format!("{BUCKET}/src/x"))
+        .send()
+        .await
+        .expect("copy with both permissions");
+    assert_eq!(get_bytes(&root, BUCKET, "dst/x").await, b"src/x");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_admin_cli_manages_identities_and_shows_secrets_only_once() {
+    let (server, _root) = TestServer::start_with_bucket(BUCKET).await;
+    let user = create_user(&server, "ops").await;
+    assert!(user.access_key.starts_with("BK") && user.access_key.len() == 20);
+    assert_eq!(user.secret_key.len(), 40);
+    let second = admin_json(&server, &["key", "create", "ops"]).await;
+
+    let users = admin_json(&server, &["user", "list"]).await;
+    let ops = users.as_array().expect("list").iter().find(|u| u["name"] == "ops").expect("ops listed");
+    assert_eq!(ops["arn"], "arn:aws:iam::000000000000:user/ops");
+    assert_eq!(ops["access_keys"].as_array().map(Vec::len), Some(2));
+    let keys = admin_json(&server, &["key", "list", "--user", "ops"]).await;
+    let listing = keys.to_string();
+    assert!(listing.contains(&user.access_key) && listing.contains(second["access_key"].as_str().expect("key")));
+    assert!(!listing.contains(&user.secret_key), "key listings never contain secrets");
+
+    // Human output too.
+    let human = server.admin(&["user", "list"]).await;
+    human.assert_success();
+    assert!(human.stdout.contains("ops") && human.stdout.contains(&user.access_key));
+
+    put_policy(&server, "p", allow(&["s3:GetObject"], &["*"])).await;
+    attach(&server, "p", "--user", "ops").await;
+    let conflict = server.admin(&["policy", "delete", "p"]).await;
+    assert!(!conflict.success && conflict.stderr.contains("DeleteConflict"), "{}", conflict.stderr);
+    let got = admin_json(&server, &["policy", "get", "p"]).await;
+    assert_eq!(got["attached_to"], serde_json::json!(["user:ops"]));
+    admin_json(&server, &["policy", "detach", "p", "--user", "ops"]).await;
+    admin_json(&server, &["policy", "delete", "p"]).await;
+    let duplicate = server.admin(&["user", "create", "ops"]).await;
+    assert!(!duplicate.success && duplicate.stderr.contains("EntityAlreadyExists"), "{}", duplicate.stderr);
+    let missing = server.admin(&["user", "info", "ghost"]).await;
+    assert!(!missing.success && missing.stderr.contains("NoSuchEntity"), "{}", missing.stderr);
+
+    // A non-root identity cannot use the admin API.
+    let client = client_of(&server, &user);
+    assert_eq!(outcome(client.list_buckets().send().await), Denied);
+    admin_json(&server, &["user", "delete", "ops"]).await;
+    let gone = admin_json(&server, &["key", "list"]).await;
+    assert_eq!(gone, serde_json::json!([]), "deleting a user deletes its keys");
+
+    // Secrets never reach the log.
+    assert!(!server.log().contains(&user.secret_key));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn identities_survive_restarts_and_the_loss_of_any_facility() {
+    let (mut server, root) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&root, BUCKET, "a.txt", b"a".to_vec()).await;
+    let user = create_user(&server, "durable").await;
+    put_policy(&server, "read", allow(&["s3:GetObject"], &["arn:aws:s3:::shared/*"])).await;
+    attach(&server, "read", "--user", "durable").await;
+
+    for facility in [1, 3, 2] {
+        server.crash();
+        for drive in server.facility_drives(facility) {
+            wipe_drive(&drive);
+        }
+        server.start_again().await;
+        let client = client_of(&server, &user);
+        assert_eq!(get_bytes(&client, BUCKET, "a.txt").await, b"a", "after losing facility {facility}");
+        assert_eq!(
+            outcome(client.delete_object().bucket(BUCKET).key("a.txt").send().await),
+            Denied,
+            "policies survive too (facility {facility})"
+        );
+        // Heal the wiped facility before losing the next one.
+        server.admin(&["heal", "--wait"]).await.assert_success();
+    }
+
+    // The secret is sealed: it is on no drive in the clear.
+    let mut found = Vec::new();
+    for index in 1..=bulwark_e2e::DRIVE_COUNT {
+        for entry in walk(&server.drive_path(index)) {
+            let bytes = std::fs::read(&entry).unwrap_or_default();
+            if bytes.windows(user.secret_key.len()).any(|w| w == user.secret_key.as_bytes()) {
+                found.push(entry);
+            }
+        }
+    }
+    assert!(found.is_empty(), "secret access key in the clear in {found:?}");
+}
+
+fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    let Ok(entries) = std::fs::read_dir(dir) else { return out };
+    for entry in entries.flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(walk(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_access_decision_is_logged_with_who_what_and_why() {
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&root, BUCKET, "a.txt", b"a".to_vec()).await;
+    let user = create_user(&server, "logged").await;
+    put_policy(
+        &server,
+        "reads",
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{ "Sid": "ReadShared", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::shared/*" }]
+        }),
+    )
+    .await;
+    attach(&server, "reads", "--user", "logged").await;
+    let client = client_of(&server, &user);
+    get_bytes(&client, BUCKET, "a.txt").await;
+    assert_eq!(outcome(client.delete_object().bucket(BUCKET).key("a.txt").send().await), Denied);
+    let log = server.log();
+    let lines: Vec<&str> = log.lines().filter(|l| l.contains("bulwark::access") && l.contains("user:logged")).collect();
+    assert!(
+        lines.iter().any(|l| l.contains("s3:GetObject")
+            && l.contains("arn:aws:s3:::shared/a.txt")
+            && l.contains("allow by user:logged/policy:reads ReadShared")),
+        "allow decision logged: {lines:#?}"
+    );
+    assert!(
+        lines.iter().any(|l| l.contains("s3:DeleteObject") && l.contains("deny") && l.contains("implicit deny")),
+        "deny decision logged: {lines:#?}"
+    );
+    assert!(!log.contains(&user.secret_key));
+}
