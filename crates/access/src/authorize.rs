@@ -112,12 +112,39 @@ impl Authorizer {
         bucket: Option<BucketView<'_>>,
     ) -> Verdict {
         let verdict = self.decide(caller, action, resource, ctx, bucket);
-        if verdict.allowed {
-            tracing::info!(target: "bulwark::access", principal = %caller.label(), action, resource, decision = "allow", by = %verdict.reason);
-        } else {
-            tracing::warn!(target: "bulwark::access", principal = %caller.label(), action, resource, decision = "deny", by = %verdict.reason);
-        }
+        log(caller, action, resource, &verdict);
         verdict
+    }
+
+    /// Decides an action on a resource that carries its own policy (a KMS
+    /// key policy): the caller's identity policies and `resource_policy`
+    /// (named for the log), evaluated together as AWS does: an explicit Deny
+    /// in either wins; root is otherwise allowed; a user needs an Allow in an
+    /// identity policy or in the resource policy naming them.
+    pub fn authorize_with(
+        &self,
+        caller: &Caller,
+        action: &str,
+        resource: &str,
+        ctx: &Context,
+        resource_policy: Option<(&str, &Policy)>,
+    ) -> Verdict {
+        let principal = self.principal(caller);
+        let identity = self.identity_policies(caller);
+        let named: Vec<NamedPolicy<'_>> =
+            identity.iter().map(|(name, policy)| NamedPolicy { name, policy: policy.as_ref() }).collect();
+        let resource_named = resource_policy.map(|(name, policy)| NamedPolicy { name, policy });
+        let request = Request { principal: &principal, action, resource, context: ctx };
+        let verdict = verdict_of(bulwark_policy::authorize(&request, &named, resource_named));
+        log(caller, action, resource, &verdict);
+        verdict
+    }
+
+    fn identity_policies(&self, caller: &Caller) -> Vec<(String, Arc<Policy>)> {
+        match caller {
+            Caller::User { name, .. } => self.identities.policies_of(name),
+            Caller::Root | Caller::Anonymous => Vec::new(),
+        }
     }
 
     fn decide(
@@ -129,10 +156,7 @@ impl Authorizer {
         bucket: Option<BucketView<'_>>,
     ) -> Verdict {
         let principal = self.principal(caller);
-        let identity: Vec<(String, Arc<Policy>)> = match caller {
-            Caller::User { name, .. } => self.identities.policies_of(name),
-            Caller::Root | Caller::Anonymous => Vec::new(),
-        };
+        let identity = self.identity_policies(caller);
         let bucket_policy = bucket.and_then(|b| {
             let policy = self.bucket_policy(b)?;
             // RestrictPublicBuckets: a public policy grants nothing to
@@ -151,16 +175,27 @@ impl Authorizer {
             .filter(|_| !owner_override)
             .map(|(name, policy)| NamedPolicy { name, policy: policy.as_ref() });
         let request = Request { principal: &principal, action, resource, context: ctx };
-        let decision: Decision = bulwark_policy::authorize(&request, &named, bucket_named);
-        let by = decision.decided_by.as_ref().map(|d| format!("{} {}", d.policy, d.statement));
-        match decision.effect {
-            Effect::Allow => {
-                Verdict { allowed: true, reason: by.map_or_else(|| "root".to_owned(), |b| format!("allow by {b}")) }
-            }
-            Effect::ExplicitDeny => {
-                Verdict { allowed: false, reason: format!("explicit deny by {}", by.unwrap_or_default()) }
-            }
-            Effect::ImplicitDeny => Verdict { allowed: false, reason: "implicit deny".to_owned() },
+        verdict_of(bulwark_policy::authorize(&request, &named, bucket_named))
+    }
+}
+
+fn log(caller: &Caller, action: &str, resource: &str, verdict: &Verdict) {
+    if verdict.allowed {
+        tracing::info!(target: "bulwark::access", principal = %caller.label(), action, resource, decision = "allow", by = %verdict.reason);
+    } else {
+        tracing::warn!(target: "bulwark::access", principal = %caller.label(), action, resource, decision = "deny", by = %verdict.reason);
+    }
+}
+
+fn verdict_of(decision: Decision) -> Verdict {
+    let by = decision.decided_by.as_ref().map(|d| format!("{} {}", d.policy, d.statement));
+    match decision.effect {
+        Effect::Allow => {
+            Verdict { allowed: true, reason: by.map_or_else(|| "root".to_owned(), |b| format!("allow by {b}")) }
         }
+        Effect::ExplicitDeny => {
+            Verdict { allowed: false, reason: format!("explicit deny by {}", by.unwrap_or_default()) }
+        }
+        Effect::ImplicitDeny => Verdict { allowed: false, reason: "implicit deny".to_owned() },
     }
 }

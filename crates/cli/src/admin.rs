@@ -236,3 +236,54 @@ pub async fn run_pass(target: &Target, command: &str, bucket: Option<&str>, wait
     }
     Ok(())
 }
+
+/// Starts (or resumes) a rewrap run and follows it to the end, printing
+/// progress; the report counts versions rewrapped, already current, failed.
+pub async fn rewrap(target: &Target, bucket: Option<&str>, as_json: bool) -> Result<(), String> {
+    let mut query = "bulwark-admin=rewrap".to_owned();
+    if let Some(bucket) = bucket {
+        query.push_str(&format!("&bucket={}", percent_encoding::utf8_percent_encode(bucket, percent_encoding::NON_ALPHANUMERIC)));
+    }
+    let started = target.call("POST", &query).await?;
+    if let Some(at) = started["resumed_after"].as_str() {
+        eprintln!("resuming an interrupted run after {at}");
+    }
+    let tty = std::io::stdout().is_terminal() && !as_json;
+    let progress = loop {
+        let progress = target.call("GET", "bulwark-admin=rewrap-status").await?;
+        if progress["running"].as_bool() != Some(true) {
+            break progress;
+        }
+        if tty {
+            print!(
+                "\rrewrap {}: {} versions scanned, {} rewrapped, {} current, {} failed   ",
+                progress["bucket"].as_str().unwrap_or("-"),
+                progress["scanned"],
+                progress["rewrapped"],
+                progress["already_current"],
+                progress["failed"]
+            );
+            let _ = std::io::stdout().flush();
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    };
+    if tty {
+        println!();
+    }
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&progress).unwrap_or_default());
+    } else {
+        println!("rewrap report:");
+        println!("  versions scanned:  {}", progress["scanned"]);
+        println!("  rewrapped:         {}", progress["rewrapped"]);
+        println!("  already current:   {}", progress["already_current"]);
+        println!("  failed:            {}", progress["failed"]);
+    }
+    if let Some(error) = progress["error"].as_str() {
+        return Err(format!("rewrap stopped: {error} (run it again to resume)"));
+    }
+    match progress["failed"].as_u64() {
+        Some(n) if n > 0 => Err(format!("{n} versions could not be rewrapped (see the server log)")),
+        _ => Ok(()),
+    }
+}

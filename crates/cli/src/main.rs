@@ -95,6 +95,12 @@ enum AdminCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Re-seal SSE-S3/SSE-KMS data keys under the newest KMS key versions
+    /// (object data is not rewritten); resumes an interrupted run.
+    Rewrap {
+        #[arg(long)]
+        bucket: Option<String>,
+    },
     /// Users: create, list, info, delete, enable, disable.
     User {
         #[command(subcommand)]
@@ -182,6 +188,7 @@ async fn admin_command(
         AdminCommand::Status => admin::status(&target, json).await,
         AdminCommand::Heal { bucket, wait } => admin::run_pass(&target, "heal", bucket.as_deref(), wait).await,
         AdminCommand::Scrub { bucket, wait } => admin::run_pass(&target, "scrub", bucket.as_deref(), wait).await,
+        AdminCommand::Rewrap { bucket } => admin::rewrap(&target, bucket.as_deref(), json).await,
         AdminCommand::User { command } => iam::user(&target, command, json).await,
         AdminCommand::Key { command } => iam::key(&target, command, json).await,
         AdminCommand::Group { command } => iam::group(&target, command, json).await,

@@ -26,6 +26,7 @@ pub mod meta;
 mod names;
 mod quorum;
 mod read;
+mod rekey;
 mod set;
 pub mod sse;
 mod store;
@@ -35,8 +36,9 @@ pub use checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};
 pub use documents::Document;
 pub use heal::{HealOutcome, VerifyReport};
 pub use healer::{DriveStatus, HealQueue, HealStats, HealerConfig, PassReport, Status};
-pub use meta::{BucketRecord, ContentHeaders, PublicAccessBlock};
+pub use meta::{BucketRecord, ContentHeaders, DefaultEncryption, PublicAccessBlock};
 pub use names::{validate_bucket_name, validate_object_key};
+pub use rekey::{ManagedPage, ManagedVersion};
 pub use set::{ErasureSet, SetConfig};
 pub use store::{CompletedPart, GetOptions, GetOutcome, ObjectStore, RangeSpec, ReadConditions};
 
@@ -122,6 +124,10 @@ pub enum Error {
     /// A configuration change refused by another setting of the bucket.
     #[error("forbidden: {0}")]
     Forbidden(String),
+    /// The KMS would not open or make a data key: `code` is the S3 error
+    /// code to answer with (`KMS.DisabledException`, `AccessDenied`, …).
+    #[error("{code}: {message}")]
+    KeyUnavailable { code: String, message: String },
     #[error("internal error: {0}")]
     Internal(String),
 }
@@ -157,6 +163,8 @@ pub struct PutOptions {
     pub checksum: ChecksumRequest,
     /// Encrypt the data at rest.
     pub encryption: Option<Encryption>,
+    /// Opens KMS-wrapped keys for this request (parts of an SSE-S3/SSE-KMS upload).
+    pub unwrapper: Option<Unwrapper>,
 }
 
 /// Server-side encryption requested for a write.
@@ -164,6 +172,77 @@ pub struct PutOptions {
 pub enum Encryption {
     /// SSE-C: the customer's 256-bit key and its base64 MD5 (as sent).
     CustomerKey { key: bulwark_crypto::Key32, key_md5: String },
+    /// SSE-S3 or SSE-KMS: a data key the KMS generated for this object.
+    Managed(ManagedKey),
+}
+
+/// Which KMS-held key protects an object's data key.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ManagedScheme {
+    /// `AES256`: the KMS's SSE-S3 master key.
+    SseS3,
+    /// `aws:kms`: a customer-managed (or the `aws/s3`) KMS key.
+    SseKms,
+}
+
+impl ManagedScheme {
+    pub fn name(self) -> &'static str {
+        match self {
+            ManagedScheme::SseS3 => sse::SCHEME_SSE_S3,
+            ManagedScheme::SseKms => sse::SCHEME_SSE_KMS,
+        }
+    }
+}
+
+/// A data key from the KMS: the plaintext seals the object key; the
+/// wrapped form (the KMS ciphertext, naming key and key version) is stored.
+#[derive(Debug, Clone)]
+pub struct ManagedKey {
+    pub scheme: ManagedScheme,
+    pub data_key: bulwark_crypto::Key32,
+    pub wrapped: Vec<u8>,
+    /// Full ARN of the KMS key (SSE-KMS).
+    pub key_arn: Option<String>,
+    /// The client's encryption context, base64 JSON as sent (SSE-KMS).
+    pub context: Option<String>,
+    pub bucket_key: bool,
+}
+
+/// What the KMS needs to open a stored data key.
+#[derive(Debug, Clone, Copy)]
+pub struct WrappedKey<'a> {
+    pub scheme: ManagedScheme,
+    pub wrapped: &'a [u8],
+    pub key_arn: Option<&'a str>,
+    pub context: Option<&'a str>,
+    pub bucket: &'a str,
+    pub key: &'a str,
+}
+
+/// Opens KMS-wrapped data keys on behalf of one request's caller (so key
+/// permissions are the caller's). Implemented by the S3 layer over the KMS.
+#[async_trait::async_trait]
+pub trait KeyUnwrapper: Send + Sync {
+    async fn unwrap(&self, wrapped: WrappedKey<'_>) -> Result<bulwark_crypto::Key32>;
+}
+
+/// A shareable [`KeyUnwrapper`].
+#[derive(Clone)]
+pub struct Unwrapper(pub std::sync::Arc<dyn KeyUnwrapper>);
+
+impl std::fmt::Debug for Unwrapper {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Unwrapper")
+    }
+}
+
+/// Server-side encryption of an object as reported to clients.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SseSummary {
+    pub scheme: ManagedScheme,
+    pub key_arn: Option<String>,
+    pub context: Option<String>,
+    pub bucket_key: bool,
 }
 
 /// Which checksum to compute over a body and what the client says it is.
@@ -235,6 +314,8 @@ pub struct PutOutcome {
     pub checksum: Option<StoredChecksum>,
     /// Base64 MD5 of the SSE-C key used, for the response.
     pub sse_c_key_md5: Option<String>,
+    /// SSE-S3 / SSE-KMS of what was written.
+    pub sse: Option<SseSummary>,
 }
 
 #[derive(Debug, Clone)]
@@ -263,6 +344,8 @@ pub struct ObjectInfo {
     pub checksum: Option<StoredChecksum>,
     /// Base64 MD5 of the SSE-C key the object is encrypted with.
     pub sse_c_key_md5: Option<String>,
+    /// SSE-S3 / SSE-KMS, when the object is encrypted that way.
+    pub sse: Option<SseSummary>,
 }
 
 #[derive(Debug, Clone)]

@@ -53,6 +53,24 @@ pub struct BucketRecord {
     pub policy: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub public_access_block: Option<PublicAccessBlock>,
+    /// Encryption applied to writes that name none (PutBucketEncryption).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub default_encryption: Option<DefaultEncryption>,
+}
+
+/// A bucket's default encryption rule.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DefaultEncryption {
+    /// `AES256` or `aws:kms`.
+    pub algorithm: String,
+    /// As the client gave it (id, ARN or alias), for `aws:kms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kms_key_id: Option<String>,
+    #[serde(default)]
+    pub bucket_key: bool,
+    /// `BlockedEncryptionTypes` contains `SSE-C`: SSE-C writes are refused.
+    #[serde(default)]
+    pub blocked_sse_c: bool,
 }
 
 /// The four switches of S3's PublicAccessBlock configuration.
@@ -130,6 +148,17 @@ pub struct EncryptionRecord {
     /// Base64 MD5 of the customer key, echoed in responses (as S3 does).
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub key_md5: Option<String>,
+    /// SSE-S3/SSE-KMS: base64 of the KMS ciphertext of the data key that
+    /// sealed the object key (names the KMS key and its version).
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub wrapped_key: Option<String>,
+    /// SSE-KMS: the KMS key's ARN, and the client's encryption context.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kms_key_arn: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub kms_context: Option<String>,
+    #[serde(skip_serializing_if = "std::ops::Not::not", default)]
+    pub bucket_key: bool,
 }
 
 /// How the object's data is spread over its set.

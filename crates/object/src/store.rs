@@ -53,6 +53,8 @@ pub struct GetOptions {
     pub conditions: ReadConditions,
     /// The SSE-C key of the object, when it has one.
     pub encryption: Option<crate::Encryption>,
+    /// Opens the object's data key if it is SSE-S3/SSE-KMS encrypted.
+    pub unwrapper: Option<crate::Unwrapper>,
 }
 
 pub struct GetOutcome {
@@ -227,6 +229,11 @@ impl ObjectStore {
         buckets.get(bucket).cloned().ok_or_else(|| Error::NoSuchBucket(bucket.to_owned()))
     }
 
+    /// Serialises changes to one key's records (writes take it too).
+    pub(crate) async fn lock_key(&self, bucket: &str, key: &str) -> impl Drop + '_ {
+        self.locks.lock(bucket, key).await
+    }
+
     pub(crate) fn set_for_key(&self, bucket: &str, key: &str) -> Arc<ErasureSet> {
         self.set_for(bucket, key)
     }
@@ -254,6 +261,7 @@ impl ObjectStore {
             generation: 0,
             policy: None,
             public_access_block: None,
+            default_encryption: None,
         };
         self.store_bucket_record(bucket, record).await
     }
@@ -405,6 +413,7 @@ impl ObjectStore {
             parts,
             checksum: record.checksum.clone(),
             sse_c_key_md5: record.encryption.as_ref().and_then(|e| e.key_md5.clone()),
+            sse: record.encryption.as_ref().and_then(crate::sse::summary),
         }
     }
 
@@ -434,7 +443,9 @@ impl ObjectStore {
         let versions = self.resolve_key(&set, bucket, key).await;
         let resolved = Self::pick_version(&versions, opts.version_id.as_deref())?;
         let object_key = match &resolved.record.encryption {
-            Some(record) => Some(crate::sse::open_object_key(record, bucket, key, opts.encryption.as_ref())?),
+            Some(record) => Some(
+                crate::sse::open_any(record, bucket, key, opts.encryption.as_ref(), opts.unwrapper.as_ref()).await?,
+            ),
             None => {
                 crate::sse::refuse_key_for_plain(opts.encryption.as_ref())?;
                 None
@@ -529,13 +540,17 @@ impl ObjectStore {
         let stored_checksum =
             StoredChecksum { algorithm: primary, kind: ChecksumType::FullObject, value: checksum::encode(&digest) };
         let encrypted = sealed.is_some();
-        let etag = if encrypted { crate::sse::random_etag()? } else { hex::encode(md5) };
+        // As S3: the ETag of an SSE-S3 object is its MD5; SSE-C and SSE-KMS
+        // ETags are not (they would reveal a hash of the plaintext).
+        let md5_etag = sealed.as_ref().is_none_or(|(r, _)| r.scheme == crate::sse::SCHEME_SSE_S3);
+        let etag = if md5_etag { hex::encode(md5) } else { crate::sse::random_etag()? };
         let mod_time_ns = now_ns();
         let uid = new_uid();
         let version_id = version_id_for(self.bucket_versioning(bucket)?, &uid);
         let stored_len = data.stored_len;
         let encryption = sealed.map(|(record, _)| record);
         let sse_c_key_md5 = encryption.as_ref().and_then(|e| e.key_md5.clone());
+        let sse = encryption.as_ref().and_then(crate::sse::summary);
         let record = VersionRecord {
             version_id: version_id.clone(),
             mod_time_ns,
@@ -575,6 +590,7 @@ impl ObjectStore {
             mod_time_ns,
             checksum: Some(stored_checksum),
             sse_c_key_md5,
+            sse,
         })
     }
 
@@ -1196,7 +1212,9 @@ impl ObjectStore {
         // An upload started with SSE-C takes the same key on every part.
         let part_cipher = match (&upload.encryption, &opts.encryption) {
             (Some(record), provided) => {
-                let object_key = crate::sse::open_object_key(record, bucket, key, provided.as_ref()).map_err(|e| match e {
+                let object_key = crate::sse::open_any(record, bucket, key, provided.as_ref(), opts.unwrapper.as_ref())
+                    .await
+                    .map_err(|e| match e {
                     Error::SseCKeyRequired => Error::SseCNotApplicable(
                         "The multipart upload initiate requested encryption. Subsequent part requests must include the appropriate encryption parameters.".into(),
                     ),
@@ -1226,7 +1244,8 @@ impl ObjectStore {
             }
         };
         let encrypted = part_cipher.is_some();
-        let etag = if encrypted { crate::sse::random_etag()? } else { hex::encode(md5) };
+        let md5_etag = upload.encryption.as_ref().is_none_or(|r| r.scheme == crate::sse::SCHEME_SSE_S3);
+        let etag = if md5_etag { hex::encode(md5) } else { crate::sse::random_etag()? };
         let mod_time_ns = now_ns();
         let Some(blob) = data.blob else {
             return Err(Error::Internal("part written without a blob".into()));
@@ -1274,6 +1293,7 @@ impl ObjectStore {
                 value: record.checksum.clone(),
             }),
             sse_c_key_md5: upload.encryption.as_ref().and_then(|e| e.key_md5.clone()),
+            sse: upload.encryption.as_ref().and_then(crate::sse::summary),
         })
     }
 
@@ -1433,6 +1453,7 @@ impl ObjectStore {
             mod_time_ns,
             checksum: Some(object_checksum),
             sse_c_key_md5: upload.encryption.as_ref().and_then(|e| e.key_md5.clone()),
+            sse: upload.encryption.as_ref().and_then(crate::sse::summary),
         })
     }
 

@@ -426,9 +426,9 @@ impl Condition {
                 parse_date(value).is_some_and(|value| dates.iter().any(|date| comparison.holds(Some(value.cmp(date)))))
             }
             (Values::Bool(flags), _) => parse_bool(value).is_some_and(|value| flags.contains(&value)),
-            (Values::Binary(blobs), _) => base64::engine::general_purpose::STANDARD
-                .decode(value)
-                .is_ok_and(|value| blobs.contains(&value)),
+            (Values::Binary(blobs), _) => {
+                base64::engine::general_purpose::STANDARD.decode(value).is_ok_and(|value| blobs.contains(&value))
+            }
             (Values::Ip(ranges), _) => {
                 value.parse::<IpAddr>().is_ok_and(|address| ranges.iter().any(|range| range.contains(address)))
             }

@@ -30,6 +30,13 @@ pub(crate) enum Tok {
 
 /// Whether `text` matches `pattern` in full; case-sensitive.
 pub(crate) fn glob_match(pattern: &[Tok], text: &str) -> bool {
+    // Every token but `*` consumes one character. Refusing patterns with more of those than the
+    // text has characters keeps the backtracking below at O((text + stars) × text), however long a
+    // policy author made the pattern (say, by repeating a variable whose value the request sets).
+    let consuming = pattern.iter().filter(|tok| **tok != Tok::Many).count();
+    if consuming > text.chars().count() {
+        return false;
+    }
     let mut p = 0;
     let mut t = 0;
     // After a mismatch we resume just past the last `*`, letting it swallow one more character.

@@ -204,7 +204,9 @@ fn parse_statement(
 ) -> Result<Statement, PolicyError> {
     check_fields(fields, STATEMENT_FIELDS, "statement")?;
     let label = match fields.get("Sid") {
+        // An empty Sid names nothing; AWS accepts it, so label it like a missing one.
         None => format!("#{index}"),
+        Some(Value::String(sid)) if sid.is_empty() => format!("#{index}"),
         Some(Value::String(sid)) => sid.clone(),
         Some(_) => return Err(PolicyError::InvalidFieldType { field: "Sid", expected: "a string" }),
     };

@@ -102,6 +102,8 @@ fn identity_policies_allow_what_they_list() {
         r#"{"Statement": {"Effect": "Allow", "Action": "S3:GETOBJECT", "Resource": "arn:aws:s3:::photos/*"}}"#;
     let list_all =
         r#"{"Statement": {"Effect": "Allow", "Action": "s3:ListAllMyBuckets", "Resource": "arn:aws:s3:::*"}}"#;
+    let empty_sids = r#"{"Statement": [{"Sid": "", "Effect": "Allow", "Action": "s3:PutObject", "Resource": "*"},
+        {"Sid": "", "Effect": "Allow", "Action": "s3:GetObject", "Resource": "*"}]}"#;
     let p0 = identity_name(0);
     let p1 = identity_name(1);
     use Effect::{Allow, ImplicitDeny};
@@ -142,6 +144,7 @@ fn identity_policies_allow_what_they_list() {
             Some((&p1, "All")),
         ),
         user_case("list all buckets", &[list_all], "s3:ListAllMyBuckets", "arn:aws:s3:::*", Allow, Some((&p0, "#0"))),
+        user_case("empty Sid is labelled by index", &[empty_sids], "s3:GetObject", PHOTO, Allow, Some((&p0, "#1"))),
         user_case("star resource", &[EVERYTHING], "s3:ListAllMyBuckets", "arn:aws:s3:::*", Allow, Some((&p0, "All"))),
     ]);
 }

@@ -18,6 +18,7 @@ use s3s::{S3Result, s3_error};
 
 use crate::Transport;
 
+#[derive(Clone)]
 pub struct PolicyAccess {
     authorizer: Arc<Authorizer>,
     store: Arc<ObjectStore>,
@@ -205,21 +206,30 @@ fn request_context(
     ctx
 }
 
-#[async_trait::async_trait]
-impl S3Access for PolicyAccess {
-    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
-        let caller = match cx.credentials() {
+impl PolicyAccess {
+    /// The whole decision for one request: who (from the verified
+    /// credentials), which actions on which resources (from the operation),
+    /// in what context. The [`Grant`] it returns belongs in the request's
+    /// extensions.
+    pub fn authorize_request(
+        &self,
+        credentials: Option<&s3s::auth::Credentials>,
+        op: &str,
+        path: &S3Path,
+        uri: &http::Uri,
+        headers: &http::HeaderMap,
+        transport: Option<Transport>,
+    ) -> S3Result<Grant> {
+        let caller = match credentials {
             Some(credentials) => self.authorizer.identities().caller_for(&credentials.access_key).ok_or_else(|| {
                 s3_error!(InvalidAccessKeyId, "The AWS Access Key Id you provided does not exist in our records.")
             })?,
             None => Caller::Anonymous,
         };
-        let query = query_pairs(cx.uri());
-        let transport = cx.extensions_mut().get::<Transport>().copied();
-        let ctx = request_context(&self.authorizer, &caller, cx.headers(), &query, transport);
+        let query = query_pairs(uri);
+        let ctx = request_context(&self.authorizer, &caller, headers, &query, transport);
         let versioned = query.iter().any(|(k, _)| k == "versionId");
-        let op = cx.s3_op().name().to_owned();
-        let needs = required(&op, cx.s3_path(), versioned, cx.headers())?;
+        let needs = required(op, path, versioned, headers)?;
         for (action, resource) in needs.into_iter().flatten() {
             let bucket = resource.strip_prefix("arn:aws:s3:::").and_then(|r| r.split('/').next()).unwrap_or("");
             let record: Option<BucketRecord> =
@@ -230,7 +240,23 @@ impl S3Access for PolicyAccess {
                 return Err(s3_error!(AccessDenied, "Access Denied"));
             }
         }
-        cx.extensions_mut().insert(Grant { authorizer: self.authorizer.clone(), caller, context: ctx });
+        Ok(Grant { authorizer: self.authorizer.clone(), caller, context: ctx })
+    }
+}
+
+#[async_trait::async_trait]
+impl S3Access for PolicyAccess {
+    async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
+        let transport = cx.extensions_mut().get::<Transport>().copied();
+        let grant = self.authorize_request(
+            cx.credentials(),
+            cx.s3_op().name(),
+            cx.s3_path(),
+            cx.uri(),
+            cx.headers(),
+            transport,
+        )?;
+        cx.extensions_mut().insert(grant);
         Ok(())
     }
 }

@@ -11,6 +11,8 @@
 //! | `status` | GET | drives, heal queue, unrepairable objects, last scan/scrub (JSON) |
 //! | `heal` | POST | a scanner pass now (optionally one bucket); with `wait=true` waits for the heal queue to drain and returns the report |
 //! | `scrub` | POST | a full verification pass now (reads every shard); `wait=true` as above |
+//! | `rewrap` | POST | re-seal SSE-S3/SSE-KMS data keys under the newest KMS key versions (optionally one bucket); resumes an interrupted run |
+//! | `rewrap-status` | GET | progress of the current or last rewrap run |
 //!
 //! Identities (all JSON; names in query parameters `user`, `group`, `policy`, `key`):
 //!
@@ -49,11 +51,17 @@ const POLICY_BYTES_MAX: usize = 64 * 1024;
 pub struct AdminRoute {
     store: Arc<ObjectStore>,
     identities: Arc<Identities>,
+    rewrapper: Option<Arc<crate::rewrap::Rewrapper>>,
 }
 
 impl AdminRoute {
     pub fn new(store: Arc<ObjectStore>, identities: Arc<Identities>) -> AdminRoute {
-        AdminRoute { store, identities }
+        AdminRoute { store, identities, rewrapper: None }
+    }
+
+    /// Enables `rewrap` (needs the KMS).
+    pub fn set_kms(&mut self, kms: Arc<bulwark_kms::Kms>) {
+        self.rewrapper = Some(Arc::new(crate::rewrap::Rewrapper::new(self.store.clone(), kms)));
     }
 }
 
@@ -98,10 +106,10 @@ fn done() -> S3Result<S3Response<Body>> {
 
 /// Reads a small request body, checking `x-amz-content-sha256` when it
 /// names a hash (the signature covers that header, so this binds the body).
-async fn read_body(req: &mut S3Request<Body>) -> S3Result<bytes::Bytes> {
+pub(crate) async fn read_body(req: &mut S3Request<Body>, limit: usize) -> S3Result<bytes::Bytes> {
     let body = req
         .input
-        .store_all_limited(POLICY_BYTES_MAX)
+        .store_all_limited(limit)
         .await
         .map_err(|_| s3_error!(MaxMessageLengthExceeded, "Your request was too big."))?;
     if let Some(declared) = req.headers.get("x-amz-content-sha256").and_then(|v| v.to_str().ok())
@@ -158,6 +166,20 @@ impl S3Route for AdminRoute {
         }
         let bucket = query_value(&req.uri, "bucket").filter(|b| !b.is_empty());
         let wait = query_value(&req.uri, "wait").as_deref() == Some("true");
+        if command.starts_with("rewrap") {
+            let rewrapper =
+                self.rewrapper.as_ref().ok_or_else(|| s3_error!(NotImplemented, "The KMS is not running"))?;
+            return match (req.method.clone(), command.as_str()) {
+                (Method::POST, "rewrap") => {
+                    if let Some(bucket) = &bucket {
+                        self.store.head_bucket(bucket).map_err(crate::errors::to_s3)?;
+                    }
+                    json(&rewrapper.start(bucket))
+                }
+                (Method::GET, "rewrap-status") => json(&rewrapper.progress()),
+                _ => Err(s3_error!(InvalidRequest, "Unknown admin command or method.")),
+            };
+        }
         match (req.method.clone(), command.as_str()) {
             (Method::GET, "status") => json(&self.store.status()),
             (Method::POST, "heal" | "scrub") => {
@@ -220,7 +242,7 @@ impl AdminRoute {
             (false, "policy-get") => return json(&ids.policy(&required(&uri, "policy")?).map_err(iam_error)?),
             (true, "policy-put") => {
                 let name = required(&uri, "policy")?;
-                let body = read_body(req).await?;
+                let body = read_body(req, POLICY_BYTES_MAX).await?;
                 let text = std::str::from_utf8(&body)
                     .map_err(|_| s3_error!(MalformedPolicy, "The policy document is not UTF-8"))?;
                 ids.put_policy(&name, text).await

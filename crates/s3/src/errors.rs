@@ -144,6 +144,14 @@ pub fn to_s3(error: Error) -> S3Error {
         ),
         Error::SseCNotApplicable(why) => S3Error::with_message(S3ErrorCode::InvalidRequest, why),
         Error::Forbidden(why) => S3Error::with_message(S3ErrorCode::AccessDenied, why),
+        Error::KeyUnavailable { code, message } => {
+            let status =
+                if code == "AccessDenied" { http::StatusCode::FORBIDDEN } else { http::StatusCode::BAD_REQUEST };
+            let code = S3ErrorCode::from_bytes(code.as_bytes()).unwrap_or(S3ErrorCode::InternalError);
+            let mut e = S3Error::with_message(code, message);
+            e.set_status_code(status);
+            e
+        }
         Error::Internal(detail) => {
             tracing::error!(%detail, "internal error");
             s3_error!(InternalError, "We encountered an internal error. Please try again.")

@@ -24,6 +24,9 @@ pub mod admin;
 pub mod auth;
 pub mod checksums;
 pub mod errors;
+pub mod managed;
+pub mod rewrap;
+pub mod routes;
 pub mod sse;
 
 use errors::to_s3;
@@ -54,16 +57,89 @@ pub struct Bulwark {
     store: Arc<ObjectStore>,
     owner: Owner,
     region: String,
+    kms: Option<Arc<bulwark_kms::Kms>>,
 }
 
 impl Bulwark {
     pub fn new(store: Arc<ObjectStore>, owner: Owner, region: String) -> Bulwark {
-        Bulwark { store, owner, region }
+        Bulwark { store, owner, region, kms: None }
+    }
+
+    /// The KMS that SSE-S3 and SSE-KMS use; without it they are refused.
+    pub fn set_kms(&mut self, kms: Arc<bulwark_kms::Kms>) {
+        self.kms = Some(kms);
+    }
+
+    /// Who the request is from (the access check left it), or anonymous.
+    fn caller(extensions: &http::Extensions) -> bulwark_access::Caller {
+        extensions.get::<access::Grant>().map_or(bulwark_access::Caller::Anonymous, |g| g.caller.clone())
+    }
+
+    fn unwrapper(&self, extensions: &http::Extensions) -> Option<bulwark_object::Unwrapper> {
+        managed::unwrapper(self.kms.as_ref(), &Self::caller(extensions), &request_id())
+    }
+
+    /// The encryption of a write: SSE-C from its customer-key headers, else
+    /// SSE-S3/SSE-KMS from its `x-amz-server-side-encryption*` headers, else
+    /// the bucket's default, else none.
+    #[allow(clippy::too_many_arguments)]
+    async fn resolve_write_encryption(
+        &self,
+        bucket: &str,
+        key: &str,
+        customer: Option<bulwark_object::Encryption>,
+        algorithm: Option<&ServerSideEncryption>,
+        kms_key_id: Option<&String>,
+        context: Option<&String>,
+        bucket_key: Option<bool>,
+        extensions: &http::Extensions,
+    ) -> S3Result<Option<bulwark_object::Encryption>> {
+        let headers = managed::SseHeaders {
+            algorithm: algorithm.map(|a| a.as_str()),
+            kms_key_id: kms_key_id.map(String::as_str),
+            context: context.map(String::as_str),
+            bucket_key,
+            customer_key: customer.is_some(),
+        };
+        let managed = self.write_encryption(bucket, key, headers, extensions).await?;
+        Ok(customer.or(managed))
+    }
+
+    /// SSE-S3/SSE-KMS for a write (headers, else the bucket default).
+    async fn write_encryption(
+        &self,
+        bucket: &str,
+        key: &str,
+        headers: managed::SseHeaders<'_>,
+        extensions: &http::Extensions,
+    ) -> S3Result<Option<bulwark_object::Encryption>> {
+        let record = self.store.bucket_config(bucket).map_err(to_s3)?;
+        managed::for_write(self.kms.as_ref(), bucket, key, &record, &headers, &Self::caller(extensions), &request_id())
+            .await
     }
 
     fn owner(&self) -> s3s::dto::Owner {
         s3s::dto::Owner { display_name: Some(self.owner.display_name.clone()), id: Some(self.owner.id.clone()) }
     }
+}
+
+/// SSE-S3/SSE-KMS headers belong on writes; S3 refuses them on GET/HEAD
+/// (the object's own encryption applies).
+fn refuse_sse_on_read(headers: &http::HeaderMap) -> S3Result<()> {
+    for name in ["x-amz-server-side-encryption", "x-amz-server-side-encryption-aws-kms-key-id"] {
+        if headers.contains_key(name) {
+            return Err(S3Error::with_message(
+                S3ErrorCode::InvalidArgument,
+                format!("The {name} header is not supported for this operation"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// An id tying the KMS audit records of one S3 request together.
+fn request_id() -> String {
+    uuid::Uuid::new_v4().simple().to_string()
 }
 
 fn timestamp(ns: i64) -> Timestamp {
@@ -333,6 +409,7 @@ fn response_checksum(
 
 impl Bulwark {
     fn head_output(&self, info: &ObjectInfo, range: Option<&bulwark_object::ByteRange>) -> HeadObjectOutput {
+        let sse = managed::fields(info.sse.as_ref());
         HeadObjectOutput {
             accept_ranges: Some("bytes".into()),
             cache_control: info.headers.cache_control.clone(),
@@ -350,6 +427,9 @@ impl Bulwark {
             version_id: info.version_id.clone(),
             sse_customer_algorithm: info.sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
             sse_customer_key_md5: info.sse_c_key_md5.clone(),
+            server_side_encryption: sse.algorithm,
+            ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             ..Default::default()
         }
     }
@@ -421,7 +501,6 @@ impl S3 for Bulwark {
             input.sse_customer_key.as_ref(),
             input.sse_customer_key_md5.as_ref(),
         )?;
-        sse::refuse_mixed(&encryption, input.server_side_encryption.as_ref().map(|s| s.as_str()))?;
         if input.write_offset_bytes.is_some() {
             return Err(s3_error!(NotImplemented, "Appending with x-amz-write-offset-bytes is not supported"));
         }
@@ -433,6 +512,18 @@ impl S3 for Bulwark {
             (None, Some(c)) => WriteCondition::IfMatch(condition_str(c)),
             (None, None) => WriteCondition::None,
         };
+        let encryption = self
+            .resolve_write_encryption(
+                &input.bucket,
+                &input.key,
+                encryption,
+                input.server_side_encryption.as_ref(),
+                input.ssekms_key_id.as_ref(),
+                input.ssekms_encryption_context.as_ref(),
+                input.bucket_key_enabled,
+                &extensions,
+            )
+            .await?;
         let opts = PutOptions {
             headers: object_headers_put(
                 input.content_type,
@@ -458,6 +549,7 @@ impl S3 for Bulwark {
                 },
             )?,
             encryption,
+            unwrapper: None,
         };
         let client_checksum = opts.checksum.algorithm.is_some();
         let size = declared_length(input.content_length)?;
@@ -479,10 +571,16 @@ impl S3 for Bulwark {
             output.sse_customer_algorithm = Some(SSE_C_ALGORITHM.into());
             output.sse_customer_key_md5 = Some(md5.clone());
         }
+        let sse = managed::fields(outcome.sse.as_ref());
+        output.server_side_encryption = sse.algorithm;
+        output.ssekms_key_id = sse.kms_key_id;
+        output.ssekms_encryption_context = sse.context;
+        output.bucket_key_enabled = sse.bucket_key;
         Ok(with_receipt(output, &outcome))
     }
 
     async fn get_object(&self, req: S3Request<GetObjectInput>) -> S3Result<S3Response<GetObjectOutput>> {
+        refuse_sse_on_read(&req.headers)?;
         let encryption = customer_key(
             KeyUse::Read,
             &req.extensions,
@@ -490,6 +588,7 @@ impl S3 for Bulwark {
             req.input.sse_customer_key.as_ref(),
             req.input.sse_customer_key_md5.as_ref(),
         )?;
+        let extensions = req.extensions;
         let input = req.input;
         if input.range.is_some() && input.part_number.is_some() {
             return Err(s3_error!(InvalidRequest, "Cannot specify both Range header and partNumber query parameter"));
@@ -506,6 +605,7 @@ impl S3 for Bulwark {
                 false,
             ),
             encryption: encryption.clone(),
+            unwrapper: self.unwrapper(&extensions),
         };
         let outcome = self.store.get_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
         let head = self.head_output(&outcome.info, outcome.range.as_ref());
@@ -529,6 +629,9 @@ impl S3 for Bulwark {
             version_id: head.version_id,
             sse_customer_algorithm: head.sse_customer_algorithm,
             sse_customer_key_md5: head.sse_customer_key_md5,
+            server_side_encryption: head.server_side_encryption,
+            ssekms_key_id: head.ssekms_key_id,
+            bucket_key_enabled: head.bucket_key_enabled,
             ..Default::default()
         };
         fill_checksums!(output, checksum_fields);
@@ -536,6 +639,7 @@ impl S3 for Bulwark {
     }
 
     async fn head_object(&self, req: S3Request<HeadObjectInput>) -> S3Result<S3Response<HeadObjectOutput>> {
+        refuse_sse_on_read(&req.headers)?;
         let encryption = customer_key(
             KeyUse::Read,
             &req.extensions,
@@ -559,6 +663,7 @@ impl S3 for Bulwark {
                 false,
             ),
             encryption: encryption.clone(),
+            unwrapper: None,
         };
         let (info, range) = self.store.head_object(&input.bucket, &input.key, &opts).await.map_err(to_s3)?;
         let mut output = self.head_output(&info, range.as_ref());
@@ -655,7 +760,6 @@ impl S3 for Bulwark {
             req.input.sse_customer_key.as_ref(),
             req.input.sse_customer_key_md5.as_ref(),
         )?;
-        sse::refuse_mixed(&encryption, req.input.server_side_encryption.as_ref().map(|s| s.as_str()))?;
         let source_encryption = customer_key(
             KeyUse::Read,
             &req.extensions,
@@ -675,7 +779,20 @@ impl S3 for Bulwark {
                 ));
             }
         };
-        let changes_encryption = encryption.is_some() || source_encryption.is_some();
+        let changes_encryption =
+            encryption.is_some() || source_encryption.is_some() || input.server_side_encryption.is_some();
+        let encryption = self
+            .resolve_write_encryption(
+                &input.bucket,
+                &input.key,
+                encryption,
+                input.server_side_encryption.as_ref(),
+                input.ssekms_key_id.as_ref(),
+                input.ssekms_encryption_context.as_ref(),
+                input.bucket_key_enabled,
+                &req.extensions,
+            )
+            .await?;
         if source_bucket == input.bucket
             && source_key == input.key
             && source_version.is_none()
@@ -697,6 +814,7 @@ impl S3 for Bulwark {
                 true,
             ),
             encryption: source_encryption.clone(),
+            unwrapper: self.unwrapper(&req.extensions),
             ..Default::default()
         };
         self.store.head_bucket(&input.bucket).map_err(to_s3)?;
@@ -728,12 +846,14 @@ impl S3 for Bulwark {
             condition: WriteCondition::None,
             checksum: copy_checksum(&source.info, requested_algorithm, None),
             encryption,
+            unwrapper: None,
         };
         let outcome = self
             .store
             .put_object(&input.bucket, &input.key, source.body, Some(source.info.size), put)
             .await
             .map_err(to_s3)?;
+        let sse = managed::fields(outcome.sse.as_ref());
         let output = CopyObjectOutput {
             copy_object_result: Some({
                 let mut result = CopyObjectResult {
@@ -748,6 +868,10 @@ impl S3 for Bulwark {
             version_id: outcome.version_id.clone(),
             sse_customer_algorithm: outcome.sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
             sse_customer_key_md5: outcome.sse_c_key_md5.clone(),
+            server_side_encryption: sse.algorithm,
+            ssekms_key_id: sse.kms_key_id,
+            ssekms_encryption_context: sse.context,
+            bucket_key_enabled: sse.bucket_key,
             ..Default::default()
         };
         Ok(with_receipt(output, &outcome))
@@ -884,7 +1008,19 @@ impl S3 for Bulwark {
             input.sse_customer_key.as_ref(),
             input.sse_customer_key_md5.as_ref(),
         )?;
-        sse::refuse_mixed(&encryption, input.server_side_encryption.as_ref().map(|s| s.as_str()))?;
+        let encryption = self
+            .resolve_write_encryption(
+                &input.bucket,
+                &input.key,
+                encryption,
+                input.server_side_encryption.as_ref(),
+                input.ssekms_key_id.as_ref(),
+                input.ssekms_encryption_context.as_ref(),
+                input.bucket_key_enabled,
+                &extensions,
+            )
+            .await?;
+        let sse = managed::fields(managed::summary_of(encryption.as_ref()).as_ref());
         let algorithm = input
             .checksum_algorithm
             .as_ref()
@@ -918,9 +1054,12 @@ impl S3 for Bulwark {
             condition: WriteCondition::None,
             checksum: ChecksumRequest { algorithm, ..Default::default() },
             encryption: encryption.clone(),
+            unwrapper: None,
         };
-        let sse_c_key_md5 =
-            encryption.as_ref().map(|bulwark_object::Encryption::CustomerKey { key_md5, .. }| key_md5.clone());
+        let sse_c_key_md5 = match &encryption {
+            Some(bulwark_object::Encryption::CustomerKey { key_md5, .. }) => Some(key_md5.clone()),
+            _ => None,
+        };
         let upload_id =
             self.store.create_multipart_upload(&input.bucket, &input.key, opts, kind).await.map_err(to_s3)?;
         let (echo_algorithm, echo_type) = match algorithm {
@@ -945,6 +1084,10 @@ impl S3 for Bulwark {
             checksum_type: echo_type,
             sse_customer_algorithm: sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
             sse_customer_key_md5: sse_c_key_md5,
+            server_side_encryption: sse.algorithm,
+            ssekms_key_id: sse.kms_key_id,
+            ssekms_encryption_context: sse.context,
+            bucket_key_enabled: sse.bucket_key,
             ..Default::default()
         }))
     }
@@ -976,6 +1119,7 @@ impl S3 for Bulwark {
             content_md5: decode_content_md5(input.content_md5.as_deref())?,
             checksum,
             encryption,
+            unwrapper: self.unwrapper(&extensions),
             ..Default::default()
         };
         let outcome = self
@@ -991,10 +1135,14 @@ impl S3 for Bulwark {
             )
             .await
             .map_err(to_s3)?;
+        let sse = managed::fields(outcome.sse.as_ref());
         let mut output = UploadPartOutput {
             e_tag: Some(etag(&outcome.etag)),
             sse_customer_algorithm: outcome.sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
             sse_customer_key_md5: outcome.sse_c_key_md5.clone(),
+            server_side_encryption: sse.algorithm,
+            ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             ..Default::default()
         };
         if let (Some(_), Some(c)) = (client_algorithm, &outcome.checksum) {
@@ -1040,6 +1188,7 @@ impl S3 for Bulwark {
                 true,
             ),
             encryption: source_encryption.clone(),
+            unwrapper: self.unwrapper(&req.extensions),
             ..Default::default()
         };
         self.store.head_bucket(&input.bucket).map_err(to_s3)?;
@@ -1054,6 +1203,7 @@ impl S3 for Bulwark {
         let opts = PutOptions {
             checksum: copy_checksum(&source.info, None, source.range.as_ref()),
             encryption,
+            unwrapper: self.unwrapper(&req.extensions),
             ..Default::default()
         };
         let outcome = self
@@ -1061,6 +1211,7 @@ impl S3 for Bulwark {
             .upload_part(&input.bucket, &input.key, &input.upload_id, number, source.body, Some(length), opts)
             .await
             .map_err(to_s3)?;
+        let sse = managed::fields(outcome.sse.as_ref());
         let output = UploadPartCopyOutput {
             copy_part_result: Some(CopyPartResult {
                 e_tag: Some(etag(&outcome.etag)),
@@ -1070,6 +1221,9 @@ impl S3 for Bulwark {
             copy_source_version_id: source_version,
             sse_customer_algorithm: outcome.sse_c_key_md5.as_ref().map(|_| SSE_C_ALGORITHM.into()),
             sse_customer_key_md5: outcome.sse_c_key_md5.clone(),
+            server_side_encryption: sse.algorithm,
+            ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             ..Default::default()
         };
         Ok(with_receipt(output, &outcome))
@@ -1134,12 +1288,16 @@ impl S3 for Bulwark {
             )
             .await
             .map_err(to_s3)?;
+        let sse = managed::fields(outcome.sse.as_ref());
         let mut output = CompleteMultipartUploadOutput {
             bucket: Some(input.bucket.clone()),
             key: Some(input.key.clone()),
             e_tag: Some(etag(&outcome.etag)),
             location: Some(format!("/{}/{}", input.bucket, input.key)),
             version_id: outcome.version_id.clone(),
+            server_side_encryption: sse.algorithm,
+            ssekms_key_id: sse.kms_key_id,
+            bucket_key_enabled: sse.bucket_key,
             ..Default::default()
         };
         fill_checksums!(output, checksums::fields(outcome.checksum.as_ref()));
@@ -1324,6 +1482,44 @@ impl S3 for Bulwark {
             .await
             .map_err(to_s3)?;
         Ok(S3Response::with_status(DeletePublicAccessBlockOutput {}, http::StatusCode::NO_CONTENT))
+    }
+
+    async fn get_bucket_encryption(
+        &self,
+        req: S3Request<GetBucketEncryptionInput>,
+    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
+        let record = self.store.bucket_config(&req.input.bucket).map_err(to_s3)?;
+        let Some(rule) = record.default_encryption else {
+            return Err(s3_error!(
+                ServerSideEncryptionConfigurationNotFoundError,
+                "The server side encryption configuration was not found"
+            ));
+        };
+        Ok(S3Response::new(GetBucketEncryptionOutput {
+            server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
+                rules: vec![ServerSideEncryptionRule {
+                    apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
+                        kms_master_key_id: rule.kms_key_id,
+                        sse_algorithm: ServerSideEncryption::from(rule.algorithm),
+                    }),
+                    bucket_key_enabled: Some(rule.bucket_key),
+                }],
+            }),
+        }))
+    }
+
+    async fn delete_bucket_encryption(
+        &self,
+        req: S3Request<DeleteBucketEncryptionInput>,
+    ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
+        self.store
+            .update_bucket_config(&req.input.bucket, |record| {
+                record.default_encryption = None;
+                Ok(())
+            })
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::with_status(DeleteBucketEncryptionOutput {}, http::StatusCode::NO_CONTENT))
     }
 
     async fn put_bucket_versioning(

@@ -87,19 +87,6 @@ pub fn customer_key(headers: CustomerKeyHeaders<'_>, transport: Option<&Transpor
     Ok(Some(Encryption::CustomerKey { key, key_md5: actual_md5 }))
 }
 
-/// SSE-C may not be combined with `x-amz-server-side-encryption`.
-pub fn refuse_mixed(customer: &Option<Encryption>, server_side: Option<&str>) -> S3Result<()> {
-    if customer.is_some() && server_side.is_some() {
-        return Err(invalid_argument(
-            "Server Side Encryption with Customer provided key is incompatible with the encryption method specified",
-        ));
-    }
-    if server_side.is_some() {
-        return Err(s3_error!(NotImplemented, "SSE-S3 and SSE-KMS arrive with the built-in KMS (not yet available)"));
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
