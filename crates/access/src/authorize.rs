@@ -102,6 +102,15 @@ impl Authorizer {
         policy
     }
 
+    /// Whether any policy that applies to `caller` here (identity policies,
+    /// the bucket's policy) mentions `needle` (lower case), e.g. a condition
+    /// key whose value is costly to look up.
+    pub fn policies_mention(&self, caller: &Caller, bucket: Option<BucketView<'_>>, needle: &str) -> bool {
+        let mentions = |policy: &Policy| policy.source().to_ascii_lowercase().contains(needle);
+        self.identity_policies(caller).iter().any(|(_, p)| mentions(p))
+            || bucket.and_then(|b| self.bucket_policy(b)).is_some_and(|p| mentions(&p))
+    }
+
     /// Decides one action on one resource and logs the decision.
     pub fn authorize(
         &self,

@@ -664,3 +664,64 @@ async fn every_access_decision_is_logged_with_who_what_and_why() {
     );
     assert!(!log.contains(&user.secret_key));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn object_tags_round_trip_and_existing_object_tag_conditions_gate_reads() {
+    use aws_sdk_s3::types::{Tag, Tagging};
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    for (key, class) in [("doc", "public"), ("secret", "secret")] {
+        root.put_object()
+            .bucket(BUCKET)
+            .key(key)
+            .tagging(format!("classification={class}&owner=ops%20team"))
+            .body(ByteStream::from_static(b"body"))
+            .send()
+            .await
+            .expect("put with tags");
+    }
+    let tags = root.get_object_tagging().bucket(BUCKET).key("doc").send().await.expect("get tagging");
+    let mut pairs: Vec<(&str, &str)> = tags.tag_set().iter().map(|t| (t.key(), t.value())).collect();
+    pairs.sort();
+    assert_eq!(pairs, vec![("classification", "public"), ("owner", "ops team")]);
+    let got = root.get_object().bucket(BUCKET).key("doc").send().await.expect("get");
+    assert_eq!(got.tag_count(), Some(2));
+    let bad = root
+        .put_object()
+        .bucket(BUCKET)
+        .key("bad")
+        .tagging("aws:reserved=1")
+        .body(ByteStream::from_static(b"x"))
+        .send()
+        .await
+        .expect_err("reserved tag prefix");
+    assert_eq!((http_status(&bad), error_code(&bad).as_deref()), (Some(400), Some("InvalidTag")));
+
+    let user = create_user(&server, "tagged").await;
+    put_policy(
+        &server,
+        "public-only",
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [{
+                "Effect": "Allow", "Action": "s3:GetObject", "Resource": "arn:aws:s3:::shared/*",
+                "Condition": { "StringEquals": { "s3:ExistingObjectTag/classification": "public" } }
+            }]
+        }),
+    )
+    .await;
+    attach(&server, "public-only", "--user", "tagged").await;
+    let client = client_of(&server, &user);
+    assert_eq!(get_bytes(&client, BUCKET, "doc").await, b"body");
+    assert_eq!(outcome(client.get_object().bucket(BUCKET).key("secret").send().await), Denied);
+
+    let public = Tagging::builder()
+        .tag_set(Tag::builder().key("classification").value("public").build().expect("tag"))
+        .build()
+        .expect("tagging");
+    root.put_object_tagging().bucket(BUCKET).key("secret").tagging(public).send().await.expect("retag");
+    assert_eq!(get_bytes(&client, BUCKET, "secret").await, b"body");
+    root.delete_object_tagging().bucket(BUCKET).key("secret").send().await.expect("delete tagging");
+    assert_eq!(outcome(client.get_object().bucket(BUCKET).key("secret").send().await), Denied);
+    let none = root.get_object_tagging().bucket(BUCKET).key("secret").send().await.expect("get tagging");
+    assert!(none.tag_set().is_empty());
+}

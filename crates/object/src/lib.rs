@@ -27,6 +27,7 @@ mod names;
 mod quorum;
 mod read;
 mod rekey;
+mod tagging;
 mod set;
 pub mod sse;
 mod store;
@@ -165,6 +166,8 @@ pub struct PutOptions {
     pub encryption: Option<Encryption>,
     /// Opens KMS-wrapped keys for this request (parts of an SSE-S3/SSE-KMS upload).
     pub unwrapper: Option<Unwrapper>,
+    /// Object tags (validated by the caller).
+    pub tags: BTreeMap<String, String>,
 }
 
 /// Server-side encryption requested for a write.
@@ -346,6 +349,8 @@ pub struct ObjectInfo {
     pub sse_c_key_md5: Option<String>,
     /// SSE-S3 / SSE-KMS, when the object is encrypted that way.
     pub sse: Option<SseSummary>,
+    /// Number of object tags (x-amz-tagging-count).
+    pub tag_count: usize,
 }
 
 #[derive(Debug, Clone)]

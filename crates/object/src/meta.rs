@@ -200,6 +200,9 @@ pub struct VersionRecord {
     pub checksum: Option<StoredChecksum>,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub encryption: Option<EncryptionRecord>,
+    /// Object tags (S3 tagging), at most ten.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// An in-progress multipart upload, kept on every drive of the object's set.
@@ -221,6 +224,9 @@ pub struct UploadRecord {
     pub checksum_explicit: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub encryption: Option<EncryptionRecord>,
+    /// Tags the completed object gets.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty", default)]
+    pub tags: BTreeMap<String, String>,
 }
 
 /// One uploaded part, kept on every drive that holds its shard.
@@ -255,6 +261,7 @@ mod tests {
             layout: None,
             checksum: None,
             encryption: None,
+            tags: BTreeMap::new(),
         };
         let raw = encode(&record);
         assert_eq!(raw[0], RECORD_FORMAT_V1);

@@ -84,6 +84,7 @@ mod tests {
                 layout: None,
                 checksum: None,
                 encryption: None,
+                tags: Default::default(),
             }),
         }
     }

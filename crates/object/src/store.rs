@@ -350,13 +350,13 @@ impl ObjectStore {
         .await
     }
 
-    async fn resolve_key(&self, set: &ErasureSet, bucket: &str, key: &str) -> Vec<Resolved> {
+    pub(crate) async fn resolve_key(&self, set: &ErasureSet, bucket: &str, key: &str) -> Vec<Resolved> {
         let answers = self.fetch_versions(set, bucket, key).await;
         quorum::resolve(&answers, set.data())
     }
 
     /// The version a read addresses: latest, or by id ("null" is the null version).
-    fn pick_version(versions: &[Resolved], version_id: Option<&str>) -> Result<Resolved> {
+    pub(crate) fn pick_version(versions: &[Resolved], version_id: Option<&str>) -> Result<Resolved> {
         match version_id {
             None => {
                 let latest = versions.first().ok_or(Error::NoSuchKey)?;
@@ -414,6 +414,7 @@ impl ObjectStore {
             checksum: record.checksum.clone(),
             sse_c_key_md5: record.encryption.as_ref().and_then(|e| e.key_md5.clone()),
             sse: record.encryption.as_ref().and_then(crate::sse::summary),
+            tag_count: record.tags.len(),
         }
     }
 
@@ -578,6 +579,7 @@ impl ObjectStore {
             }),
             checksum: Some(stored_checksum.clone()),
             encryption,
+            tags: opts.tags,
         };
         let (_, committed) =
             self.commit_version(&set, bucket, key, uid, record, data, &opts.condition, Vec::new()).await?;
@@ -768,6 +770,7 @@ impl ObjectStore {
                     layout: None,
                     checksum: None,
                     encryption: None,
+                    tags: BTreeMap::new(),
                 };
                 let data = WrittenData { durable: positions, inline: None, blob: None, stored_len: 0 };
                 self.commit_version(&set, bucket, key, uid, marker, data, &WriteCondition::None, Vec::new()).await?;
@@ -1089,6 +1092,7 @@ impl ObjectStore {
                 Some(request) => Some(crate::sse::new_object_key(request, bucket, key)?.0),
                 None => None,
             },
+            tags: opts.tags,
         };
         let raw = meta::encode(&record);
         let ok = commit_on(&set, &positions, |_| {
@@ -1417,6 +1421,7 @@ impl ObjectStore {
             }),
             checksum: Some(object_checksum.clone()),
             encryption: upload.encryption.clone(),
+            tags: upload.tags.clone(),
         };
         let positions = set.usable_positions().await;
         set.require_writable(&positions)?;

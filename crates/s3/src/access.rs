@@ -206,11 +206,56 @@ fn request_context(
     ctx
 }
 
+/// Operations on an existing object whose tags policies may test with
+/// `s3:ExistingObjectTag/<key>` (for a copy: the source's).
+const TAGGED_OPERATIONS: &[&str] = &[
+    "GetObject",
+    "HeadObject",
+    "GetObjectAttributes",
+    "DeleteObject",
+    "GetObjectTagging",
+    "PutObjectTagging",
+    "DeleteObjectTagging",
+    "CopyObject",
+    "UploadPartCopy",
+];
+
 impl PolicyAccess {
+    /// The tags of the object a request addresses, read only when a policy
+    /// that could apply tests them (the read costs a metadata round trip).
+    async fn existing_tags(&self, cx: &S3AccessContext<'_>) -> Option<std::collections::BTreeMap<String, String>> {
+        if !TAGGED_OPERATIONS.contains(&cx.s3_op().name()) {
+            return None;
+        }
+        let query = query_pairs(cx.uri());
+        let (bucket, key, version) = match cx.s3_op().name() {
+            "CopyObject" | "UploadPartCopy" => copy_source(cx.headers())?,
+            _ => match cx.s3_path() {
+                S3Path::Object { bucket, key } => (
+                    bucket.to_string(),
+                    key.to_string(),
+                    query.iter().find(|(k, _)| k == "versionId").map(|(_, v)| v.clone()),
+                ),
+                _ => return None,
+            },
+        };
+        let caller = match cx.credentials() {
+            Some(c) => self.authorizer.identities().caller_for(&c.access_key)?,
+            None => Caller::Anonymous,
+        };
+        let record = self.store.bucket_config(&bucket).ok();
+        let view = record.as_ref().map(|record| BucketView { name: &bucket, record });
+        if !self.authorizer.policies_mention(&caller, view, "s3:existingobjecttag/") {
+            return None;
+        }
+        self.store.object_tags(&bucket, &key, version.as_deref()).await.ok().map(|(_, tags)| tags)
+    }
+
     /// The whole decision for one request: who (from the verified
     /// credentials), which actions on which resources (from the operation),
     /// in what context. The [`Grant`] it returns belongs in the request's
     /// extensions.
+    #[allow(clippy::too_many_arguments)]
     pub fn authorize_request(
         &self,
         credentials: Option<&s3s::auth::Credentials>,
@@ -219,6 +264,7 @@ impl PolicyAccess {
         uri: &http::Uri,
         headers: &http::HeaderMap,
         transport: Option<Transport>,
+        existing_tags: Option<&std::collections::BTreeMap<String, String>>,
     ) -> S3Result<Grant> {
         let caller = match credentials {
             Some(credentials) => self.authorizer.identities().caller_for(&credentials.access_key).ok_or_else(|| {
@@ -227,7 +273,10 @@ impl PolicyAccess {
             None => Caller::Anonymous,
         };
         let query = query_pairs(uri);
-        let ctx = request_context(&self.authorizer, &caller, headers, &query, transport);
+        let mut ctx = request_context(&self.authorizer, &caller, headers, &query, transport);
+        for (key, value) in existing_tags.into_iter().flatten() {
+            ctx.insert(&format!("s3:ExistingObjectTag/{key}"), value.clone());
+        }
         let versioned = query.iter().any(|(k, _)| k == "versionId");
         let needs = required(op, path, versioned, headers)?;
         for (action, resource) in needs.into_iter().flatten() {
@@ -248,6 +297,7 @@ impl PolicyAccess {
 impl S3Access for PolicyAccess {
     async fn check(&self, cx: &mut S3AccessContext<'_>) -> S3Result<()> {
         let transport = cx.extensions_mut().get::<Transport>().copied();
+        let tags = self.existing_tags(cx).await;
         let grant = self.authorize_request(
             cx.credentials(),
             cx.s3_op().name(),
@@ -255,6 +305,7 @@ impl S3Access for PolicyAccess {
             cx.uri(),
             cx.headers(),
             transport,
+            tags.as_ref(),
         )?;
         cx.extensions_mut().insert(grant);
         Ok(())

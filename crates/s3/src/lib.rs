@@ -27,6 +27,7 @@ pub mod errors;
 pub mod managed;
 pub mod rewrap;
 pub mod routes;
+pub mod tagging;
 pub mod sse;
 
 use errors::to_s3;
@@ -550,6 +551,7 @@ impl S3 for Bulwark {
             )?,
             encryption,
             unwrapper: None,
+            tags: tagging::from_header(input.tagging.as_deref())?,
         };
         let client_checksum = opts.checksum.algorithm.is_some();
         let size = declared_length(input.content_length)?;
@@ -632,6 +634,7 @@ impl S3 for Bulwark {
             server_side_encryption: head.server_side_encryption,
             ssekms_key_id: head.ssekms_key_id,
             bucket_key_enabled: head.bucket_key_enabled,
+            tag_count: (outcome.info.tag_count > 0).then_some(outcome.info.tag_count as i32),
             ..Default::default()
         };
         fill_checksums!(output, checksum_fields);
@@ -839,6 +842,22 @@ impl S3 for Bulwark {
             .as_ref()
             .map(|a| checksums::parse_algorithm(a.as_str(), "x-amz-checksum-algorithm"))
             .transpose()?;
+        let tags = match input.tagging_directive.as_ref().map(|d| d.as_str()) {
+            Some("REPLACE") => tagging::from_header(input.tagging.as_deref())?,
+            None | Some("COPY") => {
+                self.store
+                    .object_tags(&source_bucket, &source_key, source.info.version_id.as_deref())
+                    .await
+                    .map_err(to_s3)?
+                    .1
+            }
+            Some(other) => {
+                return Err(S3Error::with_message(
+                    S3ErrorCode::InvalidArgument,
+                    format!("Unknown tagging directive: {other}"),
+                ));
+            }
+        };
         let put = PutOptions {
             headers,
             user_meta: meta,
@@ -847,6 +866,7 @@ impl S3 for Bulwark {
             checksum: copy_checksum(&source.info, requested_algorithm, None),
             encryption,
             unwrapper: None,
+            tags,
         };
         let outcome = self
             .store
@@ -1055,6 +1075,7 @@ impl S3 for Bulwark {
             checksum: ChecksumRequest { algorithm, ..Default::default() },
             encryption: encryption.clone(),
             unwrapper: None,
+            tags: tagging::from_header(input.tagging.as_deref())?,
         };
         let sse_c_key_md5 = match &encryption {
             Some(bulwark_object::Encryption::CustomerKey { key_md5, .. }) => Some(key_md5.clone()),
@@ -1520,6 +1541,43 @@ impl S3 for Bulwark {
             .await
             .map_err(to_s3)?;
         Ok(S3Response::with_status(DeleteBucketEncryptionOutput {}, http::StatusCode::NO_CONTENT))
+    }
+
+    async fn put_object_tagging(
+        &self,
+        req: S3Request<PutObjectTaggingInput>,
+    ) -> S3Result<S3Response<PutObjectTaggingOutput>> {
+        let input = req.input;
+        let tags = tagging::from_tag_set(input.tagging.tag_set)?;
+        let version_id = self
+            .store
+            .set_object_tags(&input.bucket, &input.key, input.version_id.as_deref(), tags)
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::new(PutObjectTaggingOutput { version_id }))
+    }
+
+    async fn get_object_tagging(
+        &self,
+        req: S3Request<GetObjectTaggingInput>,
+    ) -> S3Result<S3Response<GetObjectTaggingOutput>> {
+        let input = req.input;
+        let (version_id, tags) =
+            self.store.object_tags(&input.bucket, &input.key, input.version_id.as_deref()).await.map_err(to_s3)?;
+        Ok(S3Response::new(GetObjectTaggingOutput { tag_set: tagging::to_tag_set(tags), version_id }))
+    }
+
+    async fn delete_object_tagging(
+        &self,
+        req: S3Request<DeleteObjectTaggingInput>,
+    ) -> S3Result<S3Response<DeleteObjectTaggingOutput>> {
+        let input = req.input;
+        let version_id = self
+            .store
+            .set_object_tags(&input.bucket, &input.key, input.version_id.as_deref(), BTreeMap::new())
+            .await
+            .map_err(to_s3)?;
+        Ok(S3Response::with_status(DeleteObjectTaggingOutput { version_id }, http::StatusCode::NO_CONTENT))
     }
 
     async fn put_bucket_versioning(

@@ -221,6 +221,7 @@ impl S3Route for BucketEncryptionRoute {
             &req.uri,
             &req.headers,
             transport,
+            None,
         )?;
         req.extensions.insert(grant);
         Ok(())
