@@ -42,6 +42,8 @@ pub enum Mode {
     Heal,
     /// SSE-C versus plaintext, over TLS and plain HTTP (issue 6).
     Sse,
+    /// SSE-S3 and SSE-KMS versus plaintext, and KMS data keys per second (issue 8).
+    Kms,
 }
 
 impl Mode {
@@ -53,6 +55,7 @@ impl Mode {
             Mode::Listing => "listing",
             Mode::Heal => "heal and scrub",
             Mode::Sse => "SSE-C and TLS",
+            Mode::Kms => "SSE-S3, SSE-KMS and KMS",
         }
     }
 }
@@ -208,6 +211,17 @@ pub struct Args {
     /// Process id of the --http-endpoint server, sampled like --server-pid.
     #[arg(long)]
     pub http_server_pid: Option<u32>,
+
+    /// Instead of the benchmark: PUT/GET of plaintext, SSE-S3 and SSE-KMS objects on
+    /// --endpoint, then KMS GenerateDataKey operations per second.
+    #[arg(long)]
+    pub kms: bool,
+    /// With --kms: concurrent GenerateDataKey callers.
+    #[arg(long, default_value_t = 8)]
+    pub kms_concurrency: usize,
+    /// With --kms: seconds of GenerateDataKey calls.
+    #[arg(long, default_value_t = 5)]
+    pub kms_secs: u64,
 }
 
 /// Parsed `--sizes`: a newtype so clap treats the whole list as one value.
@@ -231,6 +245,8 @@ impl Args {
             Mode::Heal
         } else if self.sse {
             Mode::Sse
+        } else if self.kms {
+            Mode::Kms
         } else {
             Mode::Benchmark
         }
@@ -240,7 +256,7 @@ impl Args {
     pub fn sizes(&self) -> Vec<u64> {
         match (&self.sizes, self.mode()) {
             (Some(sizes), _) => sizes.0.clone(),
-            (None, Mode::Checksums | Mode::Sse) => vec![64 << 20],
+            (None, Mode::Checksums | Mode::Sse | Mode::Kms) => vec![64 << 20],
             (None, _) => vec![4 << 10, 1 << 20, 64 << 20],
         }
     }
@@ -249,7 +265,7 @@ impl Args {
     pub fn concurrency(&self) -> Vec<usize> {
         match (&self.concurrency, self.mode()) {
             (Some(levels), _) => levels.0.clone(),
-            (None, Mode::Checksums | Mode::Sse) => vec![1, 4],
+            (None, Mode::Checksums | Mode::Sse | Mode::Kms) => vec![1, 4],
             (None, _) => vec![1, 16],
         }
     }
@@ -264,9 +280,14 @@ impl Args {
 
     /// Checks the combinations clap cannot express.
     pub fn validate(&self) -> Result<(), String> {
-        let modes = [self.rss_check, self.checksums, self.listing.is_some(), self.heal, self.sse];
+        let modes = [self.rss_check, self.checksums, self.listing.is_some(), self.heal, self.sse, self.kms];
         if modes.iter().filter(|on| **on).count() > 1 {
-            return Err("--rss-check, --checksums, --listing, --heal and --sse each make a run of their own".to_owned());
+            return Err(
+                "--rss-check, --checksums, --listing, --heal, --sse and --kms each make a run of their own".to_owned()
+            );
+        }
+        if self.kms && (self.kms_concurrency == 0 || self.kms_concurrency > CONCURRENCY_MAX || self.kms_secs == 0) {
+            return Err(format!("--kms-concurrency must be 1..={CONCURRENCY_MAX} and --kms-secs at least 1"));
         }
         self.validate_modes()?;
         if self.rss_check && self.server_pid.is_none() {

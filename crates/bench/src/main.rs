@@ -45,6 +45,10 @@
 //! every body with SHA-256 unless `--unsigned-payload`; CRC32 unless `--no-checksum`) is
 //! part of the figures; the `cli CPU` column shows how much.
 //!
+//! - `--kms` (issue 8): PUT/GET MiB/s of 64 MiB objects as plaintext, SSE-S3 and SSE-KMS
+//!   on `--endpoint` (each ÷ plaintext judged against ≥ 85%), then KMS GenerateDataKey
+//!   operations per second with `--kms-concurrency` callers. See [`kms`].
+//!
 //! ```text
 //! export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
 //! bulwark-bench --endpoint http://127.0.0.1:9000 --raw-dir ./data --server-pid "$(pidof bulwark)" --json bench.json
@@ -54,6 +58,7 @@
 //! bulwark-bench --listing 100000
 //! bulwark-bench --heal --data-dir /srv/bulwark --raw-dir /srv/bulwark --drop-caches
 //! bulwark-bench --sse --endpoint https://127.0.0.1:9443 --ca-cert tls/cert.pem --http-endpoint http://127.0.0.1:9000
+//! bulwark-bench --kms --endpoint http://127.0.0.1:9000 --server-pid "$(pidof bulwark)"
 //! sudo bulwark-bench --drop-caches ...   # GETs and the raw read from the disk, not the cache
 //! ```
 #![forbid(unsafe_code)]
@@ -63,6 +68,7 @@ mod args;
 mod checksums;
 mod disk;
 mod heal;
+mod kms;
 mod listing;
 mod payload;
 mod procfs;
@@ -162,6 +168,7 @@ async fn run(args: Args) -> Result<(), String> {
         listing: None,
         heal: None,
         sse: None,
+        kms: None,
         mode_error: None,
         targets: Vec::new(),
     };
@@ -189,12 +196,28 @@ async fn run(args: Args) -> Result<(), String> {
         }
         Mode::Heal => run_heal(&args, &client_settings, &runner, &mut report).await,
         Mode::Sse => run_sse(&args, &client_settings, &runner, &mut report).await,
+        Mode::Kms => {
+            let plan = kms::Plan {
+                runner: &runner,
+                settings: &client_settings,
+                sizes: args.sizes(),
+                levels: args.concurrency(),
+                bounds: bounds(&args),
+                drop_caches: args.drop_caches,
+                kms_concurrency: args.kms_concurrency,
+                kms_secs: args.kms_secs,
+            };
+            let (kms_report, keys) = kms::run(&plan).await;
+            report.kms = Some(kms_report);
+            keys
+        }
     };
     report.targets = match mode {
         Mode::Benchmark | Mode::RssCheck => {
             report::targets(&report.cells, report.raw_disk.as_ref(), report.rss_check.as_ref(), args.drop_caches)
         }
         Mode::Sse => report.sse.as_ref().map(report::sse_targets).unwrap_or_default(),
+        Mode::Kms => report.kms.as_ref().map(report::kms_targets).unwrap_or_default(),
         Mode::Checksums | Mode::Listing | Mode::Heal => Vec::new(),
     };
     println!("{}", report::render(&report));

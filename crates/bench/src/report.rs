@@ -141,6 +141,8 @@ pub struct Report {
     pub heal: Option<HealReport>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sse: Option<SseReport>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub kms: Option<crate::kms::KmsReport>,
     /// Why the mode produced no figures, when it failed as a whole.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub mode_error: Option<String>,
@@ -281,6 +283,37 @@ pub fn sse_targets(report: &SseReport) -> Vec<Target> {
     targets
 }
 
+/// SSE-S3 and SSE-KMS against plaintext, for every op, size and concurrency measured.
+pub fn kms_targets(report: &crate::kms::KmsReport) -> Vec<Target> {
+    use crate::kms::{PLAINTEXT, SSE_KMS, SSE_S3};
+    let mut targets = Vec::new();
+    for row in report.rows.iter().filter(|row| row.encryption == SSE_S3 || row.encryption == SSE_KMS) {
+        let cell = &row.cell;
+        let name = format!(
+            "{} {} ×{} {} ≥ {:.0}% of plaintext",
+            cell.op.name(),
+            format_size(cell.size_bytes),
+            cell.concurrency,
+            row.encryption,
+            SSE_C_SHARE_OF_PLAINTEXT_MIN * 100.0
+        );
+        let plain = report.find(PLAINTEXT, cell.op, cell.size_bytes, cell.concurrency);
+        let target = match (plain, row.ratio_to_plaintext) {
+            (Some(plain), Some(ratio)) => Target::judge(
+                name,
+                "%",
+                ratio * 100.0,
+                Bound::AtLeast(SSE_C_SHARE_OF_PLAINTEXT_MIN * 100.0),
+                cell.errors + plain.cell.errors,
+                Some(format!("{:.1} vs {:.1} MiB/s", cell.summary.mib_per_s, plain.cell.summary.mib_per_s)),
+            ),
+            _ => Target::not_measured(name, "%", "no plaintext figure to compare with".to_owned()),
+        };
+        targets.push(target);
+    }
+    targets
+}
+
 pub fn ms(value: Option<f64>) -> String {
     value.map_or_else(|| "-".to_owned(), |ms| format!("{ms:.2}"))
 }
@@ -351,6 +384,9 @@ pub fn render(report: &Report) -> String {
     if let Some(sse) = &report.sse {
         crate::sse::render(sse, &mut out);
     }
+    if let Some(kms) = &report.kms {
+        crate::kms::render(kms, &mut out);
+    }
     if let Some(listing) = &report.listing {
         crate::listing::render(listing, &mut out);
     }
@@ -366,6 +402,8 @@ pub fn render(report: &Report) -> String {
     }
     if report.sse.is_some() {
         let _ = writeln!(out, "\ntargets (issue 6):");
+    } else if report.kms.is_some() {
+        let _ = writeln!(out, "\ntargets (issue 8):");
     } else {
         let _ = writeln!(out, "\ntargets (default 4+2 layout: the disk writes 1.5× every object):");
     }

@@ -84,7 +84,7 @@ pub fn client(settings: &ClientSettings) -> Result<Client, String> {
 }
 
 /// The SDK's hyper + rustls client trusting only the certificates in `pem`.
-fn tls_http_client(pem: &[u8]) -> Result<SharedHttpClient, String> {
+pub fn tls_http_client(pem: &[u8]) -> Result<SharedHttpClient, String> {
     // The SDK parses the PEM only when it first connects, and panics on a bad one: check it
     // here, where a mistake can still be reported.
     let certificates = CertificateDer::pem_slice_iter(pem)
@@ -129,6 +129,13 @@ impl std::fmt::Debug for CustomerKey {
     }
 }
 
+/// SSE-S3 (`AES256`) or SSE-KMS (`aws:kms` with a key) on every PUT.
+#[derive(Debug, Clone)]
+pub struct ServerSide {
+    pub algorithm: &'static str,
+    pub kms_key_id: Option<String>,
+}
+
 /// What every request of a cell adds besides the body.
 #[derive(Debug, Clone, Default)]
 pub struct RequestOptions {
@@ -136,6 +143,8 @@ pub struct RequestOptions {
     pub checksum: Option<ChecksumAlgorithm>,
     /// SSE-C: PUTs encrypt and GETs decrypt under this key.
     pub customer_key: Option<CustomerKey>,
+    /// SSE-S3/SSE-KMS: PUTs ask for it (GETs need nothing).
+    pub server_side: Option<ServerSide>,
     /// PUT bodies as streams rather than in-memory bytes: the SDK then sends them
     /// aws-chunked, a checksum as a trailer instead of a header.
     pub streamed: bool,
@@ -437,6 +446,11 @@ impl Worker {
                 .sse_customer_algorithm("AES256")
                 .sse_customer_key(&customer.key_base64)
                 .sse_customer_key_md5(&customer.key_md5_base64);
+        }
+        if let Some(server_side) = &self.options.server_side {
+            request = request
+                .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::from(server_side.algorithm))
+                .set_ssekms_key_id(server_side.kms_key_id.clone());
         }
         let sent = if self.unsigned_payload {
             request.customize().disable_payload_signing().send().await
