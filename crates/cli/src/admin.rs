@@ -242,7 +242,10 @@ pub async fn run_pass(target: &Target, command: &str, bucket: Option<&str>, wait
 pub async fn rewrap(target: &Target, bucket: Option<&str>, as_json: bool) -> Result<(), String> {
     let mut query = "bulwark-admin=rewrap".to_owned();
     if let Some(bucket) = bucket {
-        query.push_str(&format!("&bucket={}", percent_encoding::utf8_percent_encode(bucket, percent_encoding::NON_ALPHANUMERIC)));
+        query.push_str(&format!(
+            "&bucket={}",
+            percent_encoding::utf8_percent_encode(bucket, percent_encoding::NON_ALPHANUMERIC)
+        ));
     }
     let started = target.call("POST", &query).await?;
     if let Some(at) = started["resumed_after"].as_str() {

@@ -10,7 +10,9 @@ use bulwark_server::{Config, Credentials, Server};
 use clap::{Parser, Subcommand};
 
 mod admin;
+mod cse;
 mod iam;
+mod kms;
 
 #[derive(Parser)]
 #[command(name = "bulwark", version, about = "Bulwark: an S3-compatible object store that keeps your data")]
@@ -60,6 +62,14 @@ enum Command {
         json: bool,
         #[command(subcommand)]
         command: AdminCommand,
+    },
+    /// Client-side encryption: encrypt before upload, decrypt after download, in the
+    /// AWS S3 Encryption Client formats (put, get, ls, rm).
+    Cse(cse::CseArgs),
+    /// The built-in KMS, offline: verify and list its audit log.
+    Kms {
+        #[command(subcommand)]
+        command: kms::KmsCommand,
     },
 }
 
@@ -162,6 +172,8 @@ fn main() -> ExitCode {
         Command::Admin { endpoint, data, ca_cert, json, command } => {
             runtime.block_on(admin_command(endpoint, data, ca_cert, json, command))
         }
+        Command::Cse(args) => runtime.block_on(cse::run(args)),
+        Command::Kms { command } => kms::run(command),
     }
 }
 

@@ -82,6 +82,13 @@ pub fn random_array<const N: usize>() -> Result<[u8; N], CryptoError> {
     Ok(out)
 }
 
+/// `len` random bytes from the system generator, in a buffer zeroized on drop.
+pub fn random_vec(len: usize) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    let mut out = Zeroizing::new(vec![0u8; len]);
+    SystemRandom::new().fill(out.as_mut_slice()).map_err(|_| CryptoError::Random)?;
+    Ok(out)
+}
+
 fn aead_key(key: &Key32) -> LessSafeKey {
     // AES-256 takes exactly 32 bytes, which Key32 always holds.
     LessSafeKey::new(UnboundKey::new(&AES_256_GCM, key.expose()).expect("32-byte AES-256 key"))
@@ -289,6 +296,63 @@ pub fn verify_key_mac(secret: &Key32, salt: &[u8; 32], mac: &[u8]) -> bool {
     hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, salt), secret.expose(), mac).is_ok()
 }
 
+/// Nonce bytes in front of a [`seal_bytes`] ciphertext.
+pub const NONCE_LEN: usize = 12;
+
+/// Encrypts `plaintext` with AES-256-GCM under `key` and a fresh random
+/// nonce, binding `aad`: returns `nonce ‖ ciphertext ‖ tag`
+/// (`plaintext.len() + 28` bytes). For small whole values such as the KMS
+/// keystore and KMS ciphertexts.
+pub fn seal_bytes(key: &Key32, aad: &[u8], plaintext: &[u8]) -> Result<Vec<u8>, CryptoError> {
+    let nonce = random_array::<NONCE_LEN>()?;
+    let mut out = Vec::with_capacity(NONCE_LEN + plaintext.len() + TAG_LEN);
+    out.extend_from_slice(&nonce);
+    out.extend_from_slice(plaintext);
+    let tag = aead_key(key)
+        .seal_in_place_separate_tag(Nonce::assume_unique_for_key(nonce), Aad::from(aad), &mut out[NONCE_LEN..])
+        .map_err(|_| CryptoError::Malformed)?;
+    out.extend_from_slice(tag.as_ref());
+    Ok(out)
+}
+
+/// Opens what [`seal_bytes`] produced with the same key and `aad`; the
+/// plaintext comes back in a buffer that is zeroized on drop.
+pub fn open_bytes(key: &Key32, aad: &[u8], sealed: &[u8]) -> Result<Zeroizing<Vec<u8>>, CryptoError> {
+    if sealed.len() < NONCE_LEN + TAG_LEN {
+        return Err(CryptoError::Malformed);
+    }
+    let (nonce, body) = sealed.split_at(NONCE_LEN);
+    let nonce: [u8; NONCE_LEN] = nonce.try_into().map_err(|_| CryptoError::Malformed)?;
+    let mut buffer = Zeroizing::new(body.to_vec());
+    let plain_len = aead_key(key)
+        .open_in_place(Nonce::assume_unique_for_key(nonce), Aad::from(aad), buffer.as_mut_slice())
+        .map_err(|_| CryptoError::Authentication)?
+        .len();
+    buffer.truncate(plain_len);
+    Ok(buffer)
+}
+
+/// SHA-256 of `data`.
+pub fn sha256(data: &[u8]) -> [u8; 32] {
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(digest.as_ref());
+    out
+}
+
+/// HMAC-SHA256 of `data` under `key`.
+pub fn hmac_sha256(key: &Key32, data: &[u8]) -> [u8; 32] {
+    let tag = hmac::sign(&hmac::Key::new(hmac::HMAC_SHA256, key.expose()), data);
+    let mut out = [0u8; 32];
+    out.copy_from_slice(tag.as_ref());
+    out
+}
+
+/// Constant-time check of an HMAC-SHA256 tag.
+pub fn verify_hmac_sha256(key: &Key32, data: &[u8], tag: &[u8]) -> bool {
+    hmac::verify(&hmac::Key::new(hmac::HMAC_SHA256, key.expose()), data, tag).is_ok()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -403,5 +467,37 @@ mod tests {
         assert_ne!(a.expose(), derive_key(&root, b"kms").expose());
         assert_ne!(a.expose(), derive_key(&Key32::from_bytes([2; 32]), b"iam").expose());
         assert_ne!(a.expose(), root.expose());
+    }
+
+    #[test]
+    fn sealed_bytes_open_only_with_the_same_key_and_aad() {
+        let key = Key32::random().expect("key");
+        let sealed = seal_bytes(&key, b"aad", b"secret state").expect("seal");
+        assert_eq!(sealed.len(), NONCE_LEN + 12 + TAG_LEN);
+        assert_eq!(open_bytes(&key, b"aad", &sealed).expect("open").as_slice(), b"secret state");
+        assert_eq!(open_bytes(&key, b"other", &sealed), Err(CryptoError::Authentication));
+        assert_eq!(open_bytes(&Key32::random().expect("key"), b"aad", &sealed), Err(CryptoError::Authentication));
+        assert_eq!(open_bytes(&key, b"aad", &sealed[..NONCE_LEN + TAG_LEN - 1]), Err(CryptoError::Malformed));
+        let mut flipped = sealed.clone();
+        flipped[NONCE_LEN] ^= 1;
+        assert_eq!(open_bytes(&key, b"aad", &flipped), Err(CryptoError::Authentication));
+        assert!(open_bytes(&key, b"", &seal_bytes(&key, b"", b"").expect("empty")).expect("open").is_empty());
+    }
+
+    #[test]
+    fn hmac_and_sha256_match_known_answers() {
+        // RFC 4231 does not use 32-byte keys, so check against SHA-256's FIPS vector and a round trip.
+        assert_eq!(
+            sha256(b"abc"),
+            [
+                0xba, 0x78, 0x16, 0xbf, 0x8f, 0x01, 0xcf, 0xea, 0x41, 0x41, 0x40, 0xde, 0x5d, 0xae, 0x22, 0x23, 0xb0,
+                0x03, 0x61, 0xa3, 0x96, 0x17, 0x7a, 0x9c, 0xb4, 0x10, 0xff, 0x61, 0xf2, 0x00, 0x15, 0xad
+            ]
+        );
+        let key = Key32::from_bytes([3; 32]);
+        let tag = hmac_sha256(&key, b"record");
+        assert!(verify_hmac_sha256(&key, b"record", &tag));
+        assert!(!verify_hmac_sha256(&key, b"recorD", &tag));
+        assert!(!verify_hmac_sha256(&Key32::from_bytes([4; 32]), b"record", &tag));
     }
 }

@@ -43,6 +43,8 @@ use md5::{Digest, Md5};
 use rand::{RngCore, SeedableRng};
 
 pub mod aws_cli;
+pub mod cse;
+pub mod kms;
 pub mod raw_http;
 pub mod tls;
 

@@ -27,10 +27,10 @@ mod names;
 mod quorum;
 mod read;
 mod rekey;
-mod tagging;
 mod set;
 pub mod sse;
 mod store;
+mod tagging;
 mod write;
 
 pub use checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};

@@ -7,9 +7,9 @@ use std::collections::BTreeMap;
 use bulwark_storage::MetaOp;
 use futures::future::join_all;
 
+use crate::Result;
 use crate::meta::{self, VersionRecord};
 use crate::store::ObjectStore;
-use crate::Result;
 
 impl ObjectStore {
     /// The tags of a version (latest by default) and its version id.

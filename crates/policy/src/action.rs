@@ -9,6 +9,9 @@ use crate::pattern::Tok;
 /// `kms:Decrypt` next to `s3:GetObject`) need not be edited.
 pub(crate) const IDENTITY_SERVICES: &[&str] = &["s3", "kms", "iam", "sts"];
 
+/// A KMS key policy only governs KMS requests on its key.
+pub(crate) const KEY_SERVICES: &[&str] = &["kms"];
+
 /// A bucket policy only governs S3 requests on its bucket.
 pub(crate) const BUCKET_SERVICES: &[&str] = &["s3"];
 

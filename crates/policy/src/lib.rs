@@ -37,7 +37,9 @@ use std::collections::BTreeMap;
 
 pub use error::PolicyError;
 pub use eval::authorize;
-pub use policy::{BUCKET_POLICY_BYTES_MAX, IDENTITY_POLICY_BYTES_MAX, IDENTITY_POLICY_CHARS_MAX, Policy};
+pub use policy::{
+    BUCKET_POLICY_BYTES_MAX, IDENTITY_POLICY_BYTES_MAX, IDENTITY_POLICY_CHARS_MAX, KEY_POLICY_BYTES_MAX, Policy,
+};
 
 /// Who is making the request, always within this server's account.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]

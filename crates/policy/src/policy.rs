@@ -8,7 +8,7 @@
 
 use serde_json::{Map, Value};
 
-use crate::action::{BUCKET_SERVICES, IDENTITY_SERVICES, parse_action};
+use crate::action::{BUCKET_SERVICES, IDENTITY_SERVICES, KEY_SERVICES, parse_action};
 use crate::condition::{Condition, parse_conditions};
 use crate::error::PolicyError;
 use crate::pattern::{ARN_FIELDS, Template, Tok, glob_match};
@@ -17,6 +17,8 @@ use crate::{Context, Principal, Request};
 
 /// Largest bucket policy, in bytes (AWS: 20 KB).
 pub const BUCKET_POLICY_BYTES_MAX: usize = 20 * 1024;
+/// Largest resource policy of a KMS key, in bytes (AWS: 32 KB).
+pub const KEY_POLICY_BYTES_MAX: usize = 32 * 1024;
 /// Largest identity policy, in characters other than whitespace (AWS counts managed policies so).
 pub const IDENTITY_POLICY_CHARS_MAX: usize = 6144;
 /// Largest identity policy in raw bytes, whitespace included: a bound on parsing work so that a
@@ -42,7 +44,16 @@ pub struct Policy {
 /// What a policy is attached to, which decides what it may say.
 enum Kind<'a> {
     Identity,
-    Bucket { bucket: &'a str, account: &'a str },
+    Bucket {
+        bucket: &'a str,
+        account: &'a str,
+    },
+    /// A resource's own policy (a KMS key policy): principals like a bucket policy, `kms:`
+    /// actions, and resources that are `*` or any ARN (key policies say `"Resource": "*"`,
+    /// meaning the key the policy is attached to).
+    Resource {
+        account: &'a str,
+    },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -100,6 +111,17 @@ impl Policy {
             return Err(PolicyError::TooLarge { limit: BUCKET_POLICY_BYTES_MAX, unit: "bytes" });
         }
         parse(json, &Kind::Bucket { bucket, account })
+    }
+
+    /// Parses the resource policy of a KMS key owned by `account` (12 digits). Every statement
+    /// must name a Principal or NotPrincipal of that account (or `*`), actions must be `kms:`
+    /// actions (or `*`), and Resource/NotResource is `*` or any ARN. Size is limited to
+    /// [`KEY_POLICY_BYTES_MAX`] bytes.
+    pub fn parse_resource(json: &str, account: &str) -> Result<Policy, PolicyError> {
+        if json.len() > KEY_POLICY_BYTES_MAX {
+            return Err(PolicyError::TooLarge { limit: KEY_POLICY_BYTES_MAX, unit: "bytes" });
+        }
+        parse(json, &Kind::Resource { account })
     }
 
     /// The JSON text this policy was parsed from, unchanged (what GetBucketPolicy returns).
@@ -226,7 +248,7 @@ fn parse_statement(
             }
             None
         }
-        Kind::Bucket { account, .. } => {
+        Kind::Bucket { account, .. } | Kind::Resource { account } => {
             let (negated, value) = field_or_negation(fields, "Principal", "NotPrincipal")?;
             Some(Clause { negated, items: parse_principal(value, account)? })
         }
@@ -234,6 +256,7 @@ fn parse_statement(
     let services = match kind {
         Kind::Identity => IDENTITY_SERVICES,
         Kind::Bucket { .. } => BUCKET_SERVICES,
+        Kind::Resource { .. } => KEY_SERVICES,
     };
     let (negated, value) = field_or_negation(fields, "Action", "NotAction")?;
     let actions = string_list(value, if negated { "NotAction" } else { "Action" })?;
@@ -278,13 +301,13 @@ fn string_list<'v>(value: &'v Value, field: &'static str) -> Result<Vec<&'v str>
 
 const S3_ARN_PREFIX: &str = "arn:aws:s3:::";
 
-/// Identity policies: `*` or any ARN (six colon-separated fields). Bucket policies: an S3 ARN
+/// Identity and key policies: `*` or any ARN (six colon-separated fields). Bucket policies: an S3 ARN
 /// whose bucket part (wildcards allowed, variables not) matches this bucket.
 fn parse_resource(raw: &str, kind: &Kind<'_>, variables: bool) -> Result<Template, PolicyError> {
     let invalid = || PolicyError::InvalidResource(raw.to_owned());
     match kind {
-        Kind::Identity if raw == "*" => Ok(Template::any()),
-        Kind::Identity => {
+        Kind::Identity | Kind::Resource { .. } if raw == "*" => Ok(Template::any()),
+        Kind::Identity | Kind::Resource { .. } => {
             if !raw.starts_with("arn:") || raw.split(':').count() < ARN_FIELDS {
                 return Err(invalid());
             }
@@ -303,5 +326,79 @@ fn parse_resource(raw: &str, kind: &Kind<'_>, variables: bool) -> Result<Templat
             }
             Template::parse(raw, variables)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::{Decision, Effect, NamedPolicy, authorize};
+
+    const ACCOUNT: &str = "123456789012";
+
+    fn key_policy(statement: &str) -> String {
+        format!(r#"{{"Version": "2012-10-17", "Statement": [{statement}]}}"#)
+    }
+
+    fn decide(policy: &Policy, principal: &Principal, action: &str) -> Decision {
+        let context = Context::new();
+        let request = Request {
+            principal,
+            action,
+            resource: "arn:aws:kms:us-east-1:123456789012:key/6f1c3a4e-0000-4000-8000-000000000001",
+            context: &context,
+        };
+        authorize(&request, &[], Some(NamedPolicy { name: "key-policy", policy }))
+    }
+
+    #[test]
+    fn key_policies_take_kms_actions_principals_and_any_resource() {
+        let default = key_policy(
+            r#"{"Sid": "Enable IAM User Permissions", "Effect": "Allow",
+                "Principal": {"AWS": "arn:aws:iam::123456789012:root"}, "Action": "kms:*", "Resource": "*"}"#,
+        );
+        assert!(Policy::parse_resource(&default, ACCOUNT).is_ok());
+        let user = key_policy(
+            r#"{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::123456789012:user/alice"},
+                "Action": ["kms:Encrypt", "kms:Decrypt", "kms:GenerateDataKey*", "kms:ReEncrypt*", "kms:DescribeKey"],
+                "Resource": "*", "Condition": {"StringEquals": {"kms:EncryptionContext:team": "red"}}}"#,
+        );
+        let policy = Policy::parse_resource(&user, ACCOUNT).expect("user grant");
+        let alice = Principal::User { account: ACCOUNT.into(), name: "alice".into() };
+        // The condition needs the context key, which this request lacks.
+        assert_eq!(decide(&policy, &alice, "kms:Decrypt").effect, Effect::ImplicitDeny);
+        let arn = key_policy(
+            r#"{"Effect": "Deny", "Principal": "*", "Action": "kms:ScheduleKeyDeletion",
+                "Resource": "arn:aws:kms:us-east-1:123456789012:key/*"}"#,
+        );
+        let deny = Policy::parse_resource(&arn, ACCOUNT).expect("deny by ARN");
+        let root = Principal::Root { account: ACCOUNT.into() };
+        assert_eq!(decide(&deny, &root, "kms:ScheduleKeyDeletion").effect, Effect::ExplicitDeny);
+        assert_eq!(decide(&deny, &root, "kms:Decrypt").effect, Effect::Allow);
+
+        let refused = [
+            (r#"{"Effect": "Allow", "Action": "kms:*", "Resource": "*"}"#, "Missing required field Principal"),
+            (
+                r#"{"Effect": "Allow", "Principal": "*", "Action": "s3:GetObject", "Resource": "*"}"#,
+                "Policy has invalid action: s3:GetObject",
+            ),
+            (
+                r#"{"Effect": "Allow", "Principal": {"AWS": "arn:aws:iam::999999999999:root"}, "Action": "kms:*", "Resource": "*"}"#,
+                "Invalid principal in policy",
+            ),
+            (
+                r#"{"Effect": "Allow", "Principal": "*", "Action": "kms:*", "Resource": "key/1"}"#,
+                "Policy has invalid resource",
+            ),
+        ];
+        for (statement, message) in refused {
+            let error = Policy::parse_resource(&key_policy(statement), ACCOUNT).expect_err(statement);
+            assert_eq!(error.to_string(), message, "{statement}");
+        }
+        let padded = format!("{default}{}", " ".repeat(KEY_POLICY_BYTES_MAX));
+        assert_eq!(
+            Policy::parse_resource(&padded, ACCOUNT),
+            Err(PolicyError::TooLarge { limit: KEY_POLICY_BYTES_MAX, unit: "bytes" })
+        );
     }
 }

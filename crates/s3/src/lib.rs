@@ -27,8 +27,8 @@ pub mod errors;
 pub mod managed;
 pub mod rewrap;
 pub mod routes;
-pub mod tagging;
 pub mod sse;
+pub mod tagging;
 
 use errors::to_s3;
 

@@ -42,7 +42,8 @@ fn check(tags: Vec<(String, String)>) -> S3Result<BTreeMap<String, String>> {
 /// Parses `x-amz-tagging` (URL query encoding: `k1=v1&k2=v2`).
 pub fn from_header(header: Option<&str>) -> S3Result<BTreeMap<String, String>> {
     let Some(text) = header.filter(|t| !t.is_empty()) else { return Ok(BTreeMap::new()) };
-    let decode = |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned());
+    let decode =
+        |s: &str| percent_encoding::percent_decode_str(&s.replace('+', " ")).decode_utf8().map(|c| c.into_owned());
     let mut pairs = Vec::new();
     for pair in text.split('&') {
         let (k, v) = pair.split_once('=').unwrap_or((pair, ""));

@@ -20,10 +20,24 @@ const TLS_HANDSHAKE_TIMEOUT: std::time::Duration = std::time::Duration::from_sec
 /// Longest validity of a presigned URL (SigV4: seven days).
 const PRESIGNED_EXPIRES_SECS_MAX: u64 = 7 * 24 * 3600;
 
+/// Largest KMS API request body (the largest legal request, a 128 KiB key
+/// policy, fits many times).
+const KMS_BODY_BYTES_MAX: usize = 1024 * 1024;
+const KMS_TARGET_PREFIX: &str = "TrentService.";
+const KMS_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
+
+/// The AWS KMS JSON API, served on the S3 port before `s3s` sees the request.
+pub struct KmsEndpoint {
+    pub kms: Arc<bulwark_kms::Kms>,
+    pub identities: Arc<bulwark_access::Identities>,
+    pub region: String,
+}
+
 pub async fn serve(
     listener: TcpListener,
     service: S3Service,
     store: Arc<ObjectStore>,
+    kms: Option<Arc<KmsEndpoint>>,
     tls: Option<Arc<crate::tls::TlsReloader>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -45,11 +59,20 @@ pub async fn serve(
         let secure = tls.is_some();
         let service = service.clone();
         let store = store.clone();
+        let kms = kms.clone();
         let handler = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             let service = service.clone();
             let store = store.clone();
+            let kms = kms.clone();
             request.extensions_mut().insert(bulwark_s3::Transport { secure, peer: Some(peer) });
-            async move { Ok::<_, Infallible>(handle(&service, &store, request).await) }
+            async move {
+                if let Some(kms) = kms.as_deref()
+                    && let Some(operation) = kms_operation(&request)
+                {
+                    return Ok::<_, Infallible>(handle_kms(kms, operation, request).await);
+                }
+                Ok::<_, Infallible>(handle(&service, &store, request).await)
+            }
         });
         match &tls {
             None => {
@@ -111,6 +134,64 @@ async fn handle(service: &S3Service, store: &ObjectStore, request: http::Request
             error_response(StatusCode::INTERNAL_SERVER_ERROR, "InternalError", "We encountered an internal error.")
         }
     }
+}
+
+/// The KMS operation of a `POST` with `X-Amz-Target: TrentService.<Op>`.
+fn kms_operation(request: &http::Request<Incoming>) -> Option<String> {
+    if request.method() != http::Method::POST {
+        return None;
+    }
+    let target = request.headers().get("x-amz-target")?.to_str().ok()?;
+    target.strip_prefix(KMS_TARGET_PREFIX).map(str::to_owned)
+}
+
+/// One KMS API request: SigV4 for the `kms` service, then the KMS. Refused
+/// requests are audited too, under the access key they claimed.
+async fn handle_kms(endpoint: &KmsEndpoint, operation: String, request: http::Request<Incoming>) -> Response<Body> {
+    let request_id = uuid::Uuid::new_v4().to_string();
+    let (parts, incoming) = request.into_parts();
+    let limited = http_body_util::Limited::new(incoming, KMS_BODY_BYTES_MAX);
+    let body = match http_body_util::BodyExt::collect(limited).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(_) => {
+            let message = format!("The request body is larger than {KMS_BODY_BYTES_MAX} bytes or could not be read.");
+            let body = kms_error_body("ValidationException", &message);
+            return kms_response(400, body, &request_id);
+        }
+    };
+    let identities = &endpoint.identities;
+    let verified = crate::sigv4::verify(&parts, &body, &endpoint.region, "kms", std::time::SystemTime::now(), |key| {
+        identities.secret_for(key)
+    });
+    match verified {
+        Ok(caller) => {
+            let (status, answer) = endpoint.kms.handle_api(&operation, &body, &caller, &request_id).await;
+            kms_response(status, answer, &request_id)
+        }
+        Err(refused) => {
+            tracing::warn!(operation = %operation, error = refused.name, access_key = ?refused.access_key, "KMS request not authenticated");
+            let who = refused.access_key.as_deref().unwrap_or("-");
+            endpoint.kms.audit_rejected(&operation, who, refused.name, &request_id).await;
+            kms_response(400, kms_error_body(refused.name, &refused.message), &request_id)
+        }
+    }
+}
+
+fn kms_error_body(name: &str, message: &str) -> Vec<u8> {
+    let value = serde_json::json!({ "__type": name, "message": message });
+    serde_json::to_vec(&value).unwrap_or_default()
+}
+
+fn kms_response(status: u16, body: Vec<u8>, request_id: &str) -> Response<Body> {
+    let mut response = Response::new(Body::from(body));
+    *response.status_mut() = StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
+    let headers = response.headers_mut();
+    headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static(KMS_CONTENT_TYPE));
+    if let Ok(value) = http::HeaderValue::from_str(request_id) {
+        headers.insert("x-amz-request-id", value.clone());
+        headers.insert("x-amzn-requestid", value);
+    }
+    response
 }
 
 /// An unsigned `GET /metrics` is the Prometheus endpoint; a signed one is an

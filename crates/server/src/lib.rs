@@ -18,6 +18,7 @@ pub mod credentials;
 mod http;
 mod metrics;
 pub mod root_key;
+mod sigv4;
 pub mod tls;
 pub mod topology;
 
@@ -40,6 +41,8 @@ pub enum ServerError {
     Tls(String),
     #[error("identities: {0}")]
     Identities(String),
+    #[error("kms: {0}")]
+    Kms(String),
 }
 
 /// How often offline drive slots are checked for a blank replacement.
@@ -86,6 +89,8 @@ pub struct Server {
     listener: TcpListener,
     service: s3s::service::S3Service,
     store: Arc<ObjectStore>,
+    kms: Arc<bulwark_kms::Kms>,
+    kms_endpoint: Arc<http::KmsEndpoint>,
     tls: Option<Arc<tls::TlsReloader>>,
 }
 
@@ -112,9 +117,6 @@ impl Server {
             .collect::<Result<Vec<_>, _>>()?;
         let store = Arc::new(ObjectStore::open(sets).await?);
         spawn_replacement_monitor(slots.into_iter().flatten().collect(), store.clone());
-        let owner = bulwark_s3::Owner { id: credentials.owner_id(), display_name: credentials.access_key.clone() };
-        let s3 = bulwark_s3::Bulwark::new(store.clone(), owner, config.region.clone());
-        let mut builder = S3ServiceBuilder::new(s3);
         let root = bulwark_access::Root {
             access_key: credentials.access_key.clone(),
             secret_key: credentials.secret_key.expose().to_owned(),
@@ -126,9 +128,36 @@ impl Server {
                 .map_err(|e| ServerError::Identities(e.to_string()))?;
         let identities = Arc::new(identities);
         let authorizer = Arc::new(bulwark_access::Authorizer::new(identities.clone()));
+        // The KMS opens its keystore with the root key; a wrong root key
+        // stops the server here rather than orphan every ciphertext.
+        let kms_config = bulwark_kms::KmsConfig {
+            region: config.region.clone(),
+            account: bulwark_access::ACCOUNT_ID.into(),
+            audit_path: config.state_dir.join("kms-audit.log"),
+            sse_s3_rotation_days: 365,
+        };
+        let kms = bulwark_kms::Kms::open(store.clone(), &root_key, authorizer.clone(), kms_config)
+            .await
+            .map_err(|e| ServerError::Kms(e.to_string()))?;
+        let kms = Arc::new(kms);
+        kms.start_background();
+        let kms_endpoint = Arc::new(http::KmsEndpoint {
+            kms: kms.clone(),
+            identities: identities.clone(),
+            region: config.region.clone(),
+        });
+        let owner = bulwark_s3::Owner { id: credentials.owner_id(), display_name: credentials.access_key.clone() };
+        let mut s3 = bulwark_s3::Bulwark::new(store.clone(), owner, config.region.clone());
+        s3.set_kms(kms.clone());
+        let mut builder = S3ServiceBuilder::new(s3);
         builder.set_auth(bulwark_s3::auth::IamAuth::new(identities.clone()));
-        builder.set_access(bulwark_s3::access::PolicyAccess::new(authorizer, store.clone()));
-        builder.set_route(bulwark_s3::admin::AdminRoute::new(store.clone(), identities));
+        let access = bulwark_s3::access::PolicyAccess::new(authorizer, store.clone());
+        let mut admin = bulwark_s3::admin::AdminRoute::new(store.clone(), identities);
+        admin.set_kms(kms.clone());
+        let encryption =
+            bulwark_s3::routes::BucketEncryptionRoute::new(store.clone(), Some(kms.clone()), access.clone());
+        builder.set_access(access);
+        builder.set_route(bulwark_s3::routes::Routes::new(admin, encryption));
         store.start_background(config.healer.clone());
         let service = builder.build();
         let tls = match &config.tls {
@@ -138,7 +167,7 @@ impl Server {
         let listener = TcpListener::bind(config.address)
             .await
             .map_err(|source| ServerError::Listen { address: config.address, source })?;
-        Ok(Server { listener, service, store, tls })
+        Ok(Server { listener, service, store, kms, kms_endpoint, tls })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -147,6 +176,11 @@ impl Server {
 
     pub fn store(&self) -> &Arc<ObjectStore> {
         &self.store
+    }
+
+    /// The built-in KMS.
+    pub fn kms(&self) -> &Arc<bulwark_kms::Kms> {
+        &self.kms
     }
 
     pub fn is_tls(&self) -> bool {
@@ -159,6 +193,6 @@ impl Server {
         if let Some(reloader) = &self.tls {
             spawn_reload_on_sighup(reloader.clone());
         }
-        http::serve(self.listener, self.service, self.store, self.tls, shutdown).await;
+        http::serve(self.listener, self.service, self.store, Some(self.kms_endpoint), self.tls, shutdown).await;
     }
 }
