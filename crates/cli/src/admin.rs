@@ -290,3 +290,10 @@ pub async fn rewrap(target: &Target, bucket: Option<&str>, as_json: bool) -> Res
         _ => Ok(()),
     }
 }
+
+/// Rotates the SSE-S3 master key now.
+pub async fn rotate_sse_s3(target: &Target) -> Result<(), String> {
+    target.call("POST", "bulwark-admin=rotate-sse-s3").await?;
+    println!("SSE-S3 master key rotated; objects written before stay readable (`bulwark admin rewrap` re-seals them)");
+    Ok(())
+}

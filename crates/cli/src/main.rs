@@ -105,6 +105,8 @@ enum AdminCommand {
         #[arg(long)]
         wait: bool,
     },
+    /// Rotate the SSE-S3 master key now (old objects stay readable; `rewrap` moves them forward).
+    RotateSseS3,
     /// Re-seal SSE-S3/SSE-KMS data keys under the newest KMS key versions
     /// (object data is not rewritten); resumes an interrupted run.
     Rewrap {
@@ -200,6 +202,7 @@ async fn admin_command(
         AdminCommand::Status => admin::status(&target, json).await,
         AdminCommand::Heal { bucket, wait } => admin::run_pass(&target, "heal", bucket.as_deref(), wait).await,
         AdminCommand::Scrub { bucket, wait } => admin::run_pass(&target, "scrub", bucket.as_deref(), wait).await,
+        AdminCommand::RotateSseS3 => admin::rotate_sse_s3(&target).await,
         AdminCommand::Rewrap { bucket } => admin::rewrap(&target, bucket.as_deref(), json).await,
         AdminCommand::User { command } => iam::user(&target, command, json).await,
         AdminCommand::Key { command } => iam::key(&target, command, json).await,

@@ -274,20 +274,21 @@ async fn objects_written_before_a_rotation_stay_readable_and_rewrap_reseals_them
     client.put_object().bucket(BUCKET).key("plain").body(ByteStream::from_static(b"p")).send().await.expect("put");
 
     cli.run(&dir, &["kms", "rotate-key-on-demand", "--key-id", &key_id]).await;
+    server.admin(&["rotate-sse-s3"]).await.assert_success();
     let rotations = cli.run_json(&dir, &["kms", "list-key-rotations", "--key-id", &key_id]).await;
     assert_eq!(rotations["Rotations"].as_array().map(Vec::len), Some(1));
     for (key, body) in &written {
         assert_eq!(&get_bytes(&client, BUCKET, key).await, body, "{key} after rotation");
     }
 
-    // SSE-KMS objects are under an old key version; SSE-S3 ones are current
-    // unless the SSE-S3 master key rotated too.
+    // Every data key is now under an old version of its key (the customer key
+    // and the SSE-S3 master key both rotated).
     let first = server.admin(&["--json", "rewrap"]).await;
     first.assert_success();
     let report: serde_json::Value = serde_json::from_str(&first.stdout).expect("rewrap JSON");
     assert_eq!(report["scanned"], 7);
-    assert_eq!(report["rewrapped"], 3, "{report}");
-    assert_eq!(report["already_current"], 3, "{report}");
+    assert_eq!(report["rewrapped"], 6, "{report}");
+    assert_eq!(report["already_current"], 0, "{report}");
     assert_eq!(report["failed"], 0, "{report}");
     for (key, body) in &written {
         assert_eq!(&get_bytes(&client, BUCKET, key).await, body, "{key} after rewrap");
@@ -594,4 +595,41 @@ async fn a_bucket_can_block_sse_c_writes_with_blocked_encryption_types() {
     assert!(client.head_object().bucket(BUCKET).key("customer").send().await.is_err(), "nothing stored");
     let plain = client.put_object().bucket(BUCKET).key("plain").body(ByteStream::from_static(b"x")).send().await;
     assert_eq!(plain.expect("put").server_side_encryption(), Some(&ServerSideEncryption::Aes256));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_data_key_or_key_material_reaches_a_drive_or_the_audit_log_in_the_clear() {
+    use base64::Engine;
+    let (server, client) = TestServer::start_with_bucket(BUCKET).await;
+    let dir = server.scratch_dir();
+    let cli = AwsCli::new(&server, &dir);
+    let (key_id, _) = create_key(&cli, &dir).await;
+    let generated =
+        cli.run_json(&dir, &["kms", "generate-data-key", "--key-id", &key_id, "--key-spec", "AES_256"]).await;
+    let plaintext = base64::engine::general_purpose::STANDARD
+        .decode(generated["Plaintext"].as_str().expect("Plaintext"))
+        .expect("base64");
+    assert_eq!(plaintext.len(), 32);
+    put_kms(&client, "a", MARKER.to_vec(), Some(&key_id)).await;
+    client
+        .put_object()
+        .bucket(BUCKET)
+        .key("b")
+        .server_side_encryption(ServerSideEncryption::Aes256)
+        .body(ByteStream::from(MARKER.to_vec()))
+        .send()
+        .await
+        .expect("put SSE-S3");
+    assert!(drives_containing(&server, &plaintext).is_empty(), "a data key in the clear on a drive");
+    assert!(drives_containing(&server, MARKER).is_empty(), "plaintext on a drive");
+    // The root key seals everything; it must not be on the drives either.
+    let root_key_text =
+        std::fs::read_to_string(server.data_dir().join("kms-root.key")).expect("the generated root key");
+    let root_key = base64::engine::general_purpose::STANDARD.decode(root_key_text.trim()).expect("base64 root key");
+    assert!(drives_containing(&server, &root_key).is_empty(), "the root key on a drive");
+    let audit = std::fs::read(server.data_dir().join("kms-audit.log")).expect("the audit log");
+    let b64 = generated["Plaintext"].as_str().expect("Plaintext").as_bytes().to_vec();
+    for secret in [&plaintext, &b64, &root_key] {
+        assert!(!audit.windows(secret.len()).any(|w| w == secret.as_slice()), "a secret in the audit log");
+    }
 }

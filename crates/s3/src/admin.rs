@@ -13,6 +13,7 @@
 //! | `scrub` | POST | a full verification pass now (reads every shard); `wait=true` as above |
 //! | `rewrap` | POST | re-seal SSE-S3/SSE-KMS data keys under the newest KMS key versions (optionally one bucket); resumes an interrupted run |
 //! | `rewrap-status` | GET | progress of the current or last rewrap run |
+//! | `rotate-sse-s3` | POST | rotate the SSE-S3 master key now (objects written before stay readable; `rewrap` moves them forward) |
 //!
 //! Identities (all JSON; names in query parameters `user`, `group`, `policy`, `key`):
 //!
@@ -52,16 +53,18 @@ pub struct AdminRoute {
     store: Arc<ObjectStore>,
     identities: Arc<Identities>,
     rewrapper: Option<Arc<crate::rewrap::Rewrapper>>,
+    kms: Option<Arc<bulwark_kms::Kms>>,
 }
 
 impl AdminRoute {
     pub fn new(store: Arc<ObjectStore>, identities: Arc<Identities>) -> AdminRoute {
-        AdminRoute { store, identities, rewrapper: None }
+        AdminRoute { store, identities, rewrapper: None, kms: None }
     }
 
     /// Enables `rewrap` (needs the KMS).
     pub fn set_kms(&mut self, kms: Arc<bulwark_kms::Kms>) {
-        self.rewrapper = Some(Arc::new(crate::rewrap::Rewrapper::new(self.store.clone(), kms)));
+        self.rewrapper = Some(Arc::new(crate::rewrap::Rewrapper::new(self.store.clone(), kms.clone())));
+        self.kms = Some(kms);
     }
 }
 
@@ -166,6 +169,14 @@ impl S3Route for AdminRoute {
         }
         let bucket = query_value(&req.uri, "bucket").filter(|b| !b.is_empty());
         let wait = query_value(&req.uri, "wait").as_deref() == Some("true");
+        if command == "rotate-sse-s3" {
+            let kms = self.kms.as_ref().ok_or_else(|| s3_error!(NotImplemented, "The KMS is not running"))?;
+            if req.method != Method::POST {
+                return Err(s3_error!(InvalidRequest, "Unknown admin command or method."));
+            }
+            kms.rotate_sse_s3().await.map_err(crate::managed::kms_error)?;
+            return done();
+        }
         if command.starts_with("rewrap") {
             let rewrapper =
                 self.rewrapper.as_ref().ok_or_else(|| s3_error!(NotImplemented, "The KMS is not running"))?;
