@@ -2,10 +2,8 @@
 //! that the AWS SDK and CLI cannot provide.
 //!
 //! Contract:
-//! - [`TestServer::start_with_env`] starts a server whose process gets extra
-//!   environment variables (test-only knobs such as
-//!   `BULWARK_KMS_DELETION_WINDOW_SCALE_SECS`); everything else is as
-//!   [`TestServer::start`].
+//! - [`TestServer::start_with_env`] (in the harness) starts a server with
+//!   test-only knobs such as `BULWARK_KMS_DELETION_WINDOW_SCALE_SECS`.
 //! - [`send_kms_request`] sends one AWS JSON 1.1 KMS request over the raw client,
 //!   unsigned or signed by hand with SigV4 for whatever service name a test
 //!   chooses, so a test can send what the SDK never would (a signature scoped to
@@ -19,7 +17,7 @@ use std::path::PathBuf;
 use std::process::{Command, Stdio};
 use std::time::SystemTime;
 
-use crate::{ACCESS_KEY, REGION, SECRET_KEY, START_ATTEMPTS_MAX, TestServer, bulwark_binary, free_port, raw_http};
+use crate::{ACCESS_KEY, REGION, SECRET_KEY, TestServer, bulwark_binary, raw_http};
 
 /// The account every key ARN of the built-in KMS names.
 pub const ACCOUNT_ID: &str = "000000000000";
@@ -28,69 +26,6 @@ pub const ACCOUNT_ID: &str = "000000000000";
 pub const AUDIT_LOG_FILE: &str = "kms-audit.log";
 
 impl TestServer {
-    /// Starts a server like [`TestServer::start`] whose process also gets the
-    /// environment variables `env`.
-    ///
-    /// They apply to this first run only: [`TestServer::start_again`] and
-    /// [`TestServer::restart`] start the process without them.
-    pub async fn start_with_env(env: &[(&str, &str)]) -> TestServer {
-        let dir = tempfile::Builder::new()
-            .prefix("bulwark-e2e-")
-            .tempdir()
-            .expect("create a temporary directory for the server");
-        std::fs::create_dir_all(dir.path().join("data")).expect("create the data directory");
-        let mut server = TestServer { dir, port: 0, child: None, tls: false };
-        let described: Vec<String> = env.iter().map(|(name, value)| format!("{name}={value}")).collect();
-        server.append_log_marker(&format!("starting with {}", described.join(" ")));
-        // As in `start`: a server that exits before it is ready (its port was
-        // taken between the probe and its bind) gets another port.
-        for attempt in 1..=START_ATTEMPTS_MAX {
-            server.port = free_port();
-            server.spawn_with_env(env);
-            match server.wait_ready().await {
-                Ok(()) => return server,
-                Err(reason) if attempt < START_ATTEMPTS_MAX && reason.exited => {
-                    server.append_log_marker(&format!(
-                        "server exited before ready ({}); retrying on another port",
-                        reason.message
-                    ));
-                }
-                Err(reason) => server.fail(&reason.message),
-            }
-        }
-        unreachable!("the start loop returns or panics")
-    }
-
-    /// `TestServer::spawn` plus `env`, for a plain-HTTP server.
-    fn spawn_with_env(&mut self, env: &[(&str, &str)]) {
-        let binary = bulwark_binary();
-        let log = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(self.log_path())
-            .expect("open the server log file");
-        let mut command = Command::new(&binary);
-        command
-            .arg("server")
-            .arg("--data")
-            .arg(self.data_dir())
-            .arg("--address")
-            .arg(format!("127.0.0.1:{}", self.port))
-            .env("BULWARK_ROOT_USER", ACCESS_KEY)
-            .env("BULWARK_ROOT_PASSWORD", SECRET_KEY)
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()));
-        for (name, value) in env {
-            command.env(name, value);
-        }
-        let child = command
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone the log file handle"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|e| panic!("spawn {}: {e}", binary.display()));
-        self.child = Some(child);
-    }
-
     /// `<data>/kms-audit.log`.
     pub fn kms_audit_log_path(&self) -> PathBuf {
         self.data_dir().join(AUDIT_LOG_FILE)

@@ -78,6 +78,8 @@ pub struct TestServer {
     child: Option<Child>,
     /// Serves HTTPS with the certificate in [`TestServer::tls_dir`].
     tls: bool,
+    /// Extra environment variables of every run (test-only knobs).
+    env: Vec<(String, String)>,
 }
 
 impl TestServer {
@@ -94,13 +96,24 @@ impl TestServer {
         TestServer::start_with_transport(true).await
     }
 
+    /// Starts a server like [`TestServer::start`] whose process (on every run,
+    /// restarts included) also gets the environment variables `env`.
+    pub async fn start_with_env(env: &[(&str, &str)]) -> TestServer {
+        let env = env.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        TestServer::start_configured(false, env).await
+    }
+
     async fn start_with_transport(tls: bool) -> TestServer {
+        TestServer::start_configured(tls, Vec::new()).await
+    }
+
+    async fn start_configured(tls: bool, env: Vec<(String, String)>) -> TestServer {
         let dir = tempfile::Builder::new()
             .prefix("bulwark-e2e-")
             .tempdir()
             .expect("create a temporary directory for the server");
         fs::create_dir_all(dir.path().join("data")).expect("create the data directory");
-        let mut server = TestServer { dir, port: 0, child: None, tls };
+        let mut server = TestServer { dir, port: 0, child: None, tls, env };
         if tls {
             server.regenerate_certificate();
         }
@@ -319,6 +332,7 @@ impl TestServer {
             .env("BULWARK_ROOT_USER", ACCESS_KEY)
             .env("BULWARK_ROOT_PASSWORD", SECRET_KEY)
             .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "info".to_owned()))
+            .envs(self.env.iter().map(|(n, v)| (n, v)))
             .stdin(Stdio::null())
             .stdout(log.try_clone().expect("clone the log file handle"))
             .stderr(log)
