@@ -522,7 +522,20 @@ impl ObjectStore {
         let primary = opts.checksum.algorithm.unwrap_or(DEFAULT_CHECKSUM);
         let mut algorithms = vec![primary];
         algorithms.extend(opts.checksum.also_verify.iter().map(|(a, _)| *a));
-        let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX), &algorithms);
+        // As S3: the ETag of an SSE-S3 object is its MD5; SSE-C and SSE-KMS
+        // ETags are not (they would reveal a hash of the plaintext).
+        let md5_etag = match &opts.encryption {
+            None | Some(crate::Encryption::Managed(crate::ManagedKey { scheme: crate::ManagedScheme::SseS3, .. })) => {
+                true
+            }
+            Some(_) => false,
+        };
+        let mut reader = BodyReader::new(
+            body,
+            size.unwrap_or(OBJECT_SIZE_BYTES_MAX),
+            &algorithms,
+            md5_etag || opts.content_md5.is_some(),
+        );
         let sealed = match &opts.encryption {
             Some(request) => Some(crate::sse::new_object_key(request, bucket, key)?),
             None => None,
@@ -541,10 +554,7 @@ impl ObjectStore {
         let stored_checksum =
             StoredChecksum { algorithm: primary, kind: ChecksumType::FullObject, value: checksum::encode(&digest) };
         let encrypted = sealed.is_some();
-        // As S3: the ETag of an SSE-S3 object is its MD5; SSE-C and SSE-KMS
-        // ETags are not (they would reveal a hash of the plaintext).
-        let md5_etag = sealed.as_ref().is_none_or(|(r, _)| r.scheme == crate::sse::SCHEME_SSE_S3);
-        let etag = if md5_etag { hex::encode(md5) } else { crate::sse::random_etag()? };
+        let etag = etag_of(md5_etag, md5)?;
         let mod_time_ns = now_ns();
         let uid = new_uid();
         let version_id = version_id_for(self.bucket_versioning(bucket)?, &uid);
@@ -1212,7 +1222,13 @@ impl ObjectStore {
         set.require_writable(&positions)?;
         let mut algorithms = vec![primary];
         algorithms.extend(request.also_verify.iter().map(|(a, _)| *a));
-        let mut reader = BodyReader::new(body, size.unwrap_or(OBJECT_SIZE_BYTES_MAX), &algorithms);
+        let md5_etag = upload.encryption.as_ref().is_none_or(|r| r.scheme == crate::sse::SCHEME_SSE_S3);
+        let mut reader = BodyReader::new(
+            body,
+            size.unwrap_or(OBJECT_SIZE_BYTES_MAX),
+            &algorithms,
+            md5_etag || opts.content_md5.is_some(),
+        );
         // An upload started with SSE-C takes the same key on every part.
         let part_cipher = match (&upload.encryption, &opts.encryption) {
             (Some(record), provided) => {
@@ -1248,8 +1264,7 @@ impl ObjectStore {
             }
         };
         let encrypted = part_cipher.is_some();
-        let md5_etag = upload.encryption.as_ref().is_none_or(|r| r.scheme == crate::sse::SCHEME_SSE_S3);
-        let etag = if md5_etag { hex::encode(md5) } else { crate::sse::random_etag()? };
+        let etag = etag_of(md5_etag, md5)?;
         let mod_time_ns = now_ns();
         let Some(blob) = data.blob else {
             return Err(Error::Internal("part written without a blob".into()));
@@ -1709,16 +1724,31 @@ fn parse_version_id(id: &str) -> Result<Option<&str>> {
     Err(Error::InvalidArgument("Invalid version id specified".into()))
 }
 
-fn verify_body(declared: Option<u64>, total: u64, expected_md5: &Option<[u8; 16]>, md5: &[u8; 16]) -> Result<()> {
+fn verify_body(
+    declared: Option<u64>,
+    total: u64,
+    expected_md5: &Option<[u8; 16]>,
+    md5: Option<&[u8; 16]>,
+) -> Result<()> {
     if declared.is_some_and(|d| d != total) {
         return Err(Error::IncompleteBody);
     }
     if let Some(expected) = expected_md5
-        && expected != md5
+        && Some(expected) != md5
     {
         return Err(Error::BadDigest);
     }
     Ok(())
+}
+
+/// The ETag of a body: its MD5, or random bytes for encrypted data whose
+/// ETag must not reveal a hash of the plaintext.
+fn etag_of(md5_etag: bool, md5: Option<[u8; 16]>) -> Result<String> {
+    match (md5_etag, md5) {
+        (true, Some(md5)) => Ok(hex::encode(md5)),
+        (true, None) => Err(Error::Internal("the MD5 of the body was not computed".into())),
+        (false, _) => crate::sse::random_etag(),
+    }
 }
 
 /// The checksum computed when the client names none (as S3 does since 2025).
@@ -1742,10 +1772,10 @@ async fn finish_body(
     content_md5: &Option<[u8; 16]>,
     primary: ChecksumAlgorithm,
     request: &crate::ChecksumRequest,
-) -> Result<([u8; 16], Vec<u8>)> {
+) -> Result<(Option<[u8; 16]>, Vec<u8>)> {
     let total = reader.total();
     let (md5, digests) = reader.finish().await?;
-    verify_body(declared, total, content_md5, &md5)?;
+    verify_body(declared, total, content_md5, md5.as_ref())?;
     let digest = verify_checksums(primary, request, &digests)?;
     Ok((md5, digest))
 }

@@ -45,13 +45,17 @@ enum Hashing {
 }
 
 struct Hashers {
-    md5: Md5,
+    /// `None` when nothing needs the MD5 (an encrypted object's ETag is
+    /// random and no Content-MD5 was sent): it is the costliest hash.
+    md5: Option<Md5>,
     checksums: Vec<(ChecksumAlgorithm, checksum::Hasher)>,
 }
 
 impl Hashers {
     fn update(&mut self, block: &[u8]) {
-        self.md5.update(block);
+        if let Some(md5) = &mut self.md5 {
+            md5.update(block);
+        }
         for (_, hasher) in &mut self.checksums {
             hasher.update(block);
         }
@@ -62,9 +66,9 @@ impl Hashers {
 const HASH_BLOCKS_IN_FLIGHT_MAX: usize = 4;
 
 impl BodyReader {
-    /// Reads at most `limit` bytes, computing MD5 and the given checksums in
-    /// the same pass (the body is never read twice).
-    pub fn new(stream: ByteStream, limit: u64, algorithms: &[ChecksumAlgorithm]) -> BodyReader {
+    /// Reads at most `limit` bytes, computing the given checksums and, if
+    /// `md5`, the MD5 in the same pass (the body is never read twice).
+    pub fn new(stream: ByteStream, limit: u64, algorithms: &[ChecksumAlgorithm], md5: bool) -> BodyReader {
         let mut checksums: Vec<(ChecksumAlgorithm, checksum::Hasher)> = Vec::new();
         for &algorithm in algorithms {
             if !checksums.iter().any(|(a, _)| *a == algorithm) {
@@ -75,7 +79,7 @@ impl BodyReader {
             stream,
             pending: BytesMut::new(),
             done: false,
-            hashing: Hashing::Inline(Hashers { md5: Md5::new(), checksums }),
+            hashing: Hashing::Inline(Hashers { md5: md5.then(Md5::new), checksums }),
             total: 0,
             limit,
         }
@@ -141,8 +145,8 @@ impl BodyReader {
         self.total
     }
 
-    /// The MD5 and every checksum's raw digest.
-    pub async fn finish(self) -> Result<([u8; 16], Vec<(ChecksumAlgorithm, Vec<u8>)>)> {
+    /// The MD5 (if computed) and every checksum's raw digest.
+    pub async fn finish(self) -> Result<(Option<[u8; 16]>, Vec<(ChecksumAlgorithm, Vec<u8>)>)> {
         let hashers = match self.hashing {
             Hashing::Inline(hashers) => hashers,
             Hashing::Offloaded { sender, task } => {
@@ -152,7 +156,7 @@ impl BodyReader {
             Hashing::Poisoned => return Err(Error::Internal("hashing state lost".into())),
         };
         let checksums = hashers.checksums.into_iter().map(|(a, h)| (a, h.finalize())).collect();
-        Ok((hashers.md5.finalize().into(), checksums))
+        Ok((hashers.md5.map(|m| m.finalize().into()), checksums))
     }
 }
 
