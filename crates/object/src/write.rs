@@ -339,12 +339,12 @@ impl<'a> StoredSource<'a> {
             match self.reader.next_block(size).await? {
                 Some(plain) => {
                     if let Some(sealer) = &mut self.sealer {
-                        self.carry.extend_from_slice(&sealer.push(&plain));
+                        sealer.push_into(&plain, &mut self.carry);
                     }
                 }
                 None => {
                     if let Some(sealer) = self.sealer.take() {
-                        self.carry.extend_from_slice(&sealer.finish());
+                        sealer.finish_into(&mut self.carry);
                     }
                     self.finished = true;
                 }
