@@ -22,6 +22,10 @@ use crate::{ByteRange, ByteStream, Error, Result};
 
 /// Blocks read ahead of the client.
 const BLOCKS_READ_AHEAD_MAX: usize = 2;
+/// Decrypted data goes out a package (64 KiB) at a time: as many packages
+/// may wait as make up the same read-ahead in bytes, so decryption overlaps
+/// sending as much as plain reads do.
+const PACKAGES_READ_AHEAD_MAX: usize = BLOCKS_READ_AHEAD_MAX * crate::BLOCK_SIZE_BYTES / bulwark_crypto::PACKAGE_SIZE;
 
 /// Something that wants to know about damaged objects (the heal queue).
 pub(crate) trait DamageSink: Send + Sync {
@@ -242,7 +246,7 @@ pub(crate) fn stream_decrypted(
     plain_total: u64,
     object_key: bulwark_crypto::Key32,
 ) -> ByteStream {
-    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(BLOCKS_READ_AHEAD_MAX);
+    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(PACKAGES_READ_AHEAD_MAX);
     tokio::spawn(async move {
         if let Err(e) = produce_decrypted(&ctx, range, plain_total, &object_key, &sender).await {
             tracing::error!(bucket = %ctx.bucket, key = %ctx.key, error = %e, "encrypted read failed mid-stream");
