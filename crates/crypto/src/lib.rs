@@ -141,8 +141,7 @@ impl PackageSealer {
         let start = out.len();
         out.extend_from_slice(plain);
         // Sealing in memory with a valid key and nonce cannot fail.
-        let tag =
-            self.key.seal_in_place_separate_tag(nonce, Aad::from(aad), &mut out[start..]).expect("AES-GCM seal");
+        let tag = self.key.seal_in_place_separate_tag(nonce, Aad::from(aad), &mut out[start..]).expect("AES-GCM seal");
         out.extend_from_slice(tag.as_ref());
         self.seq += 1;
     }
