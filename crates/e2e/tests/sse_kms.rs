@@ -574,6 +574,13 @@ async fn a_bucket_can_block_sse_c_writes_with_blocked_encryption_types() {
         .send()
         .await
         .expect("put bucket encryption with BlockedEncryptionTypes");
+    let got = client.get_bucket_encryption().bucket(BUCKET).send().await.expect("get bucket encryption");
+    let rule = got.server_side_encryption_configuration().and_then(|c| c.rules().first()).expect("a rule");
+    assert_eq!(
+        rule.blocked_encryption_types().map(|b| b.encryption_type().to_vec()),
+        Some(vec![EncryptionType::SseC]),
+        "GetBucketEncryption reports the blocked types"
+    );
     let key = [9u8; 32];
     let b64 = base64::engine::general_purpose::STANDARD;
     let key_md5 = {

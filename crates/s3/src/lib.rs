@@ -1505,30 +1505,6 @@ impl S3 for Bulwark {
         Ok(S3Response::with_status(DeletePublicAccessBlockOutput {}, http::StatusCode::NO_CONTENT))
     }
 
-    async fn get_bucket_encryption(
-        &self,
-        req: S3Request<GetBucketEncryptionInput>,
-    ) -> S3Result<S3Response<GetBucketEncryptionOutput>> {
-        let record = self.store.bucket_config(&req.input.bucket).map_err(to_s3)?;
-        let Some(rule) = record.default_encryption else {
-            return Err(s3_error!(
-                ServerSideEncryptionConfigurationNotFoundError,
-                "The server side encryption configuration was not found"
-            ));
-        };
-        Ok(S3Response::new(GetBucketEncryptionOutput {
-            server_side_encryption_configuration: Some(ServerSideEncryptionConfiguration {
-                rules: vec![ServerSideEncryptionRule {
-                    apply_server_side_encryption_by_default: Some(ServerSideEncryptionByDefault {
-                        kms_master_key_id: rule.kms_key_id,
-                        sse_algorithm: ServerSideEncryption::from(rule.algorithm),
-                    }),
-                    bucket_key_enabled: Some(rule.bucket_key),
-                }],
-            }),
-        }))
-    }
-
     async fn delete_bucket_encryption(
         &self,
         req: S3Request<DeleteBucketEncryptionInput>,

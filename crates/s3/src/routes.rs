@@ -1,9 +1,10 @@
 //! Requests `s3s` 0.14.1 cannot model, served as custom routes after its
-//! signature check: the admin API, and PutBucketEncryption, whose
+//! signature check: the admin API, and Put/GetBucketEncryption, whose
 //! `BlockedEncryptionTypes` element the pinned XML model does not know (it
-//! would refuse the whole document). The bucket-encryption route parses the
-//! configuration itself and is authorised by the same policy check as every
-//! S3 operation (`s3:PutEncryptionConfiguration`).
+//! would refuse the whole document on PUT and drop it on GET). The
+//! bucket-encryption route parses and writes the configuration itself and is
+//! authorised by the same policy check as every S3 operation
+//! (`s3:PutEncryptionConfiguration` / `s3:GetEncryptionConfiguration`).
 
 use std::sync::Arc;
 
@@ -64,7 +65,7 @@ impl Routes {
     }
 }
 
-/// `PUT /{bucket}?encryption`.
+/// `PUT|GET /{bucket}?encryption`.
 pub struct BucketEncryptionRoute {
     store: Arc<ObjectStore>,
     kms: Option<Arc<bulwark_kms::Kms>>,
@@ -204,19 +205,46 @@ fn default_rule(rules: Vec<Rule>) -> S3Result<DefaultEncryption> {
     })
 }
 
+fn xml_escape(text: &str) -> String {
+    text.replace('&', "&amp;").replace('<', "&lt;").replace('>', "&gt;").replace('"', "&quot;").replace('\'', "&apos;")
+}
+
+/// The GetBucketEncryption document of a default rule.
+fn configuration_xml(rule: &DefaultEncryption) -> String {
+    let key = rule
+        .kms_key_id
+        .as_deref()
+        .map(|k| format!("<KMSMasterKeyID>{}</KMSMasterKeyID>", xml_escape(k)))
+        .unwrap_or_default();
+    let blocked = if rule.blocked_sse_c {
+        "<BlockedEncryptionTypes><EncryptionType>SSE-C</EncryptionType></BlockedEncryptionTypes>"
+    } else {
+        ""
+    };
+    format!(
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\
+         <ServerSideEncryptionConfiguration xmlns=\"http://s3.amazonaws.com/doc/2006-03-01/\"><Rule>\
+         <ApplyServerSideEncryptionByDefault><SSEAlgorithm>{}</SSEAlgorithm>{key}</ApplyServerSideEncryptionByDefault>\
+         <BucketKeyEnabled>{}</BucketKeyEnabled>{blocked}</Rule></ServerSideEncryptionConfiguration>",
+        xml_escape(&rule.algorithm),
+        rule.bucket_key
+    )
+}
+
 #[async_trait::async_trait]
 impl S3Route for BucketEncryptionRoute {
     fn is_match(&self, method: &Method, uri: &Uri, _headers: &HeaderMap, _extensions: &mut Extensions) -> bool {
-        *method == Method::PUT && has_encryption_query(uri) && bucket_of(uri).is_some()
+        (*method == Method::PUT || *method == Method::GET) && has_encryption_query(uri) && bucket_of(uri).is_some()
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
         let bucket = bucket_of(&req.uri).ok_or_else(malformed)?;
         let path = S3Path::Bucket { bucket: bucket.into() };
         let transport = req.extensions.get::<Transport>().copied();
+        let op = if req.method == Method::GET { "GetBucketEncryption" } else { "PutBucketEncryption" };
         let grant = self.access.authorize_request(
             req.credentials.as_ref(),
-            "PutBucketEncryption",
+            op,
             &path,
             &req.uri,
             &req.headers,
@@ -230,6 +258,18 @@ impl S3Route for BucketEncryptionRoute {
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
         let bucket = bucket_of(&req.uri).ok_or_else(malformed)?;
         self.store.head_bucket(&bucket).map_err(to_s3)?;
+        if req.method == Method::GET {
+            let record = self.store.bucket_config(&bucket).map_err(to_s3)?;
+            let Some(rule) = record.default_encryption else {
+                return Err(s3_error!(
+                    ServerSideEncryptionConfigurationNotFoundError,
+                    "The server side encryption configuration was not found"
+                ));
+            };
+            let mut response = S3Response::new(Body::from(configuration_xml(&rule)));
+            response.headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
+            return Ok(response);
+        }
         let body = crate::admin::read_body(&mut req, CONFIGURATION_BYTES_MAX).await?;
         let rule = default_rule(parse_configuration(&body)?)?;
         if rule.algorithm == crate::managed::AWS_KMS
@@ -272,6 +312,13 @@ mod tests {
                 blocked_sse_c: true
             }
         );
+    }
+
+    #[test]
+    fn the_configuration_written_back_parses_to_the_same_rule() {
+        let rule = parse_configuration(DOC.as_bytes()).and_then(default_rule).expect("valid");
+        let again = parse_configuration(configuration_xml(&rule).as_bytes()).and_then(default_rule).expect("valid");
+        assert_eq!(again, rule);
     }
 
     #[test]
