@@ -44,6 +44,7 @@ use rand::{RngCore, SeedableRng};
 
 pub mod aws_cli;
 pub mod cse;
+pub mod iam;
 pub mod kms;
 pub mod raw_http;
 pub mod tls;
@@ -763,6 +764,40 @@ pub fn corrupt_middle(path: &Path) {
     let len = fs::metadata(path).unwrap_or_else(|e| panic!("stat {}: {e}", path.display())).len();
     assert!(len >= 16, "{} is too short to corrupt", path.display());
     flip_bytes(path, len / 2, 8);
+}
+
+/// Every file under `dir`, recursively (none if it does not exist).
+pub fn files_under(dir: &Path) -> Vec<PathBuf> {
+    let mut out = Vec::new();
+    let mut pending = vec![dir.to_path_buf()];
+    while let Some(dir) = pending.pop() {
+        let Ok(entries) = fs::read_dir(&dir) else { continue };
+        for entry in entries.flatten() {
+            let path = entry.path();
+            match entry.file_type() {
+                Ok(kind) if kind.is_dir() => pending.push(path),
+                Ok(kind) if kind.is_file() => out.push(path),
+                _ => {}
+            }
+        }
+    }
+    out
+}
+
+impl TestServer {
+    /// Every file on any drive (shard files, metadata stores, everything)
+    /// whose bytes contain `needle`: for "nothing is stored in the clear".
+    pub fn drive_files_containing(&self, needle: &[u8]) -> Vec<PathBuf> {
+        let files: Vec<PathBuf> = (1..=DRIVE_COUNT).flat_map(|i| files_under(&self.drive_path(i))).collect();
+        for drive in 1..=DRIVE_COUNT {
+            let store = self.drive_path(drive).join(".bulwark").join("meta.redb");
+            assert!(files.contains(&store), "the search covers {}", store.display());
+        }
+        files
+            .into_iter()
+            .filter(|path| fs::read(path).is_ok_and(|bytes| bytes.windows(needle.len()).any(|w| w == needle)))
+            .collect()
+    }
 }
 
 /// Deletes a drive directory and everything in it, as a failed disk would vanish.

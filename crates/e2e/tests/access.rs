@@ -17,42 +17,8 @@ use bulwark_e2e::{TestServer, create_bucket, error_code, get_bytes, http_status,
 
 const BUCKET: &str = "shared";
 
-/// A user with one access key.
-struct User {
-    access_key: String,
-    secret_key: String,
-}
-
-async fn admin_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let output = server.admin(&all).await;
-    output.assert_success();
-    serde_json::from_str(&output.stdout)
-        .unwrap_or_else(|e| panic!("`bulwark admin {}` printed no JSON ({e}): {}", args.join(" "), output.stdout))
-}
-
-async fn create_user(server: &TestServer, name: &str) -> User {
-    admin_json(server, &["user", "create", name]).await;
-    let key = admin_json(server, &["key", "create", name]).await;
-    User {
-        access_key: key["access_key"].as_str().expect("access_key").to_owned(),
-        secret_key: key["secret_key"].as_str().expect("secret_key").to_owned(),
-    }
-}
-
 async fn put_policy(server: &TestServer, name: &str, document: serde_json::Value) {
-    let path = server.scratch_dir().join(format!("{name}.json"));
-    std::fs::write(&path, document.to_string()).expect("write the policy file");
-    admin_json(server, &["policy", "put", name, path.to_str().expect("utf-8 path")]).await;
-}
-
-async fn attach(server: &TestServer, policy: &str, flag: &str, target: &str) {
-    admin_json(server, &["policy", "attach", policy, flag, target]).await;
-}
-
-fn client_of(server: &TestServer, user: &User) -> Client {
-    server.client_with_credentials(&user.access_key, &user.secret_key)
+    server.put_policy(name, &document).await;
 }
 
 fn allow(actions: &[&str], resources: &[&str]) -> serde_json::Value {
@@ -106,34 +72,34 @@ async fn a_matrix_of_principals_and_operations_is_decided_by_policy() {
     put_bytes(&root, BUCKET, "readme.txt", b"hello".to_vec()).await;
 
     // reader: a user with a read-only identity policy on the bucket.
-    let reader = create_user(&server, "reader").await;
+    let reader = server.create_user("reader").await;
     put_policy(
         &server,
         "shared-read",
         allow(&["s3:ListBucket", "s3:GetObject"], &["arn:aws:s3:::shared", "arn:aws:s3:::shared/*"]),
     )
     .await;
-    attach(&server, "shared-read", "--user", "reader").await;
+    server.attach_policy("shared-read", "--user", "reader").await;
     // nobody: a user without any policy.
-    let nobody = create_user(&server, "nobody").await;
+    let nobody = server.create_user("nobody").await;
     // writer: gets everything from the group "writers".
-    let writer = create_user(&server, "writer").await;
-    admin_json(&server, &["group", "create", "writers"]).await;
-    admin_json(&server, &["group", "add", "writers", "writer"]).await;
+    let writer = server.create_user("writer").await;
+    server.admin_json(&["group", "create", "writers"]).await;
+    server.admin_json(&["group", "add", "writers", "writer"]).await;
     put_policy(&server, "shared-write", allow(&["s3:*"], &["arn:aws:s3:::shared", "arn:aws:s3:::shared/*"])).await;
-    attach(&server, "shared-write", "--group", "writers").await;
+    server.attach_policy("shared-write", "--group", "writers").await;
     // revoked: had full access, then its key was disabled.
-    let revoked = create_user(&server, "revoked").await;
+    let revoked = server.create_user("revoked").await;
     put_policy(&server, "everything", allow(&["*"], &["*"])).await;
-    attach(&server, "everything", "--user", "revoked").await;
-    admin_json(&server, &["key", "disable", &revoked.access_key]).await;
+    server.attach_policy("everything", "--user", "revoked").await;
+    server.admin_json(&["key", "disable", &revoked.access_key]).await;
 
     let cases: Vec<(&str, Client, [Outcome; 7])> = vec![
         ("root", root.clone(), [Allowed, Allowed, Allowed, Allowed, Allowed, Allowed, Allowed]),
-        ("reader", client_of(&server, &reader), [Denied, Allowed, Allowed, Allowed, Denied, Denied, Denied]),
-        ("nobody", client_of(&server, &nobody), [Denied; 7]),
-        ("writer", client_of(&server, &writer), [Denied, Allowed, Allowed, Allowed, Allowed, Allowed, Denied]),
-        ("revoked", client_of(&server, &revoked), [Denied; 7]),
+        ("reader", server.client_as(&reader), [Denied, Allowed, Allowed, Allowed, Denied, Denied, Denied]),
+        ("nobody", server.client_as(&nobody), [Denied; 7]),
+        ("writer", server.client_as(&writer), [Denied, Allowed, Allowed, Allowed, Allowed, Allowed, Denied]),
+        ("revoked", server.client_as(&revoked), [Denied; 7]),
     ];
     for (name, client, expected) in cases {
         let got = run_operations(&client, name).await;
@@ -157,7 +123,7 @@ async fn a_matrix_of_principals_and_operations_is_decided_by_policy() {
 async fn an_explicit_deny_beats_any_allow() {
     let (server, root) = TestServer::start_with_bucket(BUCKET).await;
     put_bytes(&root, BUCKET, "keep.txt", b"precious".to_vec()).await;
-    let user = create_user(&server, "careful").await;
+    let user = server.create_user("careful").await;
     put_policy(
         &server,
         "all-but-delete",
@@ -170,8 +136,8 @@ async fn an_explicit_deny_beats_any_allow() {
         }),
     )
     .await;
-    attach(&server, "all-but-delete", "--user", "careful").await;
-    let client = client_of(&server, &user);
+    server.attach_policy("all-but-delete", "--user", "careful").await;
+    let client = server.client_as(&user);
     assert_eq!(get_bytes(&client, BUCKET, "keep.txt").await, b"precious");
     assert_eq!(outcome(client.delete_object().bucket(BUCKET).key("keep.txt").send().await), Denied);
 
@@ -213,11 +179,11 @@ async fn policy_variables_give_every_user_a_home_prefix() {
         }),
     )
     .await;
-    admin_json(&server, &["group", "create", "staff"]).await;
-    attach(&server, "home", "--group", "staff").await;
-    let alice = create_user(&server, "alice").await;
-    admin_json(&server, &["group", "add", "staff", "alice"]).await;
-    let client = client_of(&server, &alice);
+    server.admin_json(&["group", "create", "staff"]).await;
+    server.attach_policy("home", "--group", "staff").await;
+    let alice = server.create_user("alice").await;
+    server.admin_json(&["group", "add", "staff", "alice"]).await;
+    let client = server.client_as(&alice);
 
     assert_eq!(get_bytes(&client, BUCKET, "alice/notes.txt").await, b"a");
     assert_eq!(outcome(client.get_object().bucket(BUCKET).key("bob/notes.txt").send().await), Denied);
@@ -232,7 +198,7 @@ async fn policy_variables_give_every_user_a_home_prefix() {
     assert_eq!(outcome(client.list_objects_v2().bucket(BUCKET).send().await), Denied);
 
     // Leaving the group takes the permissions away.
-    admin_json(&server, &["group", "remove", "staff", "alice"]).await;
+    server.admin_json(&["group", "remove", "staff", "alice"]).await;
     assert_eq!(outcome(client.get_object().bucket(BUCKET).key("alice/notes.txt").send().await), Denied);
 }
 
@@ -447,10 +413,10 @@ async fn presigned_urls_carry_the_signers_permissions_and_die_with_the_key() {
     let (server, root) = TestServer::start_with_bucket(BUCKET).await;
     put_bytes(&root, BUCKET, "public/a.txt", b"a".to_vec()).await;
     put_bytes(&root, BUCKET, "private/b.txt", b"b".to_vec()).await;
-    let user = create_user(&server, "sharer").await;
+    let user = server.create_user("sharer").await;
     put_policy(&server, "public-prefix", allow(&["s3:GetObject"], &["arn:aws:s3:::shared/public/*"])).await;
-    attach(&server, "public-prefix", "--user", "sharer").await;
-    let client = client_of(&server, &user);
+    server.attach_policy("public-prefix", "--user", "sharer").await;
+    let client = server.client_as(&user);
     let presign = |key: &'static str| {
         let client = client.clone();
         async move {
@@ -465,16 +431,16 @@ async fn presigned_urls_carry_the_signers_permissions_and_die_with_the_key() {
     assert_eq!((ok.status, ok.body.as_slice()), (200, b"a".as_slice()));
     assert_eq!(get(denied).await.status, 403);
 
-    admin_json(&server, &["key", "disable", &user.access_key]).await;
+    server.admin_json(&["key", "disable", &user.access_key]).await;
     let revoked = get(allowed.clone()).await;
     assert_eq!(revoked.status, 403);
     assert!(String::from_utf8_lossy(&revoked.body).contains("InvalidAccessKeyId"));
-    admin_json(&server, &["key", "enable", &user.access_key]).await;
+    server.admin_json(&["key", "enable", &user.access_key]).await;
     assert_eq!(get(allowed.clone()).await.status, 200);
-    admin_json(&server, &["user", "disable", "sharer"]).await;
+    server.admin_json(&["user", "disable", "sharer"]).await;
     assert_eq!(get(allowed.clone()).await.status, 403);
-    admin_json(&server, &["user", "enable", "sharer"]).await;
-    admin_json(&server, &["key", "delete", &user.access_key]).await;
+    server.admin_json(&["user", "enable", "sharer"]).await;
+    server.admin_json(&["key", "delete", &user.access_key]).await;
     assert_eq!(get(allowed).await.status, 403);
 
     // Expiry is on time.
@@ -492,15 +458,15 @@ async fn delete_objects_and_copies_are_authorised_per_object() {
     for key in ["tmp/1", "keep/1", "src/x"] {
         put_bytes(&root, BUCKET, key, key.as_bytes().to_vec()).await;
     }
-    let user = create_user(&server, "cleaner").await;
+    let user = server.create_user("cleaner").await;
     put_policy(
         &server,
         "cleaner",
         allow(&["s3:DeleteObject", "s3:PutObject"], &["arn:aws:s3:::shared/tmp/*", "arn:aws:s3:::shared/dst/*"]),
     )
     .await;
-    attach(&server, "cleaner", "--user", "cleaner").await;
-    let client = client_of(&server, &user);
+    server.attach_policy("cleaner", "--user", "cleaner").await;
+    let client = server.client_as(&user);
     let objects = ["tmp/1", "keep/1"].map(|k| ObjectIdentifier::builder().key(k).build().expect("identifier"));
     let result = client
         .delete_objects()
@@ -520,7 +486,7 @@ async fn delete_objects_and_copies_are_authorised_per_object() {
     let copy = client.copy_object().bucket(BUCKET).key("dst/x").copy_source(format!("{BUCKET}/src/x")).send().await;
     assert_eq!(outcome(copy), Denied);
     put_policy(&server, "read-src", allow(&["s3:GetObject"], &["arn:aws:s3:::shared/src/*"])).await;
-    attach(&server, "read-src", "--user", "cleaner").await;
+    server.attach_policy("read-src", "--user", "cleaner").await;
     client
         .copy_object()
         .bucket(BUCKET)
@@ -535,16 +501,16 @@ async fn delete_objects_and_copies_are_authorised_per_object() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_admin_cli_manages_identities_and_shows_secrets_only_once() {
     let (server, _root) = TestServer::start_with_bucket(BUCKET).await;
-    let user = create_user(&server, "ops").await;
+    let user = server.create_user("ops").await;
     assert!(user.access_key.starts_with("BK") && user.access_key.len() == 20);
     assert_eq!(user.secret_key.len(), 40);
-    let second = admin_json(&server, &["key", "create", "ops"]).await;
+    let second = server.admin_json(&["key", "create", "ops"]).await;
 
-    let users = admin_json(&server, &["user", "list"]).await;
+    let users = server.admin_json(&["user", "list"]).await;
     let ops = users.as_array().expect("list").iter().find(|u| u["name"] == "ops").expect("ops listed");
     assert_eq!(ops["arn"], "arn:aws:iam::000000000000:user/ops");
     assert_eq!(ops["access_keys"].as_array().map(Vec::len), Some(2));
-    let keys = admin_json(&server, &["key", "list", "--user", "ops"]).await;
+    let keys = server.admin_json(&["key", "list", "--user", "ops"]).await;
     let listing = keys.to_string();
     assert!(listing.contains(&user.access_key) && listing.contains(second["access_key"].as_str().expect("key")));
     assert!(!listing.contains(&user.secret_key), "key listings never contain secrets");
@@ -555,23 +521,23 @@ async fn the_admin_cli_manages_identities_and_shows_secrets_only_once() {
     assert!(human.stdout.contains("ops") && human.stdout.contains(&user.access_key));
 
     put_policy(&server, "p", allow(&["s3:GetObject"], &["*"])).await;
-    attach(&server, "p", "--user", "ops").await;
+    server.attach_policy("p", "--user", "ops").await;
     let conflict = server.admin(&["policy", "delete", "p"]).await;
     assert!(!conflict.success && conflict.stderr.contains("DeleteConflict"), "{}", conflict.stderr);
-    let got = admin_json(&server, &["policy", "get", "p"]).await;
+    let got = server.admin_json(&["policy", "get", "p"]).await;
     assert_eq!(got["attached_to"], serde_json::json!(["user:ops"]));
-    admin_json(&server, &["policy", "detach", "p", "--user", "ops"]).await;
-    admin_json(&server, &["policy", "delete", "p"]).await;
+    server.admin_json(&["policy", "detach", "p", "--user", "ops"]).await;
+    server.admin_json(&["policy", "delete", "p"]).await;
     let duplicate = server.admin(&["user", "create", "ops"]).await;
     assert!(!duplicate.success && duplicate.stderr.contains("EntityAlreadyExists"), "{}", duplicate.stderr);
     let missing = server.admin(&["user", "info", "ghost"]).await;
     assert!(!missing.success && missing.stderr.contains("NoSuchEntity"), "{}", missing.stderr);
 
     // A non-root identity cannot use the admin API.
-    let client = client_of(&server, &user);
+    let client = server.client_as(&user);
     assert_eq!(outcome(client.list_buckets().send().await), Denied);
-    admin_json(&server, &["user", "delete", "ops"]).await;
-    let gone = admin_json(&server, &["key", "list"]).await;
+    server.admin_json(&["user", "delete", "ops"]).await;
+    let gone = server.admin_json(&["key", "list"]).await;
     assert_eq!(gone, serde_json::json!([]), "deleting a user deletes its keys");
 
     // Secrets never reach the log.
@@ -582,9 +548,9 @@ async fn the_admin_cli_manages_identities_and_shows_secrets_only_once() {
 async fn identities_survive_restarts_and_the_loss_of_any_facility() {
     let (mut server, root) = TestServer::start_with_bucket(BUCKET).await;
     put_bytes(&root, BUCKET, "a.txt", b"a".to_vec()).await;
-    let user = create_user(&server, "durable").await;
+    let user = server.create_user("durable").await;
     put_policy(&server, "read", allow(&["s3:GetObject"], &["arn:aws:s3:::shared/*"])).await;
-    attach(&server, "read", "--user", "durable").await;
+    server.attach_policy("read", "--user", "durable").await;
 
     for facility in [1, 3, 2] {
         server.crash();
@@ -592,7 +558,7 @@ async fn identities_survive_restarts_and_the_loss_of_any_facility() {
             wipe_drive(&drive);
         }
         server.start_again().await;
-        let client = client_of(&server, &user);
+        let client = server.client_as(&user);
         assert_eq!(get_bytes(&client, BUCKET, "a.txt").await, b"a", "after losing facility {facility}");
         assert_eq!(
             outcome(client.delete_object().bucket(BUCKET).key("a.txt").send().await),
@@ -604,37 +570,15 @@ async fn identities_survive_restarts_and_the_loss_of_any_facility() {
     }
 
     // The secret is sealed: it is on no drive in the clear.
-    let mut found = Vec::new();
-    for index in 1..=bulwark_e2e::DRIVE_COUNT {
-        for entry in walk(&server.drive_path(index)) {
-            let bytes = std::fs::read(&entry).unwrap_or_default();
-            if bytes.windows(user.secret_key.len()).any(|w| w == user.secret_key.as_bytes()) {
-                found.push(entry);
-            }
-        }
-    }
+    let found = server.drive_files_containing(user.secret_key.as_bytes());
     assert!(found.is_empty(), "secret access key in the clear in {found:?}");
-}
-
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(walk(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_access_decision_is_logged_with_who_what_and_why() {
     let (server, root) = TestServer::start_with_bucket(BUCKET).await;
     put_bytes(&root, BUCKET, "a.txt", b"a".to_vec()).await;
-    let user = create_user(&server, "logged").await;
+    let user = server.create_user("logged").await;
     put_policy(
         &server,
         "reads",
@@ -644,8 +588,8 @@ async fn every_access_decision_is_logged_with_who_what_and_why() {
         }),
     )
     .await;
-    attach(&server, "reads", "--user", "logged").await;
-    let client = client_of(&server, &user);
+    server.attach_policy("reads", "--user", "logged").await;
+    let client = server.client_as(&user);
     get_bytes(&client, BUCKET, "a.txt").await;
     assert_eq!(outcome(client.delete_object().bucket(BUCKET).key("a.txt").send().await), Denied);
     let log = server.log();
@@ -694,7 +638,7 @@ async fn object_tags_round_trip_and_existing_object_tag_conditions_gate_reads() 
         .expect_err("reserved tag prefix");
     assert_eq!((http_status(&bad), error_code(&bad).as_deref()), (Some(400), Some("InvalidTag")));
 
-    let user = create_user(&server, "tagged").await;
+    let user = server.create_user("tagged").await;
     put_policy(
         &server,
         "public-only",
@@ -707,8 +651,8 @@ async fn object_tags_round_trip_and_existing_object_tag_conditions_gate_reads() 
         }),
     )
     .await;
-    attach(&server, "public-only", "--user", "tagged").await;
-    let client = client_of(&server, &user);
+    server.attach_policy("public-only", "--user", "tagged").await;
+    let client = server.client_as(&user);
     assert_eq!(get_bytes(&client, BUCKET, "doc").await, b"body");
     assert_eq!(outcome(client.get_object().bucket(BUCKET).key("secret").send().await), Denied);
 

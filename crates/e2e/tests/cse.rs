@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 
 use aws_sdk_s3::Client;
 use aws_sdk_s3::primitives::ByteStream;
-use bulwark_e2e::{DRIVE_COUNT, TestServer, payload};
+use bulwark_e2e::{TestServer, payload};
 
 const BUCKET: &str = "cse";
 const MIB: usize = 1024 * 1024;
@@ -286,24 +286,6 @@ async fn wrong_keys_and_plain_objects_are_refused_with_a_clear_error() {
     assert!(!out.exists());
 }
 
-/// Every file on every drive, searched for `needle`.
-fn drives_containing(server: &TestServer, needle: &[u8]) -> Vec<PathBuf> {
-    let mut found = Vec::new();
-    let mut pending: Vec<PathBuf> = (1..=DRIVE_COUNT).map(|i| server.drive_path(i)).collect();
-    while let Some(path) = pending.pop() {
-        if path.is_dir() {
-            for entry in std::fs::read_dir(&path).expect("read drive directory") {
-                pending.push(entry.expect("entry").path());
-            }
-        } else if let Ok(bytes) = std::fs::read(&path)
-            && bytes.windows(needle.len()).any(|window| window == needle)
-        {
-            found.push(path);
-        }
-    }
-    found
-}
-
 #[tokio::test]
 async fn the_server_sees_only_ciphertext() {
     let (server, client) = TestServer::start_with_bucket(BUCKET).await;
@@ -322,15 +304,15 @@ async fn the_server_sees_only_ciphertext() {
                 .assert_success();
         }
     }
-    let found = drives_containing(&server, marker);
+    let found = server.drive_files_containing(marker);
     assert!(found.is_empty(), "plaintext found on the drives: {found:?}");
     let master = read(&key);
-    assert!(drives_containing(&server, &master).is_empty(), "the master key reached a drive");
+    assert!(server.drive_files_containing(&master).is_empty(), "the master key reached a drive");
 
     // The search does find plaintext that was stored unencrypted.
     let plaintext: Vec<u8> = marker.iter().copied().cycle().take(4 * 1024).collect();
     client.put_object().bucket(BUCKET).key("control").body(ByteStream::from(plaintext)).send().await.expect("PUT");
-    assert!(!drives_containing(&server, marker).is_empty(), "the search cannot see plaintext at all");
+    assert!(!server.drive_files_containing(marker).is_empty(), "the search cannot see plaintext at all");
 }
 
 #[tokio::test]

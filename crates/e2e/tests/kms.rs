@@ -31,6 +31,7 @@ use aws_sdk_kms::types::{
 };
 use base64::Engine;
 use base64::engine::general_purpose::{STANDARD_NO_PAD, URL_SAFE_NO_PAD};
+use bulwark_e2e::iam::UserKey;
 use bulwark_e2e::kms::{ACCOUNT_ID, HandSigning, alias_arn, key_arn, kms_audit, kms_error_type, send_kms_request};
 use bulwark_e2e::{ACCESS_KEY, REGION, SECRET_KEY, TestServer};
 
@@ -192,38 +193,13 @@ fn assert_date_near(date: Option<&DateTime>, expected_secs: i64, what: &str) {
 // ---------------------------------------------------------------------------
 // Users and policies, through `bulwark admin`
 
-struct User {
-    access_key: String,
-    secret_key: String,
-}
-
-async fn admin_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let output = server.admin(&all).await;
-    output.assert_success();
-    serde_json::from_str(&output.stdout)
-        .unwrap_or_else(|e| panic!("`bulwark admin {}` printed no JSON ({e}): {}", args.join(" "), output.stdout))
-}
-
-async fn create_user(server: &TestServer, name: &str) -> User {
-    admin_json(server, &["user", "create", name]).await;
-    let key = admin_json(server, &["key", "create", name]).await;
-    User {
-        access_key: key["access_key"].as_str().expect("access_key").to_owned(),
-        secret_key: key["secret_key"].as_str().expect("secret_key").to_owned(),
-    }
-}
-
 /// Puts the IAM policy `document` as `name` and attaches it to user `user`.
 async fn grant(server: &TestServer, user: &str, name: &str, document: serde_json::Value) {
-    let path = server.scratch_dir().join(format!("{name}.json"));
-    std::fs::write(&path, document.to_string()).expect("write the policy file");
-    admin_json(server, &["policy", "put", name, path.to_str().expect("utf-8 path")]).await;
-    admin_json(server, &["policy", "attach", name, "--user", user]).await;
+    server.put_policy(name, &document).await;
+    server.attach_policy(name, "--user", user).await;
 }
 
-fn user_client(server: &TestServer, user: &User) -> Client {
+fn user_client(server: &TestServer, user: &UserKey) -> Client {
     kms_client_as(server, &user.access_key, &user.secret_key)
 }
 
@@ -1154,7 +1130,7 @@ async fn key_policies_are_read_replaced_and_malformed_ones_refused() {
     let kms = root_kms(&server);
     let key_id = create_key_id(&kms, "with a policy").await;
     // AWS refuses key policies that name principals which do not exist.
-    create_user(&server, "intern").await;
+    server.create_user("intern").await;
 
     // AWS's default key policy lets the account's IAM policies decide.
     let default = key_policy(&kms, &key_id).await;
@@ -1213,7 +1189,7 @@ async fn a_key_policy_deny_stops_a_user_whom_iam_allows_everything() {
     let kms = root_kms(&server);
     let fenced = create_key_id(&kms, "fenced").await;
     let open = create_key_id(&kms, "open").await;
-    let mallory = create_user(&server, "mallory").await;
+    let mallory = server.create_user("mallory").await;
     grant(
         &server,
         "mallory",
@@ -1357,7 +1333,7 @@ async fn a_user_without_kms_permissions_is_denied_every_kms_operation() {
     let kms = root_kms(&server);
     let key_id = create_key_id(&kms, "not theirs").await;
     let ciphertext = encrypt(&kms, &key_id, b"not for nobody", &[]).await;
-    let nobody = create_user(&server, "nobody").await;
+    let nobody = server.create_user("nobody").await;
     let as_nobody = user_client(&server, &nobody);
     let keys_before = all_key_ids(&kms).await;
 
@@ -1397,7 +1373,7 @@ async fn a_user_allowed_to_decrypt_with_one_key_can_do_that_and_nothing_else() {
     let kms = root_kms(&server);
     let allowed = create_key_id(&kms, "decryptable").await;
     let other = create_key_id(&kms, "off limits").await;
-    let reader = create_user(&server, "reader").await;
+    let reader = server.create_user("reader").await;
     grant(
         &server,
         "reader",
@@ -1651,7 +1627,7 @@ async fn the_audit_log_lists_operations_with_their_keys_and_outcomes_and_never_a
         .await
         .unwrap_or_else(|e| panic!("DisableKey: {}", DisplayErrorContext(&e)));
     expect_kms_error(kms.encrypt().key_id(&key_id).plaintext(Blob::new("x")).send().await, "DisabledException");
-    let nobody = create_user(&server, "nobody").await;
+    let nobody = server.create_user("nobody").await;
     expect_kms_error(user_client(&server, &nobody).describe_key().key_id(&other).send().await, "AccessDeniedException");
 
     let verified = kms_audit(&server, &["verify"]).await;

@@ -5,7 +5,7 @@
 //! mistake gets S3's exact status and code; plain HTTP is refused; and no drive file
 //! (shards or the metadata store) nor the log holds the plaintext or the key.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 
 use aws_sdk_s3::Client;
@@ -813,18 +813,6 @@ async fn write_marked_objects(server: &TestServer, customer: &CustomerKey, encry
     assert!(sharded.count() > 0, "the blob object has no shard files");
 }
 
-fn all_files(dir: &Path, files: &mut Vec<PathBuf>) {
-    for entry in std::fs::read_dir(dir).unwrap_or_else(|e| panic!("list {}: {e}", dir.display())).flatten() {
-        let path = entry.path();
-        let kind = entry.file_type().expect("file type");
-        if kind.is_dir() {
-            all_files(&path, files);
-        } else if kind.is_file() {
-            files.push(path);
-        }
-    }
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     let Some((&first, rest)) = needle.split_first() else { return true };
     let mut at = 0;
@@ -842,8 +830,7 @@ fn contains(haystack: &[u8], needle: &[u8]) -> bool {
 /// shard files, and anything else) that contains each needle, by needle name.
 /// Also checks that the search covered every drive's `.bulwark/meta.redb`.
 fn files_containing(server: &TestServer, needles: &[(&str, &[u8])]) -> Vec<(String, Vec<PathBuf>)> {
-    let mut files = Vec::new();
-    all_files(&server.data_dir(), &mut files);
+    let files = bulwark_e2e::files_under(&server.data_dir());
     for drive in 1..=DRIVE_COUNT {
         let store = server.drive_path(drive).join(".bulwark").join("meta.redb");
         assert!(files.contains(&store), "the search covers {}; files: {files:#?}", store.display());

@@ -69,34 +69,6 @@ async fn get_range(client: &Client, key: &str, first: usize, last: usize) -> Vec
     out.body.collect().await.expect("read the body").into_bytes().to_vec()
 }
 
-fn files_under(dir: &Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    let Ok(entries) = std::fs::read_dir(dir) else { return out };
-    for entry in entries.flatten() {
-        let path = entry.path();
-        if path.is_dir() {
-            out.extend(files_under(&path));
-        } else {
-            out.push(path);
-        }
-    }
-    out
-}
-
-/// Every file on every drive that contains `needle`.
-fn drives_containing(server: &TestServer, needle: &[u8]) -> Vec<std::path::PathBuf> {
-    let mut found = Vec::new();
-    for index in 1..=bulwark_e2e::DRIVE_COUNT {
-        for file in files_under(&server.drive_path(index)) {
-            let bytes = std::fs::read(&file).unwrap_or_default();
-            if bytes.windows(needle.len()).any(|w| w == needle) {
-                found.push(file);
-            }
-        }
-    }
-    found
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sse_s3_objects_are_encrypted_at_rest_and_read_back_whole_and_in_ranges() {
     let (server, client) = TestServer::start_with_bucket(BUCKET).await;
@@ -125,7 +97,7 @@ async fn sse_s3_objects_are_encrypted_at_rest_and_read_back_whole_and_in_ranges(
     for (first, last) in [(0, 0), (65_530, 65_545), (MIB - 3, MIB + 70_000), (large.len() - 10, large.len() - 1)] {
         assert_eq!(get_range(&client, "large", first, last).await, &large[first..=last], "bytes {first}-{last}");
     }
-    assert!(drives_containing(&server, MARKER).is_empty(), "plaintext on a drive");
+    assert!(server.drive_files_containing(MARKER).is_empty(), "plaintext on a drive");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -175,7 +147,7 @@ async fn sse_kms_uses_the_named_key_an_alias_or_the_aws_s3_default_and_echoes_it
         .expect("put with context");
     assert_eq!(put.ssekms_encryption_context(), Some(context.as_str()));
     assert_eq!(get_bytes(&client, BUCKET, "with-context").await, body);
-    assert!(drives_containing(&server, MARKER).is_empty(), "plaintext on a drive");
+    assert!(server.drive_files_containing(MARKER).is_empty(), "plaintext on a drive");
 
     // Unknown keys and malformed combinations are refused, and store nothing.
     let unknown = client
@@ -308,19 +280,14 @@ async fn reading_an_sse_kms_object_needs_permission_to_decrypt_with_its_key() {
     put_kms(&root, "secret", b"classified".to_vec(), Some(&key_id)).await;
     root.put_object().bucket(BUCKET).key("open").body(ByteStream::from_static(b"open")).send().await.expect("put");
 
-    let created = admin_json(&server, &["user", "create", "reader"]).await;
-    assert_eq!(created["name"], "reader");
-    let key = admin_json(&server, &["key", "create", "reader"]).await;
+    let key = server.create_user("reader").await;
     let s3_read = serde_json::json!({
         "Version": "2012-10-17",
         "Statement": [{ "Effect": "Allow", "Action": ["s3:GetObject", "s3:PutObject"], "Resource": "arn:aws:s3:::vault/*" }]
     });
-    put_policy(&server, "s3-read", &s3_read).await;
-    admin_json(&server, &["policy", "attach", "s3-read", "--user", "reader"]).await;
-    let reader = server.client_with_credentials(
-        key["access_key"].as_str().expect("access key"),
-        key["secret_key"].as_str().expect("secret key"),
-    );
+    server.put_policy("s3-read", &s3_read).await;
+    server.attach_policy("s3-read", "--user", "reader").await;
+    let reader = server.client_as(&key);
     assert_eq!(get_bytes(&reader, BUCKET, "open").await, b"open");
     let denied = reader.get_object().bucket(BUCKET).key("secret").send().await.expect_err("no kms:Decrypt");
     assert_eq!((http_status(&denied), error_code(&denied).as_deref()), (Some(403), Some("AccessDenied")));
@@ -340,24 +307,10 @@ async fn reading_an_sse_kms_object_needs_permission_to_decrypt_with_its_key() {
         "Version": "2012-10-17",
         "Statement": [{ "Effect": "Allow", "Action": ["kms:Decrypt", "kms:GenerateDataKey"], "Resource": key_arn }]
     });
-    put_policy(&server, "kms-use", &kms_use).await;
-    admin_json(&server, &["policy", "attach", "kms-use", "--user", "reader"]).await;
+    server.put_policy("kms-use", &kms_use).await;
+    server.attach_policy("kms-use", "--user", "reader").await;
     assert_eq!(get_bytes(&reader, BUCKET, "secret").await, b"classified");
     put_kms(&reader, "mine", b"x".to_vec(), Some(&key_id)).await;
-}
-
-async fn admin_json(server: &TestServer, args: &[&str]) -> serde_json::Value {
-    let mut all = vec!["--json"];
-    all.extend_from_slice(args);
-    let output = server.admin(&all).await;
-    output.assert_success();
-    serde_json::from_str(&output.stdout).unwrap_or_else(|e| panic!("no JSON ({e}): {}", output.stdout))
-}
-
-async fn put_policy(server: &TestServer, name: &str, document: &serde_json::Value) {
-    let path = server.scratch_dir().join(format!("{name}.json"));
-    std::fs::write(&path, document.to_string()).expect("write the policy");
-    admin_json(server, &["policy", "put", name, path.to_str().expect("utf-8")]).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -427,7 +380,7 @@ async fn bucket_default_encryption_applies_to_writes_that_name_none() {
         .expect("put SSE-S3");
     assert_eq!(explicit.server_side_encryption(), Some(&ServerSideEncryption::Aes256));
     assert_eq!(get_bytes(&client, BUCKET, "auto").await, MARKER);
-    assert!(drives_containing(&server, MARKER).is_empty(), "plaintext on a drive");
+    assert!(server.drive_files_containing(MARKER).is_empty(), "plaintext on a drive");
 
     client.delete_bucket_encryption().bucket(BUCKET).send().await.expect("delete bucket encryption");
     let plain = client.put_object().bucket(BUCKET).key("plain").body(ByteStream::from_static(b"x")).send().await;
@@ -520,7 +473,7 @@ async fn multipart_uploads_and_copies_change_encryption_as_asked() {
     for key in ["copy-s3", "copy-plain"] {
         assert_eq!(get_bytes(&client, BUCKET, key).await, whole, "{key}");
     }
-    assert!(drives_containing(&server, MARKER).is_empty(), "plaintext on a drive");
+    assert!(server.drive_files_containing(MARKER).is_empty(), "plaintext on a drive");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -541,7 +494,7 @@ async fn the_aws_cli_writes_and_reads_sse_s3_and_sse_kms_objects() {
         assert_eq!(std::fs::read(dir.join(format!("{key}.out"))).expect("read back"), body, "{key}");
     }
     assert_eq!(get_bytes(&client, BUCKET, "cli-kms").await, body);
-    assert!(drives_containing(&server, MARKER).is_empty(), "plaintext on a drive");
+    assert!(server.drive_files_containing(MARKER).is_empty(), "plaintext on a drive");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -627,13 +580,13 @@ async fn no_data_key_or_key_material_reaches_a_drive_or_the_audit_log_in_the_cle
         .send()
         .await
         .expect("put SSE-S3");
-    assert!(drives_containing(&server, &plaintext).is_empty(), "a data key in the clear on a drive");
-    assert!(drives_containing(&server, MARKER).is_empty(), "plaintext on a drive");
+    assert!(server.drive_files_containing(&plaintext).is_empty(), "a data key in the clear on a drive");
+    assert!(server.drive_files_containing(MARKER).is_empty(), "plaintext on a drive");
     // The root key seals everything; it must not be on the drives either.
     let root_key_text =
         std::fs::read_to_string(server.data_dir().join("kms-root.key")).expect("the generated root key");
     let root_key = base64::engine::general_purpose::STANDARD.decode(root_key_text.trim()).expect("base64 root key");
-    assert!(drives_containing(&server, &root_key).is_empty(), "the root key on a drive");
+    assert!(server.drive_files_containing(&root_key).is_empty(), "the root key on a drive");
     let audit = std::fs::read(server.data_dir().join("kms-audit.log")).expect("the audit log");
     let b64 = generated["Plaintext"].as_str().expect("Plaintext").as_bytes().to_vec();
     for secret in [&plaintext, &b64, &root_key] {
