@@ -106,6 +106,21 @@ impl Bulwark {
         Ok(customer.or(managed))
     }
 
+    /// Changes one setting of a bucket's configuration (stored at write quorum).
+    async fn change_bucket(
+        &self,
+        bucket: &str,
+        change: impl FnOnce(&mut bulwark_object::BucketRecord),
+    ) -> S3Result<()> {
+        self.store
+            .update_bucket_config(bucket, |record| {
+                change(record);
+                Ok(())
+            })
+            .await
+            .map_err(to_s3)
+    }
+
     /// SSE-S3/SSE-KMS for a write (headers, else the bucket default).
     async fn write_encryption(
         &self,
@@ -1419,13 +1434,7 @@ impl S3 for Bulwark {
         &self,
         req: S3Request<DeleteBucketPolicyInput>,
     ) -> S3Result<S3Response<DeleteBucketPolicyOutput>> {
-        self.store
-            .update_bucket_config(&req.input.bucket, |record| {
-                record.policy = None;
-                Ok(())
-            })
-            .await
-            .map_err(to_s3)?;
+        self.change_bucket(&req.input.bucket, |record| record.policy = None).await?;
         Ok(S3Response::with_status(DeleteBucketPolicyOutput {}, http::StatusCode::NO_CONTENT))
     }
 
@@ -1458,13 +1467,7 @@ impl S3 for Bulwark {
             block_public_policy: c.block_public_policy.unwrap_or(false),
             restrict_public_buckets: c.restrict_public_buckets.unwrap_or(false),
         };
-        self.store
-            .update_bucket_config(&input.bucket, |record| {
-                record.public_access_block = Some(block);
-                Ok(())
-            })
-            .await
-            .map_err(to_s3)?;
+        self.change_bucket(&input.bucket, |record| record.public_access_block = Some(block)).await?;
         Ok(S3Response::new(PutPublicAccessBlockOutput {}))
     }
 
@@ -1495,13 +1498,7 @@ impl S3 for Bulwark {
         &self,
         req: S3Request<DeletePublicAccessBlockInput>,
     ) -> S3Result<S3Response<DeletePublicAccessBlockOutput>> {
-        self.store
-            .update_bucket_config(&req.input.bucket, |record| {
-                record.public_access_block = None;
-                Ok(())
-            })
-            .await
-            .map_err(to_s3)?;
+        self.change_bucket(&req.input.bucket, |record| record.public_access_block = None).await?;
         Ok(S3Response::with_status(DeletePublicAccessBlockOutput {}, http::StatusCode::NO_CONTENT))
     }
 
@@ -1509,13 +1506,7 @@ impl S3 for Bulwark {
         &self,
         req: S3Request<DeleteBucketEncryptionInput>,
     ) -> S3Result<S3Response<DeleteBucketEncryptionOutput>> {
-        self.store
-            .update_bucket_config(&req.input.bucket, |record| {
-                record.default_encryption = None;
-                Ok(())
-            })
-            .await
-            .map_err(to_s3)?;
+        self.change_bucket(&req.input.bucket, |record| record.default_encryption = None).await?;
         Ok(S3Response::with_status(DeleteBucketEncryptionOutput {}, http::StatusCode::NO_CONTENT))
     }
 
