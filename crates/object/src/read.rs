@@ -297,9 +297,12 @@ async fn produce_decrypted(
             end_inclusive: stored_here + span.cipher_offset + span.cipher_len - 1,
         };
         let mut cipher = stream_range(ctx.clone(), Some(stored_range));
-        // Packages are cut out of the buffer without copying (`split_to`),
-        // decrypted in place and sent as they are: one copy per byte in all.
-        let mut buffer = bytes::BytesMut::with_capacity(bulwark_crypto::PACKAGE_CIPHER_SIZE * 2);
+        // The ciphertext blocks arrive as buffers nobody else holds: packages
+        // are cut out of them without copying (`split_to`), decrypted in
+        // place and sent as they are. Only a package that straddles two
+        // blocks is copied together.
+        let mut buffer = bytes::BytesMut::new();
+        let mut next_chunk: Option<Bytes> = None;
         let mut seq = span.first_seq;
         let mut remaining_skip = span.skip as usize;
         let mut remaining = (to - from + 1) as usize;
@@ -308,10 +311,22 @@ async fn produce_decrypted(
             // Gather one package: full size, or what is left of the span.
             let want = bulwark_crypto::PACKAGE_CIPHER_SIZE.min(cipher_left);
             while buffer.len() < want {
-                match cipher.next().await {
-                    Some(Ok(chunk)) => buffer.extend_from_slice(&chunk),
-                    Some(Err(e)) => return Err(unreadable(e.to_string())),
-                    None => return Err(unreadable("ciphertext ended early".into())),
+                let chunk = match next_chunk.take() {
+                    Some(chunk) => chunk,
+                    None => match cipher.next().await {
+                        Some(Ok(chunk)) => chunk,
+                        Some(Err(e)) => return Err(unreadable(e.to_string())),
+                        None => return Err(unreadable("ciphertext ended early".into())),
+                    },
+                };
+                let need = want - buffer.len();
+                if buffer.is_empty() && chunk.len() >= want {
+                    buffer = chunk.try_into_mut().unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
+                } else if chunk.len() <= need {
+                    buffer.extend_from_slice(&chunk);
+                } else {
+                    buffer.extend_from_slice(&chunk[..need]);
+                    next_chunk = Some(chunk.slice(need..));
                 }
             }
             let mut package = buffer.split_to(want);
