@@ -103,12 +103,11 @@ impl Authorizer {
     }
 
     /// Whether any policy that applies to `caller` here (identity policies,
-    /// the bucket's policy) mentions `needle` (lower case), e.g. a condition
-    /// key whose value is costly to look up.
-    pub fn policies_mention(&self, caller: &Caller, bucket: Option<BucketView<'_>>, needle: &str) -> bool {
-        let mentions = |policy: &Policy| policy.source().to_ascii_lowercase().contains(needle);
-        self.identity_policies(caller).iter().any(|(_, p)| mentions(p))
-            || bucket.and_then(|b| self.bucket_policy(b)).is_some_and(|p| mentions(&p))
+    /// the bucket's policy) tests a condition key starting with `prefix`,
+    /// e.g. one whose value is costly to look up.
+    pub fn policies_test_key_prefix(&self, caller: &Caller, bucket: Option<BucketView<'_>>, prefix: &str) -> bool {
+        self.identity_policies(caller).iter().any(|(_, p)| p.tests_condition_key_prefix(prefix))
+            || bucket.and_then(|b| self.bucket_policy(b)).is_some_and(|p| p.tests_condition_key_prefix(prefix))
     }
 
     /// Decides one action on one resource and logs the decision.

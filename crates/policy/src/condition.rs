@@ -288,6 +288,13 @@ pub(crate) struct Condition {
     values: Values,
 }
 
+impl Condition {
+    /// The condition key, lowercased.
+    pub(crate) fn key(&self) -> &str {
+        &self.key
+    }
+}
+
 /// Parses a Condition element: `{"Operator": {"key": value | [values], …}, …}`.
 pub(crate) fn parse_conditions(block: &Value, variables: bool) -> Result<Vec<Condition>, PolicyError> {
     let wrong_shape = || PolicyError::InvalidFieldType {

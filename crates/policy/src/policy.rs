@@ -124,6 +124,15 @@ impl Policy {
         parse(json, &Kind::Resource { account })
     }
 
+    /// Whether some statement tests a condition key that starts with
+    /// `prefix` (compared case-insensitively), e.g. `s3:ExistingObjectTag/`:
+    /// lets a caller skip looking up a value no statement asks for.
+    pub fn tests_condition_key_prefix(&self, prefix: &str) -> bool {
+        self.statements.iter().flat_map(|s| &s.conditions).any(|c| {
+            c.key().len() >= prefix.len() && c.key().as_bytes()[..prefix.len()].eq_ignore_ascii_case(prefix.as_bytes())
+        })
+    }
+
     /// The JSON text this policy was parsed from, unchanged (what GetBucketPolicy returns).
     pub fn source(&self) -> &str {
         &self.source
@@ -400,5 +409,22 @@ mod tests {
             Policy::parse_resource(&padded, ACCOUNT),
             Err(PolicyError::TooLarge { limit: KEY_POLICY_BYTES_MAX, unit: "bytes" })
         );
+    }
+
+    #[test]
+    fn condition_key_prefixes_are_found_case_insensitively() {
+        let policy = Policy::parse_identity(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"*",
+                "Condition":{"StringEquals":{"s3:ExistingObjectTag/Class":"public"}}}]}"#,
+        )
+        .expect("valid");
+        assert!(policy.tests_condition_key_prefix("s3:existingobjecttag/"));
+        assert!(policy.tests_condition_key_prefix("S3:ExistingObjectTag/"));
+        assert!(!policy.tests_condition_key_prefix("s3:RequestObjectTag/"));
+        let plain = Policy::parse_identity(
+            r#"{"Version":"2012-10-17","Statement":[{"Effect":"Allow","Action":"s3:GetObject","Resource":"arn:aws:s3:::b/s3:ExistingObjectTag/x"}]}"#,
+        )
+        .expect("valid");
+        assert!(!plain.tests_condition_key_prefix("s3:existingobjecttag/"), "only condition keys count");
     }
 }

@@ -245,7 +245,7 @@ impl PolicyAccess {
         };
         let record = self.store.bucket_config(&bucket).ok();
         let view = record.as_ref().map(|record| BucketView { name: &bucket, record });
-        if !self.authorizer.policies_mention(&caller, view, "s3:existingobjecttag/") {
+        if !self.authorizer.policies_test_key_prefix(&caller, view, "s3:ExistingObjectTag/") {
             return None;
         }
         self.store.object_tags(&bucket, &key, version.as_deref()).await.ok().map(|(_, tags)| tags)
