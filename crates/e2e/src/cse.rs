@@ -128,53 +128,59 @@ fn python_binary() -> PathBuf {
     std::env::var_os("BULWARK_E2E_PYTHON").map(PathBuf::from).unwrap_or_else(|| PathBuf::from("python3"))
 }
 
+/// One of the interop scripts, and how to get its interpreter.
+struct Script {
+    interpreter: &'static str,
+    binary: fn() -> PathBuf,
+    file: &'static str,
+    text: &'static str,
+    install_hint: &'static str,
+}
+
+const PYTHON: Script = Script {
+    interpreter: "python3",
+    binary: python_binary,
+    file: "s3ec.py",
+    text: PYTHON_S3EC,
+    install_hint: "install it with `pip install amazon-s3-encryption-client-python boto3` (as .ci/run does)",
+};
+
+const RUBY: Script = Script {
+    interpreter: "ruby",
+    binary: || PathBuf::from("ruby"),
+    file: "s3ec.rb",
+    text: RUBY_S3EC,
+    install_hint: "install it with `apt-get install ruby ruby-aws-sdk-s3 ruby-aws-sdk-kms` (as .ci/run does)",
+};
+
+/// Runs `script` with `args` against `server`; its output and a description.
+async fn run_script(server: &TestServer, script: &Script, args: &[&str]) -> (Output, String) {
+    let scratch = server.scratch_dir();
+    let path = scratch.join(script.file);
+    std::fs::write(&path, script.text).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+    let mut command = Command::new((script.binary)());
+    command.arg(&path).args(args).env("S3_ENDPOINT", server.endpoint()).current_dir(&scratch);
+    isolate(&mut command, &scratch);
+    let description = format!("{} {} {}", script.interpreter, script.file, args.join(" "));
+    (output_of(command, description.clone(), script.install_hint).await, description)
+}
+
 /// Runs [`PYTHON_S3EC`] with `args` against `server`; returns its stdout.
 pub async fn run_python(server: &TestServer, args: &[&str]) -> String {
-    let scratch = server.scratch_dir();
-    let script = scratch.join("s3ec.py");
-    std::fs::write(&script, PYTHON_S3EC).expect("write the Python script");
-    let mut command = Command::new(python_binary());
-    command.arg(&script).args(args).env("S3_ENDPOINT", server.endpoint()).current_dir(&scratch);
-    isolate(&mut command, &scratch);
-    let description = format!("python3 s3ec.py {}", args.join(" "));
-    let output = output_of(
-        command,
-        description.clone(),
-        "install it with `pip install amazon-s3-encryption-client-python boto3` (as .ci/run does)",
-    )
-    .await;
+    let (output, description) = run_script(server, &PYTHON, args).await;
     checked(output, &description)
 }
 
 /// Runs [`RUBY_S3EC`] with `args` against `server`; returns its stdout.
 pub async fn run_ruby(server: &TestServer, args: &[&str]) -> String {
-    let scratch = server.scratch_dir();
-    let script = scratch.join("s3ec.rb");
-    std::fs::write(&script, RUBY_S3EC).expect("write the Ruby script");
-    let mut command = Command::new("ruby");
-    command.arg(&script).args(args).env("S3_ENDPOINT", server.endpoint()).current_dir(&scratch);
-    isolate(&mut command, &scratch);
-    let description = format!("ruby s3ec.rb {}", args.join(" "));
-    let output = output_of(
-        command,
-        description.clone(),
-        "install it with `apt-get install ruby ruby-aws-sdk-s3 ruby-aws-sdk-kms` (as .ci/run does)",
-    )
-    .await;
+    let (output, description) = run_script(server, &RUBY, args).await;
     checked(output, &description)
 }
 
 /// Like [`run_ruby`], but returns the failure's stderr instead of panicking;
 /// panics if the script succeeds.
 pub async fn run_ruby_expecting_failure(server: &TestServer, args: &[&str]) -> String {
-    let scratch = server.scratch_dir();
-    let script = scratch.join("s3ec.rb");
-    std::fs::write(&script, RUBY_S3EC).expect("write the Ruby script");
-    let mut command = Command::new("ruby");
-    command.arg(&script).args(args).env("S3_ENDPOINT", server.endpoint()).current_dir(&scratch);
-    isolate(&mut command, &scratch);
-    let description = format!("ruby s3ec.rb {}", args.join(" "));
-    let output = output_of(command, description.clone(), "apt-get install ruby ruby-aws-sdk-s3 ruby-aws-sdk-kms").await;
+    let (output, description) = run_script(server, &RUBY, args).await;
     assert!(!output.status.success(), "{description} succeeded but should have failed");
     String::from_utf8_lossy(&output.stderr).into_owned()
 }

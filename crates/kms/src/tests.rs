@@ -9,9 +9,7 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD as BASE64;
 use bulwark_access::{Attachment, Authorizer, Caller, Identities, Root};
 use bulwark_crypto::Key32;
-use bulwark_object::{ErasureSet, ObjectStore, SetConfig};
-use bulwark_storage::Drive;
-use bulwark_storage::local::{FORMAT_VERSION, Format, LocalDrive};
+use bulwark_object::ObjectStore;
 use serde_json::{Value, json};
 
 use crate::audit::{self, AuditRecord};
@@ -32,24 +30,7 @@ struct Fixture {
 
 async fn fixture() -> Fixture {
     let dir = tempfile::tempdir().expect("tempdir");
-    let mut drives: Vec<Arc<dyn Drive>> = Vec::new();
-    for position in 0..6 {
-        let root = dir.path().join(format!("drive-{position}"));
-        std::fs::create_dir_all(&root).expect("drive dir");
-        let format = Format {
-            format: FORMAT_VERSION,
-            cluster_id: "test".into(),
-            drive_id: format!("d{position}"),
-            set_index: 0,
-            position,
-            facility: format!("f{}", position / 2),
-        };
-        format.write(&root).expect("format");
-        drives.push(Arc::new(LocalDrive::open(&root, format).expect("open")));
-    }
-    let set = ErasureSet::new(drives, SetConfig { data: 4, parity: 2, write_quorum: 5, strict_facility: false })
-        .expect("set");
-    let store = Arc::new(ObjectStore::open(vec![set]).await.expect("store"));
+    let store = Arc::new(bulwark_object::testing::local_store(dir.path()).await.0);
     let root_key = Key32::from_bytes([42; 32]);
     let root = Root { access_key: "ROOTKEY".into(), secret_key: "rootsecret".into() };
     let sealing = bulwark_crypto::derive_key(&root_key, b"iam/secret-keys");

@@ -31,6 +31,7 @@ mod set;
 pub mod sse;
 mod store;
 mod tagging;
+pub mod testing;
 mod write;
 
 pub use checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};

@@ -10,33 +10,13 @@ use std::sync::{Arc, Mutex};
 
 use bulwark_crypto::Key32;
 use bulwark_object::{
-    Encryption, ErasureSet, GetOptions, KeyUnwrapper, ManagedKey, ManagedScheme, ObjectStore, PutOptions, SetConfig,
-    Unwrapper, WrappedKey,
+    Encryption, GetOptions, KeyUnwrapper, ManagedKey, ManagedScheme, ObjectStore, PutOptions, Unwrapper, WrappedKey,
 };
-use bulwark_storage::Drive;
-use bulwark_storage::local::{FORMAT_VERSION, Format, LocalDrive};
 use bytes::Bytes;
 use futures::StreamExt;
 
 async fn store(dir: &std::path::Path) -> ObjectStore {
-    let mut drives: Vec<Arc<dyn Drive>> = Vec::new();
-    for position in 0..6 {
-        let root = dir.join(format!("drive-{position}"));
-        std::fs::create_dir_all(&root).expect("drive dir");
-        let format = Format {
-            format: FORMAT_VERSION,
-            cluster_id: "test".into(),
-            drive_id: format!("d{position}"),
-            set_index: 0,
-            position,
-            facility: format!("f{}", position / 2),
-        };
-        format.write(&root).expect("format");
-        drives.push(Arc::new(LocalDrive::open(&root, format).expect("open")));
-    }
-    let set = ErasureSet::new(drives, SetConfig { data: 4, parity: 2, write_quorum: 5, strict_facility: false })
-        .expect("set");
-    ObjectStore::open(vec![set]).await.expect("store")
+    bulwark_object::testing::local_store(dir).await.0
 }
 
 fn body(data: Vec<u8>) -> bulwark_object::ByteStream {

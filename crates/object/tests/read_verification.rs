@@ -5,32 +5,13 @@
 
 use std::sync::Arc;
 
-use bulwark_object::{ErasureSet, GetOptions, ObjectStore, PutOptions, SetConfig};
-use bulwark_storage::local::{FORMAT_VERSION, Format, LocalDrive};
+use bulwark_object::{GetOptions, ObjectStore, PutOptions};
 use bulwark_storage::{Drive, MetaOp};
 use bytes::Bytes;
 use futures::StreamExt;
 
 async fn store(dir: &std::path::Path) -> (ObjectStore, Vec<Arc<dyn Drive>>) {
-    let mut drives: Vec<Arc<dyn Drive>> = Vec::new();
-    for position in 0..6 {
-        let root = dir.join(format!("drive-{position}"));
-        std::fs::create_dir_all(&root).expect("drive dir");
-        let format = Format {
-            format: FORMAT_VERSION,
-            cluster_id: "test".into(),
-            drive_id: format!("d{position}"),
-            set_index: 0,
-            position,
-            facility: format!("f{}", position / 2),
-        };
-        format.write(&root).expect("format");
-        drives.push(Arc::new(LocalDrive::open(&root, format).expect("open")));
-    }
-    let set =
-        ErasureSet::new(drives.clone(), SetConfig { data: 4, parity: 2, write_quorum: 5, strict_facility: false })
-            .expect("set");
-    (ObjectStore::open(vec![set]).await.expect("store"), drives)
+    bulwark_object::testing::local_store(dir).await
 }
 
 fn body(data: Vec<u8>) -> bulwark_object::ByteStream {

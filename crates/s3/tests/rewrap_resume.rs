@@ -10,33 +10,14 @@ use std::time::Duration;
 use bulwark_access::{Authorizer, Caller, Identities, Root};
 use bulwark_crypto::Key32;
 use bulwark_kms::{Kms, KmsConfig};
-use bulwark_object::{Document, Encryption, ErasureSet, ManagedKey, ManagedScheme, ObjectStore, PutOptions, SetConfig};
+use bulwark_object::{Document, Encryption, ManagedKey, ManagedScheme, ObjectStore, PutOptions};
 use bulwark_s3::rewrap::{Progress, Rewrapper};
-use bulwark_storage::Drive;
-use bulwark_storage::local::{FORMAT_VERSION, Format, LocalDrive};
 use bytes::Bytes;
 
 const BUCKET: &str = "vault";
 
 async fn store(dir: &std::path::Path) -> Arc<ObjectStore> {
-    let mut drives: Vec<Arc<dyn Drive>> = Vec::new();
-    for position in 0..6 {
-        let root = dir.join(format!("drive-{position}"));
-        std::fs::create_dir_all(&root).expect("drive dir");
-        let format = Format {
-            format: FORMAT_VERSION,
-            cluster_id: "test".into(),
-            drive_id: format!("d{position}"),
-            set_index: 0,
-            position,
-            facility: format!("f{}", position / 2),
-        };
-        format.write(&root).expect("format");
-        drives.push(Arc::new(LocalDrive::open(&root, format).expect("open")));
-    }
-    let set = ErasureSet::new(drives, SetConfig { data: 4, parity: 2, write_quorum: 5, strict_facility: false })
-        .expect("set");
-    Arc::new(ObjectStore::open(vec![set]).await.expect("store"))
+    Arc::new(bulwark_object::testing::local_store(dir).await.0)
 }
 
 async fn finished(rewrapper: &Rewrapper) -> Progress {
