@@ -17,6 +17,8 @@
 
 use std::collections::BTreeMap;
 
+use bytes::{Bytes, BytesMut};
+
 /// Bytes of the checksum that follows every piece in a shard.
 pub const HASH_LEN_BYTES: usize = 32;
 /// Largest supported total shard count of one erasure set.
@@ -124,25 +126,59 @@ impl Geometry {
 }
 
 /// Erasure-codes one block into `total()` pieces (data pieces first).
-pub fn encode_block(geometry: &Geometry, block: &[u8]) -> Result<Vec<Vec<u8>>, Error> {
-    let piece_len = geometry.piece_len(block.len());
-    let mut pieces: Vec<Vec<u8>> = block
-        .chunks(piece_len)
-        .map(|chunk| {
-            let mut piece = Vec::with_capacity(piece_len);
-            piece.extend_from_slice(chunk);
-            piece.resize(piece_len, 0);
-            piece
-        })
-        .collect();
-    while pieces.len() < geometry.data {
-        pieces.push(vec![0; piece_len]);
+pub fn encode_block(geometry: &Geometry, block: &[u8]) -> Result<Vec<Bytes>, Error> {
+    BlockEncoder::new(*geometry).encode(&Bytes::copy_from_slice(block))
+}
+
+/// Codes the blocks of one write in turn, keeping the codec and its working
+/// memory between blocks (a fresh codec per block allocates and clears
+/// several pieces' worth of memory each time).
+pub struct BlockEncoder {
+    geometry: Geometry,
+    codec: Option<reed_solomon_simd::ReedSolomonEncoder>,
+}
+
+impl BlockEncoder {
+    pub fn new(geometry: Geometry) -> BlockEncoder {
+        BlockEncoder { geometry, codec: None }
     }
-    assert_eq!(pieces.len(), geometry.data);
-    let parity = reed_solomon_simd::encode(geometry.data, geometry.parity, &pieces).map_err(codec_error)?;
-    pieces.extend(parity);
-    assert_eq!(pieces.len(), geometry.total());
-    Ok(pieces)
+
+    /// Codes one block into `total()` pieces, data pieces first. When the
+    /// block splits evenly (every block but a short last one), the data
+    /// pieces are views of `block` itself, not copies; otherwise they are
+    /// copies with the tail of the last one zeroed.
+    pub fn encode(&mut self, block: &Bytes) -> Result<Vec<Bytes>, Error> {
+        let Geometry { data, parity, .. } = self.geometry;
+        let piece_len = self.geometry.piece_len(block.len());
+        let mut pieces: Vec<Bytes> = Vec::with_capacity(self.geometry.total());
+        if block.len() == piece_len * data {
+            pieces.extend((0..data).map(|i| block.slice(i * piece_len..(i + 1) * piece_len)));
+        } else {
+            for i in 0..data {
+                let start = (i * piece_len).min(block.len());
+                let end = ((i + 1) * piece_len).min(block.len());
+                let mut piece = BytesMut::zeroed(piece_len);
+                piece[..end - start].copy_from_slice(&block[start..end]);
+                pieces.push(piece.freeze());
+            }
+        }
+        let codec = match &mut self.codec {
+            Some(codec) => {
+                codec.reset(data, parity, piece_len).map_err(codec_error)?;
+                codec
+            }
+            None => self
+                .codec
+                .insert(reed_solomon_simd::ReedSolomonEncoder::new(data, parity, piece_len).map_err(codec_error)?),
+        };
+        for piece in &pieces {
+            codec.add_original_shard(piece).map_err(codec_error)?;
+        }
+        let result = codec.encode().map_err(codec_error)?;
+        pieces.extend(result.recovery_iter().map(Bytes::copy_from_slice));
+        debug_assert_eq!(pieces.len(), self.geometry.total());
+        Ok(pieces)
+    }
 }
 
 /// Fills in every missing piece (data and parity) from any `data()` present ones.
@@ -177,12 +213,16 @@ pub fn reconstruct(geometry: &Geometry, pieces: &mut [Option<Vec<u8>>]) -> Resul
 }
 
 /// Rebuilds the `block_len` plaintext bytes of a block from any `data()` pieces.
-pub fn decode_block(geometry: &Geometry, pieces: &[Option<Vec<u8>>], block_len: usize) -> Result<Vec<u8>, Error> {
+pub fn decode_block<P: AsRef<[u8]>>(
+    geometry: &Geometry,
+    pieces: &[Option<P>],
+    block_len: usize,
+) -> Result<Vec<u8>, Error> {
     assert_eq!(pieces.len(), geometry.total());
     let piece_len = geometry.piece_len(block_len);
     for piece in pieces.iter().flatten() {
-        if piece.len() != piece_len {
-            return Err(Error::WrongLength { expected: piece_len, got: piece.len() });
+        if piece.as_ref().len() != piece_len {
+            return Err(Error::WrongLength { expected: piece_len, got: piece.as_ref().len() });
         }
     }
     let mut restored = BTreeMap::new();
@@ -192,7 +232,7 @@ pub fn decode_block(geometry: &Geometry, pieces: &[Option<Vec<u8>>], block_len: 
     let mut block = Vec::with_capacity(piece_len * geometry.data);
     for (index, piece) in pieces.iter().enumerate().take(geometry.data) {
         match piece {
-            Some(piece) => block.extend_from_slice(piece),
+            Some(piece) => block.extend_from_slice(piece.as_ref()),
             None => block.extend_from_slice(
                 restored.get(&index).ok_or(Error::NotEnoughPieces { have: 0, need: geometry.data })?,
             ),
@@ -202,7 +242,7 @@ pub fn decode_block(geometry: &Geometry, pieces: &[Option<Vec<u8>>], block_len: 
     Ok(block)
 }
 
-fn decode_data(geometry: &Geometry, pieces: &[Option<Vec<u8>>]) -> Result<BTreeMap<usize, Vec<u8>>, Error> {
+fn decode_data<P: AsRef<[u8]>>(geometry: &Geometry, pieces: &[Option<P>]) -> Result<BTreeMap<usize, Vec<u8>>, Error> {
     let have = pieces.iter().filter(|p| p.is_some()).count();
     if have < geometry.data {
         return Err(Error::NotEnoughPieces { have, need: geometry.data });
@@ -267,14 +307,35 @@ mod tests {
             // Every pair of lost pieces must still decode.
             for a in 0..g.total() {
                 for b in a + 1..g.total() {
-                    let mut partial: Vec<Option<Vec<u8>>> = pieces.iter().cloned().map(Some).collect();
+                    let mut partial: Vec<Option<Vec<u8>>> = pieces.iter().map(|p| Some(p.to_vec())).collect();
                     partial[a] = None;
                     partial[b] = None;
                     assert_eq!(decode_block(&g, &partial, len).expect("decode"), block, "len {len} lost {a},{b}");
                     reconstruct(&g, &mut partial).expect("reconstruct");
                     let rebuilt: Vec<Vec<u8>> = partial.into_iter().map(|p| p.expect("filled")).collect();
-                    assert_eq!(rebuilt, pieces);
+                    assert_eq!(rebuilt, pieces.iter().map(|p| p.to_vec()).collect::<Vec<_>>());
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn a_reused_encoder_codes_like_a_fresh_one_and_does_not_copy_full_blocks() {
+        let g = geometry();
+        let mut encoder = BlockEncoder::new(g);
+        // Full, short, odd, full again: the codec is reset between sizes.
+        for len in [1024, 500, 7, 1024, 2] {
+            let block = Bytes::from(payload(len));
+            let pieces = encoder.encode(&block).expect("encode");
+            let fresh = BlockEncoder::new(g).encode(&block).expect("encode");
+            assert_eq!(pieces, fresh, "len {len}");
+            let mut partial: Vec<Option<Vec<u8>>> = pieces.iter().map(|p| Some(p.to_vec())).collect();
+            partial[1] = None;
+            partial[2] = None;
+            assert_eq!(decode_block(&g, &partial, len).expect("decode"), block.to_vec(), "len {len}");
+            if len == 1024 {
+                assert_eq!(pieces[0].as_ptr(), block.as_ptr(), "data pieces are views of the block");
+                assert_eq!(pieces[1].as_ptr(), block[256..].as_ptr());
             }
         }
     }
@@ -283,7 +344,7 @@ mod tests {
     fn three_lost_pieces_are_reported_not_guessed() {
         let g = geometry();
         let pieces = encode_block(&g, &payload(500)).expect("encode");
-        let mut partial: Vec<Option<Vec<u8>>> = pieces.into_iter().map(Some).collect();
+        let mut partial: Vec<Option<Vec<u8>>> = pieces.into_iter().map(|p| Some(p.to_vec())).collect();
         partial[0] = None;
         partial[3] = None;
         partial[5] = None;

@@ -196,7 +196,7 @@ async fn rebuild_part(
             let mut framed = Vec::with_capacity(piece.len() + erasure::HASH_LEN_BYTES);
             erasure::frame_piece(shard, block_index, piece, &mut framed);
             if let Some(writer) = writers.get_mut(&target) {
-                if let Err(e) = writer.write(Bytes::from(framed)).await {
+                if let Err(e) = writer.write(vec![Bytes::from(framed)]).await {
                     return Err(format!("write to {} failed: {e}", set.drives[target].info().label));
                 }
             } else {

@@ -21,7 +21,7 @@ use crate::set::ErasureSet;
 use crate::{ByteRange, ByteStream, Error, Result};
 
 /// Blocks read ahead of the client.
-const BLOCKS_READ_AHEAD_MAX: usize = 2;
+const BLOCKS_READ_AHEAD_MAX: usize = 4;
 /// Decrypted data goes out a package (64 KiB) at a time: as many packages
 /// may wait as make up the same read-ahead in bytes, so decryption overlaps
 /// sending as much as plain reads do.
@@ -92,12 +92,13 @@ impl PartSource {
         positions
     }
 
-    async fn read_block(&mut self, block_index: u64) -> Result<Vec<u8>> {
+    /// The block's bytes: its intact data pieces as they were read (views,
+    /// no copy), or one buffer rebuilt from parity when a data piece is
+    /// missing or failed its checksum.
+    async fn read_block(&mut self, block_index: u64) -> Result<Vec<Bytes>> {
         let block_len = self.geometry.block_len(self.part.size, block_index);
-        let piece_len = self.geometry.piece_len(block_len);
-        let offset = self.geometry.shard_offset(block_index);
         let data = self.geometry.data();
-        let mut pieces: Vec<Option<Vec<u8>>> = vec![None; self.geometry.total()];
+        let mut pieces: Vec<Option<Bytes>> = vec![None; self.geometry.total()];
         let mut good = 0;
         let mut tried = vec![false; self.slots.len()];
         if self.slots.iter().any(|s| matches!(s, Slot::Failed)) {
@@ -120,9 +121,14 @@ impl PartSource {
             for &position in &batch {
                 tried[position] = true;
                 let slot = std::mem::replace(&mut self.slots[position], Slot::Unopened);
-                reads.push(self.read_piece(position, slot, block_index, offset, piece_len));
+                // Each piece is read and verified on its own task, so the
+                // checksums of one block are computed on several cores.
+                reads.push((position, tokio::spawn(self.read_piece(position, slot, block_index))));
             }
-            let results = join_all(reads).await;
+            let results = join_all(reads.into_iter().map(|(position, task)| async move {
+                task.await.unwrap_or_else(|e| (position, Slot::Failed, Err(format!("piece read failed: {e}"))))
+            }))
+            .await;
             for (position, slot, result) in results {
                 match result {
                     Ok(piece) => {
@@ -141,10 +147,24 @@ impl PartSource {
                 }
             }
         }
-        erasure::decode_block(&self.geometry, &pieces, block_len).map_err(|e| Error::Unreadable {
-            bucket: self.bucket.clone(),
-            key: self.key.clone(),
-            detail: e.to_string(),
+        if pieces[..data].iter().all(Option::is_some) {
+            // Data pieces in order, the padding of the last one cut off.
+            let mut left = block_len;
+            let chunks = pieces
+                .into_iter()
+                .take(data)
+                .flatten()
+                .map(|piece| {
+                    let take = left.min(piece.len());
+                    left -= take;
+                    piece.slice(..take)
+                })
+                .filter(|chunk| !chunk.is_empty())
+                .collect();
+            return Ok(chunks);
+        }
+        erasure::decode_block(&self.geometry, &pieces, block_len).map(|block| vec![Bytes::from(block)]).map_err(|e| {
+            Error::Unreadable { bucket: self.bucket.clone(), key: self.key.clone(), detail: e.to_string() }
         })
     }
 
@@ -153,9 +173,11 @@ impl PartSource {
         position: usize,
         slot: Slot,
         block_index: u64,
-        offset: u64,
-        piece_len: usize,
-    ) -> impl std::future::Future<Output = (usize, Slot, Result<Vec<u8>, String>)> + Send + 'static {
+    ) -> impl std::future::Future<Output = (usize, Slot, Result<Bytes, String>)> + Send + 'static {
+        let geometry = self.geometry;
+        let part_size = self.part.size;
+        let piece_len = geometry.piece_len(geometry.block_len(part_size, block_index));
+        let offset = geometry.shard_offset(block_index);
         let drive = self.set.drives[position].clone();
         let bucket = self.bucket.clone();
         let blob = self.part.blob.clone();
@@ -187,17 +209,18 @@ impl PartSource {
                 Slot::Blob(reader) => reader.read_at(offset, framed_len).await.map_err(|e| e.to_string()),
                 Slot::Inline(bytes) => {
                     let start = offset as usize;
-                    bytes
-                        .get(start..start + framed_len)
-                        .map(Bytes::copy_from_slice)
-                        .ok_or_else(|| "inline shard truncated".to_owned())
+                    if start + framed_len <= bytes.len() {
+                        Ok(bytes.slice(start..start + framed_len))
+                    } else {
+                        Err("inline shard truncated".to_owned())
+                    }
                 }
                 Slot::Unopened | Slot::Failed => Err("slot unusable".into()),
             };
-            let result = framed.and_then(|framed| {
-                erasure::open_piece(shard, block_index, &framed, piece_len)
-                    .map(<[u8]>::to_vec)
-                    .map_err(|e| format!("shard {shard} block {block_index}: {e}"))
+            // Only the verified piece goes on, as a view of what was read.
+            let result = framed.and_then(|framed| match erasure::open_piece(shard, block_index, &framed, piece_len) {
+                Ok(_) => Ok(framed.slice(..piece_len)),
+                Err(e) => Err(format!("shard {shard} block {block_index}: {e}")),
             });
             (position, slot, result)
         }
@@ -227,14 +250,14 @@ pub(crate) struct ReadContext {
 /// Streams `range` of the object. Blocks are produced by a task that runs
 /// at most `BLOCKS_READ_AHEAD_MAX` blocks ahead of the consumer.
 pub(crate) fn stream_range(ctx: ReadContext, range: Option<ByteRange>) -> ByteStream {
-    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(BLOCKS_READ_AHEAD_MAX);
+    let (sender, receiver) = mpsc::channel::<Result<Vec<Bytes>, std::io::Error>>(BLOCKS_READ_AHEAD_MAX);
     tokio::spawn(async move {
         if let Err(e) = produce(&ctx, range, &sender).await {
             tracing::error!(bucket = %ctx.bucket, key = %ctx.key, error = %e, "read failed mid-stream");
             let _ = sender.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });
-    Box::pin(ChannelStream(receiver))
+    Box::pin(BlockStream { receiver, pending: Vec::new().into_iter() })
 }
 
 /// Streams plaintext `range` of an encrypted object: maps it onto the
@@ -356,6 +379,33 @@ async fn produce_decrypted(
 /// The consumer side of the read-ahead channel, as a `Stream`.
 struct ChannelStream(mpsc::Receiver<Result<Bytes, std::io::Error>>);
 
+/// The consumer side of the block read-ahead channel: each block arrives as
+/// its chunks (the pieces it was read in) and goes out chunk by chunk.
+struct BlockStream {
+    receiver: mpsc::Receiver<Result<Vec<Bytes>, std::io::Error>>,
+    pending: std::vec::IntoIter<Bytes>,
+}
+
+impl futures::Stream for BlockStream {
+    type Item = Result<Bytes, std::io::Error>;
+
+    fn poll_next(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Self::Item>> {
+        loop {
+            if let Some(chunk) = self.pending.next() {
+                return std::task::Poll::Ready(Some(Ok(chunk)));
+            }
+            match std::task::ready!(self.receiver.poll_recv(cx)) {
+                Some(Ok(chunks)) => self.pending = chunks.into_iter(),
+                Some(Err(e)) => return std::task::Poll::Ready(Some(Err(e))),
+                None => return std::task::Poll::Ready(None),
+            }
+        }
+    }
+}
+
 impl futures::Stream for ChannelStream {
     type Item = Result<Bytes, std::io::Error>;
 
@@ -370,7 +420,7 @@ impl futures::Stream for ChannelStream {
 async fn produce(
     ctx: &ReadContext,
     range: Option<ByteRange>,
-    sender: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    sender: &mpsc::Sender<Result<Vec<Bytes>, std::io::Error>>,
 ) -> Result<()> {
     let total: u64 = ctx.layout.parts.iter().map(|p| p.size).sum();
     if total == 0 {
@@ -400,17 +450,17 @@ async fn produce(
             _ => None,
         };
         let mut hasher = verify.as_ref().map(|(algorithm, _)| checksum::Hasher::new(*algorithm));
-        let mut held: Option<Bytes> = None;
+        let mut held: Option<Vec<Bytes>> = None;
         for block_index in from / block_size..to.div_ceil(block_size) {
             let block = source.read_block(block_index).await?;
             if let Some(hasher) = &mut hasher {
-                hasher.update(&block);
+                block.iter().for_each(|chunk| hasher.update(chunk));
             }
             let block_start = block_index * block_size;
-            let lo = from.max(block_start) - block_start;
-            let hi = to.min(block_start + block.len() as u64) - block_start;
-            let chunk = Bytes::from(block).slice(lo as usize..hi as usize);
-            let ready = if hasher.is_some() { held.replace(chunk) } else { Some(chunk) };
+            let lo = from.saturating_sub(block_start) as usize;
+            let hi = (to - block_start) as usize;
+            let chunks = slice_chunks(block, lo, hi);
+            let ready = if hasher.is_some() { held.replace(chunks) } else { Some(chunks) };
             if let Some(ready) = ready
                 && sender.send(Ok(ready)).await.is_err()
             {
@@ -435,4 +485,39 @@ async fn produce(
         part_start = part_end;
     }
     Ok(())
+}
+
+/// Bytes `lo..hi` of the concatenation of `chunks` (`hi` may run past the end),
+/// as views of the same chunks.
+fn slice_chunks(chunks: Vec<Bytes>, lo: usize, hi: usize) -> Vec<Bytes> {
+    let mut out = Vec::with_capacity(chunks.len());
+    let mut at = 0;
+    for chunk in chunks {
+        let (start, end) = (at, at + chunk.len());
+        at = end;
+        let (from, to) = (lo.max(start), hi.min(end));
+        if from < to {
+            out.push(chunk.slice(from - start..to - start));
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn slicing_chunks_matches_slicing_their_concatenation() {
+        let chunks: Vec<Bytes> =
+            [&b"abcd"[..], b"", b"efghij", b"k", b"lmnop"].iter().map(|c| Bytes::copy_from_slice(c)).collect();
+        let whole: Vec<u8> = chunks.concat();
+        for lo in 0..=whole.len() {
+            for hi in lo..=whole.len() + 3 {
+                let sliced = slice_chunks(chunks.clone(), lo, hi);
+                assert!(sliced.iter().all(|c| !c.is_empty()), "{lo}..{hi}: no empty chunks");
+                assert_eq!(sliced.concat(), whole[lo..hi.min(whole.len())].to_vec(), "{lo}..{hi}");
+            }
+        }
+    }
 }

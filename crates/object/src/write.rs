@@ -22,7 +22,7 @@ use crate::set::ErasureSet;
 use crate::{ByteStream, Error, Result};
 
 /// Framed pieces queued per drive before the writer waits for that drive.
-const PIECES_IN_FLIGHT_MAX: usize = 2;
+const PIECES_IN_FLIGHT_MAX: usize = 4;
 
 /// Reads a body stream in blocks, hashing everything it hands out.
 pub(crate) struct BodyReader {
@@ -99,6 +99,9 @@ impl BodyReader {
                         // Take whole chunks without copying when they are big enough.
                         self.pending = BytesMut::from(chunk);
                     } else {
+                        // Room for the whole block at once: growing by
+                        // doubling would copy the block several times over.
+                        self.pending.reserve(size.saturating_sub(self.pending.len()).max(chunk.len()));
                         self.pending.extend_from_slice(&chunk);
                     }
                 }
@@ -161,7 +164,12 @@ impl BodyReader {
 }
 
 enum PieceMsg {
-    Piece(Bytes),
+    /// Piece `shard` of block `block_index`, framed (checksummed) by the drive's task.
+    Piece {
+        shard: usize,
+        block_index: u64,
+        piece: Bytes,
+    },
     Commit,
 }
 
@@ -173,9 +181,14 @@ struct DriveSink {
 }
 
 /// Writes one blob (one part of one object) to the usable drives of a set.
+///
+/// The request task only codes blocks; each drive's task checksums its own
+/// pieces and writes them, so the checksums of one block are computed on
+/// several threads at once, and a block's data pieces travel as views of the
+/// block, never copied.
 pub(crate) struct BlobWrite {
     set: Arc<ErasureSet>,
-    geometry: Geometry,
+    encoder: erasure::BlockEncoder,
     distribution: Vec<usize>,
     sinks: Vec<DriveSink>,
     block_index: u64,
@@ -189,7 +202,7 @@ impl BlobWrite {
         distribution: Vec<usize>,
         positions: &[usize],
     ) -> BlobWrite {
-        let geometry = set.geometry;
+        let encoder = erasure::BlockEncoder::new(set.geometry);
         let sinks = positions
             .iter()
             .map(|&position| {
@@ -199,7 +212,7 @@ impl BlobWrite {
                 DriveSink { position, sender: Some(sender), task }
             })
             .collect();
-        BlobWrite { set, geometry, distribution, sinks, block_index: 0 }
+        BlobWrite { set, encoder, distribution, sinks, block_index: 0 }
     }
 
     fn live_positions(&self) -> Vec<usize> {
@@ -207,18 +220,17 @@ impl BlobWrite {
     }
 
     /// Codes one block and queues its pieces to every live drive.
-    pub async fn write_block(&mut self, block: &[u8]) -> Result<()> {
-        let pieces = erasure::encode_block(&self.geometry, block).map_err(|e| Error::Internal(e.to_string()))?;
+    pub async fn write_block(&mut self, block: &Bytes) -> Result<()> {
+        let pieces = self.encoder.encode(block).map_err(|e| Error::Internal(e.to_string()))?;
         let block_index = self.block_index;
         self.block_index += 1;
         let distribution = &self.distribution;
         let sends = self.sinks.iter_mut().filter(|s| s.sender.is_some()).map(|sink| {
             let shard = distribution[sink.position];
-            let mut framed = Vec::with_capacity(pieces[shard].len() + erasure::HASH_LEN_BYTES);
-            erasure::frame_piece(shard, block_index, &pieces[shard], &mut framed);
+            let piece = pieces[shard].clone();
             async move {
                 let ok = match &sink.sender {
-                    Some(sender) => sender.send(PieceMsg::Piece(Bytes::from(framed))).await.is_ok(),
+                    Some(sender) => sender.send(PieceMsg::Piece { shard, block_index, piece }).await.is_ok(),
                     None => false,
                 };
                 if !ok {
@@ -263,6 +275,9 @@ impl BlobWrite {
     }
 }
 
+/// One drive's writer: frames each piece (its checksum follows it) and
+/// appends what is queued in one write, until told to commit. Dropping the
+/// sender without a commit aborts the blob.
 async fn drive_writer(
     drive: Arc<dyn Drive>,
     bucket: String,
@@ -270,19 +285,45 @@ async fn drive_writer(
     mut receiver: mpsc::Receiver<PieceMsg>,
 ) -> Result<(), String> {
     let mut writer = drive.create_blob(&bucket, blob).await.map_err(|e| e.to_string())?;
+    enum Then {
+        More,
+        Commit,
+        Abandoned,
+    }
     loop {
-        match receiver.recv().await {
-            Some(PieceMsg::Piece(framed)) => {
-                if let Err(e) = writer.write(framed).await {
-                    writer.abort().await;
-                    return Err(e.to_string());
+        let mut parts = Vec::with_capacity(2 * PIECES_IN_FLIGHT_MAX);
+        let mut message = receiver.recv().await;
+        let then = loop {
+            match message {
+                Some(PieceMsg::Piece { shard, block_index, piece }) => {
+                    let hash = erasure::piece_hash(shard, block_index, &piece);
+                    parts.push(piece);
+                    parts.push(Bytes::copy_from_slice(&hash));
+                    if parts.len() >= 2 * PIECES_IN_FLIGHT_MAX {
+                        break Then::More;
+                    }
+                    message = match receiver.try_recv() {
+                        Ok(next) => Some(next),
+                        Err(mpsc::error::TryRecvError::Empty) => break Then::More,
+                        Err(mpsc::error::TryRecvError::Disconnected) => None,
+                    };
                 }
+                Some(PieceMsg::Commit) => break Then::Commit,
+                None => break Then::Abandoned,
             }
-            Some(PieceMsg::Commit) => return writer.commit().await.map_err(|e| e.to_string()),
-            None => {
-                writer.abort().await;
-                return Err("write abandoned".into());
-            }
+        };
+        if matches!(then, Then::Abandoned) {
+            writer.abort().await;
+            return Err("write abandoned".into());
+        }
+        if !parts.is_empty()
+            && let Err(e) = writer.write(parts).await
+        {
+            writer.abort().await;
+            return Err(e.to_string());
+        }
+        if matches!(then, Then::Commit) {
+            return writer.commit().await.map_err(|e| e.to_string());
         }
     }
 }

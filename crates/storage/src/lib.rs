@@ -194,8 +194,9 @@ pub trait Drive: Send + Sync + fmt::Debug {
 
 #[async_trait]
 pub trait BlobWriter: Send {
-    /// Appends bytes to the blob.
-    async fn write(&mut self, data: Bytes) -> Result<()>;
+    /// Appends `parts`, in order, to the blob (one call for a piece and its
+    /// checksum, or several queued pieces, saves a trip to the I/O thread).
+    async fn write(&mut self, parts: Vec<Bytes>) -> Result<()>;
     /// Makes the blob durable and visible under its id: fsync the file, rename
     /// it into place, fsync the directory.
     async fn commit(self: Box<Self>) -> Result<()>;
