@@ -320,60 +320,119 @@ async fn produce_decrypted(
             end_inclusive: stored_here + span.cipher_offset + span.cipher_len - 1,
         };
         let mut cipher = stream_range(ctx.clone(), Some(stored_range));
-        // The ciphertext blocks arrive as buffers nobody else holds: packages
-        // are cut out of them without copying (`split_to`), decrypted in
-        // place and sent as they are. Only a package that straddles two
-        // blocks is copied together.
+        // The ciphertext arrives as buffers nobody else holds: packages are
+        // cut out of them without copying (`split_to`), decrypted in place
+        // and sent as they are. Only a package that straddles two buffers is
+        // copied together. Packages are opened in batches on blocking
+        // threads, two batches at a time, so decryption of one batch
+        // overlaps gathering the next and sending the one before.
         let mut buffer = bytes::BytesMut::new();
         let mut next_chunk: Option<Bytes> = None;
         let mut seq = span.first_seq;
         let mut remaining_skip = span.skip as usize;
         let mut remaining = (to - from + 1) as usize;
         let mut cipher_left = span.cipher_len as usize;
-        while remaining > 0 {
-            // Gather one package: full size, or what is left of the span.
-            let want = bulwark_crypto::PACKAGE_CIPHER_SIZE.min(cipher_left);
-            while buffer.len() < want {
-                let chunk = match next_chunk.take() {
-                    Some(chunk) => chunk,
-                    None => match cipher.next().await {
-                        Some(Ok(chunk)) => chunk,
-                        Some(Err(e)) => return Err(unreadable(e.to_string())),
-                        None => return Err(unreadable("ciphertext ended early".into())),
-                    },
+        let mut opening: std::collections::VecDeque<tokio::task::JoinHandle<Vec<OpenedPackage>>> =
+            std::collections::VecDeque::new();
+        let mut batch = Vec::with_capacity(DECRYPT_BATCH_PACKAGES);
+        loop {
+            if cipher_left > 0 {
+                // Gather one package: full size, or what is left of the span.
+                let want = bulwark_crypto::PACKAGE_CIPHER_SIZE.min(cipher_left);
+                while buffer.len() < want {
+                    let chunk = match next_chunk.take() {
+                        Some(chunk) => chunk,
+                        None => match cipher.next().await {
+                            Some(Ok(chunk)) => chunk,
+                            Some(Err(e)) => return Err(unreadable(e.to_string())),
+                            None => return Err(unreadable("ciphertext ended early".into())),
+                        },
+                    };
+                    let need = want - buffer.len();
+                    if buffer.is_empty() && chunk.len() >= want {
+                        buffer = chunk.try_into_mut().unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
+                    } else if chunk.len() <= need {
+                        buffer.extend_from_slice(&chunk);
+                    } else {
+                        buffer.extend_from_slice(&chunk[..need]);
+                        next_chunk = Some(chunk.slice(need..));
+                    }
+                }
+                batch.push((seq, buffer.split_to(want)));
+                cipher_left -= want;
+                seq += 1;
+            }
+            if batch.len() == DECRYPT_BATCH_PACKAGES || (cipher_left == 0 && !batch.is_empty()) {
+                let packages = std::mem::replace(&mut batch, Vec::with_capacity(DECRYPT_BATCH_PACKAGES));
+                let key = key.clone();
+                opening.push_back(tokio::task::spawn_blocking(move || open_packages(&key, &nonce, last_seq, packages)));
+            }
+            if opening.len() < DECRYPT_BATCHES_IN_FLIGHT && cipher_left > 0 {
+                continue;
+            }
+            let Some(task) = opening.pop_front() else { break };
+            let opened = task.await.map_err(|e| unreadable(format!("decryption task failed: {e}")))?;
+            for package in opened {
+                let mut plain = match package {
+                    OpenedPackage::Plain(plain) => plain,
+                    OpenedPackage::Failed { seq, error } => {
+                        ctx.damage.report(&ctx.bucket, &ctx.key, ctx.uid, "encrypted package failed authentication");
+                        return Err(unreadable(format!("part {} package {seq}: {error}", part.number)));
+                    }
                 };
-                let need = want - buffer.len();
-                if buffer.is_empty() && chunk.len() >= want {
-                    buffer = chunk.try_into_mut().unwrap_or_else(|shared| bytes::BytesMut::from(&shared[..]));
-                } else if chunk.len() <= need {
-                    buffer.extend_from_slice(&chunk);
-                } else {
-                    buffer.extend_from_slice(&chunk[..need]);
-                    next_chunk = Some(chunk.slice(need..));
+                let plain_len = plain.len();
+                let start = remaining_skip.min(plain_len);
+                remaining_skip -= start;
+                let end = (start + remaining).min(plain_len);
+                plain.truncate(end);
+                let chunk = plain.freeze().slice(start..);
+                remaining -= chunk.len();
+                if !chunk.is_empty() && sender.send(Ok(chunk)).await.is_err() {
+                    return Ok(());
                 }
             }
-            let mut package = buffer.split_to(want);
-            cipher_left -= want;
-            let plain_len = bulwark_crypto::open_package(&key, &nonce, seq, seq == last_seq, &mut package)
-                .map_err(|e| {
-                    ctx.damage.report(&ctx.bucket, &ctx.key, ctx.uid, "encrypted package failed authentication");
-                    unreadable(format!("part {} package {seq}: {e}", part.number))
-                })?
-                .len();
-            package.truncate(plain_len);
-            let start = remaining_skip.min(plain_len);
-            remaining_skip -= start;
-            let end = (start + remaining).min(plain_len);
-            let chunk = package.freeze().slice(start..end);
-            remaining -= chunk.len();
-            seq += 1;
-            if !chunk.is_empty() && sender.send(Ok(chunk)).await.is_err() {
-                return Ok(());
-            }
+        }
+        if remaining > 0 {
+            return Err(unreadable(format!("part {}: {remaining} bytes short after the last package", part.number)));
         }
         plain_start = plain_end;
     }
     Ok(())
+}
+
+/// Packages opened per blocking task (about 1 MiB of ciphertext).
+const DECRYPT_BATCH_PACKAGES: usize = 16;
+/// Batches being opened at once, per GET.
+const DECRYPT_BATCHES_IN_FLIGHT: usize = 2;
+
+enum OpenedPackage {
+    Plain(bytes::BytesMut),
+    Failed { seq: u64, error: bulwark_crypto::CryptoError },
+}
+
+/// Authenticates and decrypts `packages` (sequence number, ciphertext) in
+/// place, in order; stops at the first that fails.
+fn open_packages(
+    key: &bulwark_crypto::Key32,
+    nonce: &[u8; 12],
+    last_seq: u64,
+    packages: Vec<(u64, bytes::BytesMut)>,
+) -> Vec<OpenedPackage> {
+    let mut opened = Vec::with_capacity(packages.len());
+    for (seq, mut package) in packages {
+        match bulwark_crypto::open_package(key, nonce, seq, seq == last_seq, &mut package) {
+            Ok(plain) => {
+                let plain_len = plain.len();
+                package.truncate(plain_len);
+                opened.push(OpenedPackage::Plain(package));
+            }
+            Err(error) => {
+                opened.push(OpenedPackage::Failed { seq, error });
+                break;
+            }
+        }
+    }
+    opened
 }
 
 /// The consumer side of the read-ahead channel, as a `Stream`.
