@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use bulwark_object::ObjectStore;
 
+use bytes::Bytes;
 use http::{Response, StatusCode};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -271,6 +272,62 @@ fn carries_document(method: &http::Method, query: &str) -> bool {
 /// Verifies `Content-MD5` and `x-amz-checksum-*` of document bodies (D4):
 /// a mismatch is 400 BadDigest, a malformed value 400 InvalidDigest, and the
 /// request goes no further, so nothing is changed.
+/// Request bytes read and thrown away after an answer that did not need the
+/// rest of the body (a refusal, an early error), and how long to keep doing so.
+const LINGER_BYTES_MAX: usize = 16 << 20;
+const LINGER_TIME: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// A request body that, when dropped before its end (the answer did not need
+/// the rest, e.g. a refused signature), keeps reading and discarding what the
+/// client still sends, up to `LINGER_BYTES_MAX` and `LINGER_TIME`: without
+/// it the connection is closed under a client still writing its body, which
+/// then sees a reset instead of the S3 error ("lingering close", as web
+/// servers do).
+struct LingeringBody(Option<Incoming>);
+
+impl http_body::Body for LingeringBody {
+    type Data = Bytes;
+    type Error = hyper::Error;
+
+    fn poll_frame(
+        mut self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, hyper::Error>>> {
+        match self.0.as_mut() {
+            Some(incoming) => std::pin::Pin::new(incoming).poll_frame(cx),
+            None => std::task::Poll::Ready(None),
+        }
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.as_ref().is_none_or(http_body::Body::is_end_stream)
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.0.as_ref().map(http_body::Body::size_hint).unwrap_or_else(|| http_body::SizeHint::with_exact(0))
+    }
+}
+
+impl Drop for LingeringBody {
+    fn drop(&mut self) {
+        let Some(mut incoming) = self.0.take() else { return };
+        if http_body::Body::is_end_stream(&incoming) {
+            return;
+        }
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else { return };
+        runtime.spawn(async move {
+            let mut discarded = 0usize;
+            let deadline = tokio::time::Instant::now() + LINGER_TIME;
+            while discarded <= LINGER_BYTES_MAX {
+                match tokio::time::timeout_at(deadline, http_body_util::BodyExt::frame(&mut incoming)).await {
+                    Ok(Some(Ok(frame))) => discarded += frame.data_ref().map_or(0, Bytes::len),
+                    _ => break,
+                }
+            }
+        });
+    }
+}
+
 async fn verify_small_body(request: http::Request<Incoming>) -> Result<http::Request<Body>, Response<Body>> {
     let wants_md5 = request.headers().contains_key(CONTENT_MD5);
     let checksum_header = bulwark_object::ChecksumAlgorithm::ALL
@@ -284,7 +341,7 @@ async fn verify_small_body(request: http::Request<Incoming>) -> Result<http::Req
     if !carries_document(request.method(), request.uri().query().unwrap_or_default())
         || (!wants_md5 && checksum_header.is_none())
     {
-        return Ok(request.map(Body::from));
+        return Ok(request.map(|incoming| Body::http_body(LingeringBody(Some(incoming)))));
     }
     let (parts, incoming) = request.into_parts();
     let limited = http_body_util::Limited::new(incoming, SMALL_BODY_BYTES_MAX);
