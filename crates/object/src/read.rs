@@ -20,12 +20,9 @@ use crate::meta::{DataLayout, PartLayout};
 use crate::set::ErasureSet;
 use crate::{ByteRange, ByteStream, Error, Result};
 
-/// Blocks read ahead of the client.
+/// Blocks read ahead of the client (for encrypted objects: batches of
+/// decrypted packages, about a block each).
 const BLOCKS_READ_AHEAD_MAX: usize = 4;
-/// Decrypted data goes out a package (64 KiB) at a time: as many packages
-/// may wait as make up the same read-ahead in bytes, so decryption overlaps
-/// sending as much as plain reads do.
-const PACKAGES_READ_AHEAD_MAX: usize = BLOCKS_READ_AHEAD_MAX * crate::BLOCK_SIZE_BYTES / bulwark_crypto::PACKAGE_SIZE;
 
 /// Something that wants to know about damaged objects (the heal queue).
 pub(crate) trait DamageSink: Send + Sync {
@@ -269,14 +266,14 @@ pub(crate) fn stream_decrypted(
     plain_total: u64,
     object_key: bulwark_crypto::Key32,
 ) -> ByteStream {
-    let (sender, receiver) = mpsc::channel::<Result<Bytes, std::io::Error>>(PACKAGES_READ_AHEAD_MAX);
+    let (sender, receiver) = mpsc::channel::<Result<Vec<Bytes>, std::io::Error>>(BLOCKS_READ_AHEAD_MAX);
     tokio::spawn(async move {
         if let Err(e) = produce_decrypted(&ctx, range, plain_total, &object_key, &sender).await {
             tracing::error!(bucket = %ctx.bucket, key = %ctx.key, error = %e, "encrypted read failed mid-stream");
             let _ = sender.send(Err(std::io::Error::other(e.to_string()))).await;
         }
     });
-    Box::pin(ChannelStream(receiver))
+    Box::pin(BlockStream { receiver, pending: Vec::new().into_iter() })
 }
 
 async fn produce_decrypted(
@@ -284,7 +281,7 @@ async fn produce_decrypted(
     range: Option<ByteRange>,
     plain_total: u64,
     object_key: &bulwark_crypto::Key32,
-    sender: &mpsc::Sender<Result<Bytes, std::io::Error>>,
+    sender: &mpsc::Sender<Result<Vec<Bytes>, std::io::Error>>,
 ) -> Result<()> {
     use futures::StreamExt;
     if plain_total == 0 {
@@ -372,6 +369,7 @@ async fn produce_decrypted(
             }
             let Some(task) = opening.pop_front() else { break };
             let opened = task.await.map_err(|e| unreadable(format!("decryption task failed: {e}")))?;
+            let mut chunks = Vec::with_capacity(opened.len());
             for package in opened {
                 let mut plain = match package {
                     OpenedPackage::Plain(plain) => plain,
@@ -387,9 +385,12 @@ async fn produce_decrypted(
                 plain.truncate(end);
                 let chunk = plain.freeze().slice(start..);
                 remaining -= chunk.len();
-                if !chunk.is_empty() && sender.send(Ok(chunk)).await.is_err() {
-                    return Ok(());
+                if !chunk.is_empty() {
+                    chunks.push(chunk);
                 }
+            }
+            if !chunks.is_empty() && sender.send(Ok(chunks)).await.is_err() {
+                return Ok(());
             }
         }
         if remaining > 0 {
@@ -435,11 +436,9 @@ fn open_packages(
     opened
 }
 
-/// The consumer side of the read-ahead channel, as a `Stream`.
-struct ChannelStream(mpsc::Receiver<Result<Bytes, std::io::Error>>);
-
-/// The consumer side of the block read-ahead channel: each block arrives as
-/// its chunks (the pieces it was read in) and goes out chunk by chunk.
+/// The consumer side of a read-ahead channel: each block arrives as its
+/// chunks (the pieces it was read in, or its decrypted packages) and goes
+/// out chunk by chunk.
 struct BlockStream {
     receiver: mpsc::Receiver<Result<Vec<Bytes>, std::io::Error>>,
     pending: std::vec::IntoIter<Bytes>,
@@ -462,17 +461,6 @@ impl futures::Stream for BlockStream {
                 None => return std::task::Poll::Ready(None),
             }
         }
-    }
-}
-
-impl futures::Stream for ChannelStream {
-    type Item = Result<Bytes, std::io::Error>;
-
-    fn poll_next(
-        mut self: std::pin::Pin<&mut Self>,
-        cx: &mut std::task::Context<'_>,
-    ) -> std::task::Poll<Option<Self::Item>> {
-        self.0.poll_recv(cx)
     }
 }
 
