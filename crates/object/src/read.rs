@@ -94,6 +94,8 @@ impl PartSource {
     /// missing or failed its checksum.
     async fn read_block(&mut self, block_index: u64) -> Result<Vec<Bytes>> {
         let block_len = self.geometry.block_len(self.part.size, block_index);
+        let piece_len = self.geometry.piece_len(block_len);
+        let offset = self.geometry.shard_offset(block_index);
         let data = self.geometry.data();
         let mut pieces: Vec<Option<Bytes>> = vec![None; self.geometry.total()];
         let mut good = 0;
@@ -120,7 +122,7 @@ impl PartSource {
                 let slot = std::mem::replace(&mut self.slots[position], Slot::Unopened);
                 // Each piece is read and verified on its own task, so the
                 // checksums of one block are computed on several cores.
-                reads.push((position, tokio::spawn(self.read_piece(position, slot, block_index))));
+                reads.push((position, tokio::spawn(self.read_piece(position, slot, block_index, offset, piece_len))));
             }
             let results = join_all(reads.into_iter().map(|(position, task)| async move {
                 task.await.unwrap_or_else(|e| (position, Slot::Failed, Err(format!("piece read failed: {e}"))))
@@ -170,11 +172,9 @@ impl PartSource {
         position: usize,
         slot: Slot,
         block_index: u64,
+        offset: u64,
+        piece_len: usize,
     ) -> impl std::future::Future<Output = (usize, Slot, Result<Bytes, String>)> + Send + 'static {
-        let geometry = self.geometry;
-        let part_size = self.part.size;
-        let piece_len = geometry.piece_len(geometry.block_len(part_size, block_index));
-        let offset = geometry.shard_offset(block_index);
         let drive = self.set.drives[position].clone();
         let bucket = self.bucket.clone();
         let blob = self.part.blob.clone();
