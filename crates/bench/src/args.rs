@@ -222,6 +222,10 @@ pub struct Args {
     /// With --kms: seconds of GenerateDataKey calls.
     #[arg(long, default_value_t = 5)]
     pub kms_secs: u64,
+    /// With --kms or --sse: rounds of the comparison. The variants run in turn, each round
+    /// starting with the next one; each is reported by its median round.
+    #[arg(long, default_value_t = 3)]
+    pub rounds: usize,
 }
 
 /// Parsed `--sizes`: a newtype so clap treats the whole list as one value.
@@ -285,6 +289,9 @@ impl Args {
             return Err(
                 "--rss-check, --checksums, --listing, --heal, --sse and --kms each make a run of their own".to_owned()
             );
+        }
+        if self.rounds == 0 || self.rounds > crate::rounds::ROUNDS_MAX {
+            return Err(format!("--rounds must be 1..={}", crate::rounds::ROUNDS_MAX));
         }
         if self.kms && (self.kms_concurrency == 0 || self.kms_concurrency > CONCURRENCY_MAX || self.kms_secs == 0) {
             return Err(format!("--kms-concurrency must be 1..={CONCURRENCY_MAX} and --kms-secs at least 1"));
@@ -504,6 +511,10 @@ mod tests {
         assert!(parse(&["--sse"]).is_err(), "SSE-C over plain HTTP");
         assert!(parse(&["--sse", "--endpoint", "https://h:1", "--http-endpoint", "https://h:2"]).is_err());
         assert!(parse(&["--listing", "0"]).is_err());
+        assert_eq!(parse(&["--kms"]).expect("--kms").rounds, 3, "three rounds unless told");
+        assert_eq!(parse(&["--kms", "--rounds", "1"]).expect("one round").rounds, 1);
+        assert!(parse(&["--kms", "--rounds", "0"]).is_err());
+        assert!(parse(&["--kms", "--rounds", "10"]).is_err());
         assert!(parse(&["--heal", "--data-dir", "/srv", "--heal-bytes", "1MiB"]).is_err(), "smaller than one object");
     }
 

@@ -4,9 +4,10 @@
 //! On the one `--endpoint` (plain HTTP is fine: neither scheme needs TLS), for every
 //! size × concurrency (default 64 MiB × 1, 4) three variants each run a PUT cell and a
 //! GET cell of the objects just written (every byte compared): plaintext, SSE-S3
-//! (`AES256`) and SSE-KMS (`aws:kms` under a key this run creates). Each row shows its
-//! MiB/s over the plaintext row of the same op, size and concurrency; the target
-//! is ≥ 85%. Then `--kms-concurrency` workers call GenerateDataKey (AES_256, with an
+//! (`AES256`) and SSE-KMS (`aws:kms` under a key this run creates), in turn for
+//! `--rounds` rounds (see [`crate::rounds`]). Each row is a variant's median round and
+//! shows its MiB/s over the plaintext row of the same op, size and concurrency; the
+//! issue's target is ≥ 85%. Then `--kms-concurrency` workers call GenerateDataKey (AES_256, with an
 //! encryption context) for `--kms-secs`: operations per second and p50/p99 latency.
 
 use std::sync::Arc;
@@ -19,6 +20,7 @@ use aws_sdk_kms::types::DataKeySpec;
 use serde::Serialize;
 
 use crate::args::format_size;
+use crate::rounds::{self, Rounds};
 use crate::s3::{Bounds, Cell, ClientSettings, Op, RequestOptions, Runner, ServerSide};
 use crate::stats::Summary;
 use crate::{disk, payload};
@@ -32,8 +34,10 @@ pub struct KmsRow {
     pub encryption: &'static str,
     #[serde(flatten)]
     pub cell: Cell,
-    /// MiB/s over that of plaintext (same op, size, concurrency).
+    /// MiB/s over that of plaintext (same op, size, concurrency), both the median round.
     pub ratio_to_plaintext: Option<f64>,
+    /// MiB/s of every round in the order they ran; `cell` is the median one.
+    pub rounds_mib_per_s: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -77,6 +81,8 @@ pub struct Plan<'a> {
     pub drop_caches: bool,
     pub kms_concurrency: usize,
     pub kms_secs: u64,
+    /// Rounds of the comparison (see [`crate::rounds`]).
+    pub rounds: usize,
 }
 
 /// A KMS client for the same endpoint and credentials, without retries.
@@ -131,22 +137,41 @@ pub async fn run(plan: &Plan<'_>) -> (KmsReport, Vec<String>) {
                 (SSE_S3, Some(ServerSide { algorithm: "AES256", kms_key_id: None })),
                 (SSE_KMS, Some(ServerSide { algorithm: "aws:kms", kms_key_id: key_arn.clone() })),
             ];
-            for (encryption, server_side) in variants {
-                let runner = Runner {
-                    prefix: format!("{}/{}", plan.runner.prefix, encryption.to_ascii_lowercase()),
-                    options: RequestOptions { server_side, ..plan.runner.options.clone() },
-                    ..plan.runner.clone()
-                };
-                let (put, keys) =
-                    runner.run_cell(Op::Put, &body, concurrency, plan.bounds, &Arc::new(Vec::new()), false).await;
-                push_row(&mut report, encryption, put);
-                let keys = Arc::new(keys);
-                if !keys.is_empty() {
-                    let dropped = plan.drop_caches && disk::drop_page_cache().is_ok();
-                    let (get, _) = runner.run_cell(Op::Get, &body, concurrency, plan.bounds, &keys, dropped).await;
-                    push_row(&mut report, encryption, get);
+            let mut puts: Vec<Rounds> = variants.iter().map(|_| Rounds::default()).collect();
+            let mut gets: Vec<Rounds> = variants.iter().map(|_| Rounds::default()).collect();
+            for round in 0..plan.rounds {
+                for variant in rounds::order(variants.len(), round) {
+                    let (encryption, server_side) = variants[variant].clone();
+                    let runner = Runner {
+                        prefix: format!("{}/{}/r{round}", plan.runner.prefix, encryption.to_ascii_lowercase()),
+                        options: RequestOptions { server_side, ..plan.runner.options.clone() },
+                        ..plan.runner.clone()
+                    };
+                    let (put, keys) =
+                        runner.run_cell(Op::Put, &body, concurrency, plan.bounds, &Arc::new(Vec::new()), false).await;
+                    progress(round, plan.rounds, encryption, &put);
+                    puts[variant].push(put);
+                    let keys = Arc::new(keys);
+                    if !keys.is_empty() {
+                        let dropped = plan.drop_caches && disk::drop_page_cache().is_ok();
+                        let (get, _) = runner.run_cell(Op::Get, &body, concurrency, plan.bounds, &keys, dropped).await;
+                        progress(round, plan.rounds, encryption, &get);
+                        gets[variant].push(get);
+                    }
+                    // Each round's objects go at once, so the rounds do not fill the disk
+                    // (and a later round does not run on a fuller one); what could not be
+                    // deleted is left to the final cleanup.
+                    if runner.delete(&keys).await.0 > 0 {
+                        written.extend(keys.iter().cloned());
+                    }
                 }
-                written.extend(keys.iter().cloned());
+            }
+            for (((encryption, _), puts), gets) in variants.iter().zip(puts).zip(gets) {
+                for rounds in [puts, gets] {
+                    if let Some((cell, all)) = rounds.median() {
+                        report.rows.push(KmsRow { encryption, cell, ratio_to_plaintext: None, rounds_mib_per_s: all });
+                    }
+                }
             }
         }
     }
@@ -229,13 +254,13 @@ async fn futures_join(handles: Vec<tokio::task::JoinHandle<Vec<u64>>>) -> Vec<Ve
     out
 }
 
-fn push_row(report: &mut KmsReport, encryption: &'static str, cell: Cell) {
-    let row = KmsRow { encryption, cell, ratio_to_plaintext: None };
-    eprintln!("{}", render_row(&row));
-    if let Some(error) = &row.cell.first_error {
+/// One cell as it completes (the table at the end has the median rounds).
+fn progress(round: usize, rounds: usize, encryption: &'static str, cell: &Cell) {
+    let row = KmsRow { encryption, cell: cell.clone(), ratio_to_plaintext: None, rounds_mib_per_s: Vec::new() };
+    eprintln!("round {}/{rounds}: {}", round + 1, render_row(&row));
+    if let Some(error) = &cell.first_error {
         eprintln!("  first failure: {error}");
     }
-    report.rows.push(row);
 }
 
 fn fill_ratios(report: &mut KmsReport) {
@@ -256,13 +281,12 @@ fn fill_ratios(report: &mut KmsReport) {
     }
 }
 
-pub const HEADER: &str =
-    "op   encryption size      conc  objects errors      MiB/s  vs plain     p50 ms     p99 ms  srv CPU  cli CPU";
+pub const HEADER: &str = "op   encryption size      conc  objects errors      MiB/s  vs plain     p50 ms     p99 ms  srv CPU  cli CPU  rounds MiB/s";
 
 pub fn render_row(row: &KmsRow) -> String {
     let cell = &row.cell;
     format!(
-        "{:<4} {:<10} {:<9} {:>4} {:>8} {:>6} {:>10.1} {:>9} {:>10} {:>10} {:>8} {:>8}",
+        "{:<4} {:<10} {:<9} {:>4} {:>8} {:>6} {:>10.1} {:>9} {:>10} {:>10} {:>8} {:>8}  {}",
         cell.op.name(),
         row.encryption,
         format_size(cell.size_bytes),
@@ -275,6 +299,7 @@ pub fn render_row(row: &KmsRow) -> String {
         crate::report::ms(cell.summary.p99_ms),
         crate::report::cores(cell.server_cpu_cores),
         crate::report::cores(cell.client_cpu_cores),
+        rounds::render(&row.rounds_mib_per_s),
     )
 }
 

@@ -47,7 +47,9 @@
 //!
 //! - `--kms` (issue 8): PUT/GET MiB/s of 64 MiB objects as plaintext, SSE-S3 and SSE-KMS
 //!   on `--endpoint` (each ÷ plaintext judged against ≥ 85%), then KMS GenerateDataKey
-//!   operations per second with `--kms-concurrency` callers. See [`kms`].
+//!   operations per second with `--kms-concurrency` callers. See [`kms`]. `--kms` and
+//!   `--sse` run their variants in turn for `--rounds` rounds (default 3) and report each
+//!   variant's median round: one cell alone varies too much for a ratio (see [`rounds`]).
 //!
 //! ```text
 //! export AWS_ACCESS_KEY_ID=... AWS_SECRET_ACCESS_KEY=...
@@ -73,6 +75,7 @@ mod listing;
 mod payload;
 mod procfs;
 mod report;
+mod rounds;
 mod rss;
 mod s3;
 mod sse;
@@ -206,6 +209,7 @@ async fn run(args: Args) -> Result<(), String> {
                 drop_caches: args.drop_caches,
                 kms_concurrency: args.kms_concurrency,
                 kms_secs: args.kms_secs,
+                rounds: args.rounds,
             };
             let (kms_report, keys) = kms::run(&plan).await;
             report.kms = Some(kms_report);
@@ -382,6 +386,7 @@ async fn run_sse(args: &Args, settings: &ClientSettings, runner: &Runner, report
         levels: args.concurrency(),
         bounds: bounds(args),
         drop_caches: args.drop_caches,
+        rounds: args.rounds,
     };
     let outcome = sse::run(&plan).await;
     report.sse = Some(outcome.report);

@@ -625,6 +625,7 @@ mod tests {
             encryption,
             cell: cell(op, 1 << 20, 1, mib_per_s),
             ratio_to_plaintext_tls: None,
+            rounds_mib_per_s: vec![mib_per_s],
         }
     }
 

@@ -7,8 +7,9 @@
 //!   `--ca-cert`. SSE-C objects are written and read with one random key per run.
 //!
 //! For every size × concurrency (default 64 MiB × 1, 4) each variant runs a PUT cell and
-//! then a GET cell of the objects it just wrote (every byte compared). Each row shows its
-//! MiB/s over the *plaintext / TLS* row of the same op, size and concurrency; the issue's
+//! then a GET cell of the objects it just wrote (every byte compared), in turn for
+//! `--rounds` rounds (see [`crate::rounds`]). Each row is a variant's median round and
+//! shows its MiB/s over the *plaintext / TLS* row of the same op, size and concurrency; the issue's
 //! target is SSE-C at ≥ 85% of plaintext (see [`crate::report::sse_targets`]).
 
 use std::sync::Arc;
@@ -16,6 +17,7 @@ use std::sync::Arc;
 use serde::Serialize;
 
 use crate::args::format_size;
+use crate::rounds::{self, Rounds};
 use crate::s3::{Bounds, Cell, CustomerKey, Op, RequestOptions, Runner};
 use crate::{disk, payload};
 
@@ -30,8 +32,11 @@ pub struct SseRow {
     pub encryption: &'static str,
     #[serde(flatten)]
     pub cell: Cell,
-    /// MiB/s over that of plaintext over TLS (same op, size, concurrency).
+    /// MiB/s over that of plaintext over TLS (same op, size, concurrency), both the
+    /// median round.
     pub ratio_to_plaintext_tls: Option<f64>,
+    /// MiB/s of every round in the order they ran; `cell` is the median one.
+    pub rounds_mib_per_s: Vec<f64>,
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -69,6 +74,8 @@ pub struct Plan<'a> {
     pub levels: Vec<usize>,
     pub bounds: Bounds,
     pub drop_caches: bool,
+    /// Rounds of the comparison (see [`crate::rounds`]).
+    pub rounds: usize,
 }
 
 pub async fn run(plan: &Plan<'_>) -> Outcome {
@@ -99,27 +106,52 @@ pub async fn run(plan: &Plan<'_>) -> Outcome {
                 ..plan.tls.clone()
             };
             variants.push((TRANSPORT_TLS, SSE_C, sse));
-            for (transport, encryption, runner) in variants {
-                let runner = Runner {
-                    prefix: format!(
-                        "{}/{}-{}",
-                        runner.prefix,
-                        transport.to_ascii_lowercase(),
-                        encryption.to_ascii_lowercase()
-                    ),
-                    ..runner
-                };
-                let (put, keys) =
-                    runner.run_cell(Op::Put, &body, concurrency, plan.bounds, &Arc::new(Vec::new()), false).await;
-                push_row(&mut outcome.report, transport, encryption, put);
-                let keys = Arc::new(keys);
-                if !keys.is_empty() {
-                    let dropped = plan.drop_caches && disk::drop_page_cache().is_ok();
-                    let (get, _) = runner.run_cell(Op::Get, &body, concurrency, plan.bounds, &keys, dropped).await;
-                    push_row(&mut outcome.report, transport, encryption, get);
+            let mut puts: Vec<Rounds> = variants.iter().map(|_| Rounds::default()).collect();
+            let mut gets: Vec<Rounds> = variants.iter().map(|_| Rounds::default()).collect();
+            for round in 0..plan.rounds {
+                for variant in rounds::order(variants.len(), round) {
+                    let (transport, encryption, runner) = &variants[variant];
+                    let runner = Runner {
+                        prefix: format!(
+                            "{}/{}-{}/r{round}",
+                            runner.prefix,
+                            transport.to_ascii_lowercase(),
+                            encryption.to_ascii_lowercase()
+                        ),
+                        ..runner.clone()
+                    };
+                    let (put, keys) =
+                        runner.run_cell(Op::Put, &body, concurrency, plan.bounds, &Arc::new(Vec::new()), false).await;
+                    progress(round, plan.rounds, transport, encryption, &put);
+                    puts[variant].push(put);
+                    let keys = Arc::new(keys);
+                    if !keys.is_empty() {
+                        let dropped = plan.drop_caches && disk::drop_page_cache().is_ok();
+                        let (get, _) = runner.run_cell(Op::Get, &body, concurrency, plan.bounds, &keys, dropped).await;
+                        progress(round, plan.rounds, transport, encryption, &get);
+                        gets[variant].push(get);
+                    }
+                    // Each round's objects go at once (see crate::rounds); what could not be
+                    // deleted is left to the final cleanup.
+                    if runner.delete(&keys).await.0 > 0 {
+                        let target =
+                            if *transport == TRANSPORT_HTTP { &mut outcome.http_keys } else { &mut outcome.tls_keys };
+                        target.extend(keys.iter().cloned());
+                    }
                 }
-                let target = if transport == TRANSPORT_HTTP { &mut outcome.http_keys } else { &mut outcome.tls_keys };
-                target.extend(keys.iter().cloned());
+            }
+            for (((transport, encryption, _), puts), gets) in variants.iter().zip(puts).zip(gets) {
+                for rounds in [puts, gets] {
+                    if let Some((cell, all)) = rounds.median() {
+                        outcome.report.rows.push(SseRow {
+                            transport,
+                            encryption,
+                            cell,
+                            ratio_to_plaintext_tls: None,
+                            rounds_mib_per_s: all,
+                        });
+                    }
+                }
             }
         }
     }
@@ -127,13 +159,19 @@ pub async fn run(plan: &Plan<'_>) -> Outcome {
     outcome
 }
 
-fn push_row(report: &mut SseReport, transport: &'static str, encryption: &'static str, cell: Cell) {
-    let row = SseRow { transport, encryption, cell, ratio_to_plaintext_tls: None };
-    eprintln!("{}", render_row(&row));
-    if let Some(error) = &row.cell.first_error {
+/// One cell as it completes (the table at the end has the median rounds).
+fn progress(round: usize, rounds: usize, transport: &'static str, encryption: &'static str, cell: &Cell) {
+    let row = SseRow {
+        transport,
+        encryption,
+        cell: cell.clone(),
+        ratio_to_plaintext_tls: None,
+        rounds_mib_per_s: Vec::new(),
+    };
+    eprintln!("round {}/{rounds}: {}", round + 1, render_row(&row));
+    if let Some(error) = &cell.first_error {
         eprintln!("  first failure: {error}");
     }
-    report.rows.push(row);
 }
 
 pub(crate) fn fill_ratios(report: &mut SseReport) {
@@ -154,12 +192,12 @@ pub(crate) fn fill_ratios(report: &mut SseReport) {
     }
 }
 
-pub const HEADER: &str = "op   encryption transport size      conc  objects errors      MiB/s  vs plain/TLS     p50 ms     p99 ms  srv CPU  cli CPU";
+pub const HEADER: &str = "op   encryption transport size      conc  objects errors      MiB/s  vs plain/TLS     p50 ms     p99 ms  srv CPU  cli CPU  rounds MiB/s";
 
 pub fn render_row(row: &SseRow) -> String {
     let cell = &row.cell;
     format!(
-        "{:<4} {:<10} {:<9} {:<9} {:>4} {:>8} {:>6} {:>10.1} {:>13} {:>10} {:>10} {:>8} {:>8}",
+        "{:<4} {:<10} {:<9} {:<9} {:>4} {:>8} {:>6} {:>10.1} {:>13} {:>10} {:>10} {:>8} {:>8}  {}",
         cell.op.name(),
         row.encryption,
         row.transport,
@@ -173,6 +211,7 @@ pub fn render_row(row: &SseRow) -> String {
         crate::report::ms(cell.summary.p99_ms),
         crate::report::cores(cell.server_cpu_cores),
         crate::report::cores(cell.client_cpu_cores),
+        rounds::render(&row.rounds_mib_per_s),
     )
 }
 

@@ -362,7 +362,7 @@ async fn produce_decrypted(
             if batch.len() == DECRYPT_BATCH_PACKAGES || (cipher_left == 0 && !batch.is_empty()) {
                 let packages = std::mem::replace(&mut batch, Vec::with_capacity(DECRYPT_BATCH_PACKAGES));
                 let key = key.clone();
-                opening.push_back(tokio::task::spawn_blocking(move || open_packages(&key, &nonce, last_seq, packages)));
+                opening.push_back(tokio::spawn(async move { open_packages(&key, &nonce, last_seq, packages) }));
             }
             if opening.len() < DECRYPT_BATCHES_IN_FLIGHT && cipher_left > 0 {
                 continue;
