@@ -341,6 +341,43 @@ pub(crate) fn encode_inline(geometry: &Geometry, data: &[u8]) -> Result<Vec<Vec<
     Ok(shards)
 }
 
+/// Starts the sealing task with what the request task sealed so far
+/// (`carry`) and the next plaintext block.
+fn offload_sealing(
+    mut sealer: bulwark_crypto::PackageSealer,
+    mut carry: BytesMut,
+    next: Bytes,
+    size: usize,
+) -> Sealing {
+    let (plain, mut plain_in) = mpsc::channel::<Bytes>(SEAL_BLOCKS_IN_FLIGHT_MAX);
+    let (sealed_out, sealed) = mpsc::channel::<Bytes>(SEAL_BLOCKS_IN_FLIGHT_MAX);
+    let task = tokio::spawn(async move {
+        let mut next = Some(next);
+        loop {
+            while carry.len() >= size {
+                if sealed_out.send(carry.split_to(size).freeze()).await.is_err() {
+                    return; // the write was given up
+                }
+            }
+            match next.take() {
+                Some(block) => sealer.push_into(&block, &mut carry),
+                None => match plain_in.recv().await {
+                    Some(block) => sealer.push_into(&block, &mut carry),
+                    None => break,
+                },
+            }
+        }
+        sealer.finish_into(&mut carry);
+        while !carry.is_empty() {
+            let take = size.min(carry.len());
+            if sealed_out.send(carry.split_to(take).freeze()).await.is_err() {
+                return;
+            }
+        }
+    });
+    Sealing::Offloaded { plain: Some(plain), sealed, task }
+}
+
 pub(crate) fn new_blob_id() -> BlobId {
     *uuid::Uuid::new_v4().as_bytes()
 }
@@ -350,57 +387,162 @@ pub(crate) fn new_blob_id() -> BlobId {
 /// plaintext happens in the [`BodyReader`] underneath.
 pub(crate) struct StoredSource<'a> {
     reader: &'a mut BodyReader,
-    sealer: Option<bulwark_crypto::PackageSealer>,
-    encrypting: bool,
-    carry: BytesMut,
-    finished: bool,
+    sealing: Sealing,
     stored: u64,
+}
+
+/// Plaintext blocks queued for the sealing task, and sealed blocks it may
+/// hold ready, before either side waits for the other.
+const SEAL_BLOCKS_IN_FLIGHT_MAX: usize = 2;
+
+/// Where the encryption of the body happens. Like hashing, the first block
+/// is sealed in the request task (a small object never pays for a task);
+/// from the second block on a task seals while the request task reads the
+/// body and codes the blocks already sealed, so the cipher runs beside the
+/// erasure coding instead of after it.
+enum Sealing {
+    Plain,
+    Inline {
+        sealer: bulwark_crypto::PackageSealer,
+        carry: BytesMut,
+        first_sealed: bool,
+    },
+    Offloaded {
+        /// `None` once the body has ended (the task then seals the final package).
+        plain: Option<mpsc::Sender<Bytes>>,
+        sealed: mpsc::Receiver<Bytes>,
+        task: JoinHandle<()>,
+    },
+    /// Everything sealed; what is left to hand out.
+    Finished(BytesMut),
 }
 
 impl<'a> StoredSource<'a> {
     pub fn new(reader: &'a mut BodyReader, cipher: Option<(&bulwark_crypto::Key32, [u8; 12])>) -> StoredSource<'a> {
-        StoredSource {
-            reader,
-            encrypting: cipher.is_some(),
-            sealer: cipher.map(|(key, nonce)| bulwark_crypto::PackageSealer::new(key, nonce)),
-            carry: BytesMut::new(),
-            finished: false,
-            stored: 0,
-        }
+        let sealing = match cipher {
+            Some((key, nonce)) => Sealing::Inline {
+                sealer: bulwark_crypto::PackageSealer::new(key, nonce),
+                carry: BytesMut::new(),
+                first_sealed: false,
+            },
+            None => Sealing::Plain,
+        };
+        StoredSource { reader, sealing, stored: 0 }
     }
 
     /// Next stored block of `size` bytes (fewer only at the end).
     pub async fn next(&mut self, size: usize) -> Result<Option<Bytes>> {
-        if !self.encrypting {
-            let block = self.reader.next_block(size).await?;
-            self.stored += block.as_ref().map_or(0, |b| b.len() as u64);
-            return Ok(block);
-        }
-        while self.carry.len() < size && !self.finished {
-            match self.reader.next_block(size).await? {
-                Some(plain) => {
-                    if let Some(sealer) = &mut self.sealer {
-                        sealer.push_into(&plain, &mut self.carry);
-                    }
+        let block = self.next_block(size).await?;
+        self.stored += block.as_ref().map_or(0, |b| b.len() as u64);
+        Ok(block)
+    }
+
+    async fn next_block(&mut self, size: usize) -> Result<Option<Bytes>> {
+        loop {
+            match &mut self.sealing {
+                Sealing::Plain => return self.reader.next_block(size).await,
+                Sealing::Inline { carry, .. } if carry.len() >= size => {
+                    return Ok(Some(carry.split_to(size).freeze()));
                 }
-                None => {
-                    if let Some(sealer) = self.sealer.take() {
-                        sealer.finish_into(&mut self.carry);
+                Sealing::Inline { sealer, carry, first_sealed } => match self.reader.next_block(size).await? {
+                    Some(plain) if !*first_sealed => {
+                        sealer.push_into(&plain, carry);
+                        *first_sealed = true;
                     }
-                    self.finished = true;
+                    Some(plain) => {
+                        let Sealing::Inline { sealer, carry, .. } =
+                            std::mem::replace(&mut self.sealing, Sealing::Finished(BytesMut::new()))
+                        else {
+                            unreachable!("matched Inline above")
+                        };
+                        self.sealing = offload_sealing(sealer, carry, plain, size);
+                    }
+                    None => {
+                        let Sealing::Inline { sealer, mut carry, .. } =
+                            std::mem::replace(&mut self.sealing, Sealing::Finished(BytesMut::new()))
+                        else {
+                            unreachable!("matched Inline above")
+                        };
+                        sealer.finish_into(&mut carry);
+                        self.sealing = Sealing::Finished(carry);
+                    }
+                },
+                Sealing::Offloaded { plain, sealed, task } => {
+                    // Keep the task fed without waiting for it; wait only when
+                    // it has all the plaintext it may hold.
+                    if let Some(sender) = plain.as_ref().filter(|s| s.capacity() > 0) {
+                        match self.reader.next_block(size).await? {
+                            Some(block) => {
+                                if sender.try_send(block).is_err() {
+                                    return Err(Error::Internal("sealing task ended early".into()));
+                                }
+                            }
+                            None => *plain = None,
+                        }
+                        continue;
+                    }
+                    if let Some(block) = sealed.recv().await {
+                        return Ok(Some(block));
+                    }
+                    if plain.is_some() {
+                        return Err(Error::Internal("sealing task ended early".into()));
+                    }
+                    (&mut *task).await.map_err(|e| Error::Internal(format!("sealing task failed: {e}")))?;
+                    self.sealing = Sealing::Finished(BytesMut::new());
+                }
+                Sealing::Finished(carry) => {
+                    if carry.is_empty() {
+                        return Ok(None);
+                    }
+                    let take = size.min(carry.len());
+                    return Ok(Some(carry.split_to(take).freeze()));
                 }
             }
         }
-        if self.carry.is_empty() {
-            return Ok(None);
-        }
-        let take = size.min(self.carry.len());
-        let block = self.carry.split_to(take).freeze();
-        self.stored += block.len() as u64;
-        Ok(Some(block))
     }
 
     pub fn stored(&self) -> u64 {
         self.stored
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn body(data: &[u8], chunk: usize) -> crate::ByteStream {
+        let chunks: Vec<std::result::Result<Bytes, std::io::Error>> =
+            data.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
+        Box::pin(futures::stream::iter(chunks))
+    }
+
+    /// Blocks of `size`, not a multiple of the 64 KiB package, so packages
+    /// straddle blocks; lengths from empty to several blocks, so the first
+    /// block is sealed in the request task and the rest by the sealing task.
+    #[tokio::test]
+    async fn sealed_blocks_are_the_one_pass_encryption_cut_into_blocks() {
+        let size = 100_000;
+        let key = bulwark_crypto::Key32::from_bytes([9; 32]);
+        let nonce = [3u8; 12];
+        for len in [0, 1_000, size, size + 1, 7 * size + 12_345] {
+            let data: Vec<u8> = (0..len as u32).map(|i| (i.wrapping_mul(2_654_435_761) >> 11) as u8).collect();
+            let mut sealer = bulwark_crypto::PackageSealer::new(&key, nonce);
+            let mut expected = sealer.push(&data);
+            expected.extend(sealer.finish());
+
+            let mut reader = BodyReader::new(body(&data, 7_777), u64::MAX, &[], true);
+            let mut source = StoredSource::new(&mut reader, Some((&key, nonce)));
+            let mut blocks = Vec::new();
+            while let Some(block) = source.next(size).await.expect("next block") {
+                blocks.push(block);
+            }
+            assert_eq!(source.stored(), expected.len() as u64, "{len} bytes");
+            let (last, whole) = blocks.split_last().expect("at least the final package");
+            assert!(whole.iter().all(|b| b.len() == size), "{len} bytes: every block but the last is whole");
+            assert!(!last.is_empty() && last.len() <= size, "{len} bytes: last block {}", last.len());
+            assert_eq!(blocks.concat(), expected, "{len} bytes: the same ciphertext as sealing in one pass");
+            let (md5, _) = reader.finish().await.expect("hashes");
+            assert_eq!(md5, Some(Md5::digest(&data).into()), "{len} bytes: the MD5 is of the plaintext");
+        }
     }
 }
