@@ -193,6 +193,5 @@ pub(crate) fn random_etag() -> Result<String> {
 
 /// Base64 MD5 of a customer key, for comparing with `…-key-MD5` headers.
 pub fn key_md5(key: &Key32) -> String {
-    use md5::Digest;
-    base64::engine::general_purpose::STANDARD.encode(md5::Md5::digest(key.expose()))
+    base64::engine::general_purpose::STANDARD.encode(bulwark_crypto::Md5::digest(key.expose()))
 }

@@ -3,10 +3,10 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
+use bulwark_crypto::Md5;
 use bulwark_storage::{MetaOp, ScanFrom, StoredVersion, VersionUid};
 use bytes::Bytes;
 use futures::future::join_all;
-use md5::{Digest, Md5};
 
 use crate::checksum::{self, ChecksumAlgorithm, ChecksumType, StoredChecksum};
 use crate::healer::HealQueue;
@@ -1370,7 +1370,7 @@ impl ObjectStore {
             for (position, holds) in holders_all.iter_mut().enumerate() {
                 *holds &= holders.contains(&position);
             }
-            md5_concat.update(hex::decode(&record.etag).map_err(|e| Error::Internal(e.to_string()))?);
+            md5_concat.update(&hex::decode(&record.etag).map_err(|e| Error::Internal(e.to_string()))?);
             let plain_size = record.plain_size.unwrap_or(record.size);
             full_crc = match full_crc {
                 None => Some(digest.clone()),

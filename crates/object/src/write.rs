@@ -9,11 +9,11 @@
 
 use std::sync::Arc;
 
+use bulwark_crypto::Md5;
 use bulwark_erasure::{self as erasure, Geometry};
 use bulwark_storage::{BlobId, Drive};
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use md5::{Digest, Md5};
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
@@ -159,7 +159,7 @@ impl BodyReader {
             Hashing::Poisoned => return Err(Error::Internal("hashing state lost".into())),
         };
         let checksums = hashers.checksums.into_iter().map(|(a, h)| (a, h.finalize())).collect();
-        Ok((hashers.md5.map(|m| m.finalize().into()), checksums))
+        Ok((hashers.md5.map(Md5::finalize), checksums))
     }
 }
 
@@ -542,7 +542,7 @@ mod tests {
             assert!(!last.is_empty() && last.len() <= size, "{len} bytes: last block {}", last.len());
             assert_eq!(blocks.concat(), expected, "{len} bytes: the same ciphertext as sealing in one pass");
             let (md5, _) = reader.finish().await.expect("hashes");
-            assert_eq!(md5, Some(Md5::digest(&data).into()), "{len} bytes: the MD5 is of the plaintext");
+            assert_eq!(md5, Some(Md5::digest(&data)), "{len} bytes: the MD5 is of the plaintext");
         }
     }
 }

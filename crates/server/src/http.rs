@@ -357,7 +357,6 @@ async fn verify_small_body(request: http::Request<Incoming>) -> Result<http::Req
     };
     if let Some(value) = parts.headers.get(CONTENT_MD5) {
         use base64::Engine;
-        use md5::Digest;
         let expected = value
             .to_str()
             .ok()
@@ -370,7 +369,7 @@ async fn verify_small_body(request: http::Request<Incoming>) -> Result<http::Req
                 "The Content-MD5 you specified is not valid.",
             ));
         };
-        if md5::Md5::digest(&bytes).as_slice() != expected.as_slice() {
+        if bulwark_crypto::Md5::digest(&bytes).as_slice() != expected.as_slice() {
             return Err(error_response(
                 StatusCode::BAD_REQUEST,
                 "BadDigest",
