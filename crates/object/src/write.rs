@@ -341,7 +341,7 @@ pub(crate) fn encode_inline(geometry: &Geometry, data: &[u8]) -> Result<Vec<Vec<
     Ok(shards)
 }
 
-/// Starts the sealing task with what the request task sealed so far
+/// Starts the sealing thread with what the request task sealed so far
 /// (`carry`) and the next plaintext block.
 fn offload_sealing(
     mut sealer: bulwark_crypto::PackageSealer,
@@ -351,26 +351,23 @@ fn offload_sealing(
 ) -> Sealing {
     let (plain, mut plain_in) = mpsc::channel::<Bytes>(SEAL_BLOCKS_IN_FLIGHT_MAX);
     let (sealed_out, sealed) = mpsc::channel::<Bytes>(SEAL_BLOCKS_IN_FLIGHT_MAX);
-    let task = tokio::spawn(async move {
+    let task = tokio::task::spawn_blocking(move || {
         let mut next = Some(next);
         loop {
             while carry.len() >= size {
-                if sealed_out.send(carry.split_to(size).freeze()).await.is_err() {
+                if sealed_out.blocking_send(carry.split_to(size).freeze()).is_err() {
                     return; // the write was given up
                 }
             }
-            match next.take() {
+            match next.take().or_else(|| plain_in.blocking_recv()) {
                 Some(block) => sealer.push_into(&block, &mut carry),
-                None => match plain_in.recv().await {
-                    Some(block) => sealer.push_into(&block, &mut carry),
-                    None => break,
-                },
+                None => break,
             }
         }
         sealer.finish_into(&mut carry);
         while !carry.is_empty() {
             let take = size.min(carry.len());
-            if sealed_out.send(carry.split_to(take).freeze()).await.is_err() {
+            if sealed_out.blocking_send(carry.split_to(take).freeze()).is_err() {
                 return;
             }
         }
@@ -391,15 +388,16 @@ pub(crate) struct StoredSource<'a> {
     stored: u64,
 }
 
-/// Plaintext blocks queued for the sealing task, and sealed blocks it may
+/// Plaintext blocks queued for the sealing thread, and sealed blocks it may
 /// hold ready, before either side waits for the other.
 const SEAL_BLOCKS_IN_FLIGHT_MAX: usize = 2;
 
 /// Where the encryption of the body happens. Like hashing, the first block
-/// is sealed in the request task (a small object never pays for a task);
-/// from the second block on a task seals while the request task reads the
-/// body and codes the blocks already sealed, so the cipher runs beside the
-/// erasure coding instead of after it.
+/// is sealed in the request task (a small object never pays for a thread);
+/// from the second block on a blocking thread seals while the request task
+/// reads the body and codes the blocks already sealed, so the cipher runs
+/// beside the erasure coding instead of after it. (A runtime task would be
+/// woken onto the request task's own worker and run after it, not beside it.)
 enum Sealing {
     Plain,
     Inline {
@@ -474,7 +472,7 @@ impl<'a> StoredSource<'a> {
                         match self.reader.next_block(size).await? {
                             Some(block) => {
                                 if sender.try_send(block).is_err() {
-                                    return Err(Error::Internal("sealing task ended early".into()));
+                                    return Err(Error::Internal("sealing thread ended early".into()));
                                 }
                             }
                             None => *plain = None,
@@ -485,9 +483,9 @@ impl<'a> StoredSource<'a> {
                         return Ok(Some(block));
                     }
                     if plain.is_some() {
-                        return Err(Error::Internal("sealing task ended early".into()));
+                        return Err(Error::Internal("sealing thread ended early".into()));
                     }
-                    (&mut *task).await.map_err(|e| Error::Internal(format!("sealing task failed: {e}")))?;
+                    (&mut *task).await.map_err(|e| Error::Internal(format!("sealing thread failed: {e}")))?;
                     self.sealing = Sealing::Finished(BytesMut::new());
                 }
                 Sealing::Finished(carry) => {
@@ -518,7 +516,7 @@ mod tests {
 
     /// Blocks of `size`, not a multiple of the 64 KiB package, so packages
     /// straddle blocks; lengths from empty to several blocks, so the first
-    /// block is sealed in the request task and the rest by the sealing task.
+    /// block is sealed in the request task and the rest by the sealing thread.
     #[tokio::test]
     async fn sealed_blocks_are_the_one_pass_encryption_cut_into_blocks() {
         let size = 100_000;
