@@ -27,7 +27,10 @@ const PIECES_IN_FLIGHT_MAX: usize = 4;
 /// Reads a body stream in blocks, hashing everything it hands out.
 pub(crate) struct BodyReader {
     stream: ByteStream,
-    pending: BytesMut,
+    /// The block being assembled (a pooled buffer, see [`crate::buffers`]).
+    pending: Vec<u8>,
+    /// The rest of a chunk that did not fit in the last block.
+    leftover: Option<Bytes>,
     done: bool,
     hashing: Hashing,
     total: u64,
@@ -77,7 +80,8 @@ impl BodyReader {
         }
         BodyReader {
             stream,
-            pending: BytesMut::new(),
+            pending: Vec::new(),
+            leftover: None,
             done: false,
             hashing: Hashing::Inline(Hashers { md5: md5.then(Md5::new), checksums }),
             total: 0,
@@ -88,32 +92,45 @@ impl BodyReader {
     /// Next block of exactly `size` bytes, or fewer at the end of the body;
     /// `None` when the body is exhausted.
     pub async fn next_block(&mut self, size: usize) -> Result<Option<Bytes>> {
-        while self.pending.len() < size && !self.done {
-            match self.stream.next().await {
-                Some(Ok(chunk)) => {
-                    self.total += chunk.len() as u64;
-                    if self.total > self.limit {
-                        return Err(Error::EntityTooLarge);
+        while self.pending.len() < size {
+            let chunk = match self.leftover.take() {
+                Some(chunk) => chunk,
+                None if self.done => break,
+                None => match self.stream.next().await {
+                    Some(Ok(chunk)) => {
+                        self.total += chunk.len() as u64;
+                        if self.total > self.limit {
+                            return Err(Error::EntityTooLarge);
+                        }
+                        chunk
                     }
-                    if self.pending.is_empty() && chunk.len() >= size {
-                        // Take whole chunks without copying when they are big enough.
-                        self.pending = BytesMut::from(chunk);
-                    } else {
-                        // Room for the whole block at once: growing by
-                        // doubling would copy the block several times over.
-                        self.pending.reserve(size.saturating_sub(self.pending.len()).max(chunk.len()));
-                        self.pending.extend_from_slice(&chunk);
+                    Some(Err(e)) => return Err(Error::Body(e)),
+                    None => {
+                        self.done = true;
+                        break;
                     }
-                }
-                Some(Err(e)) => return Err(Error::Body(e)),
-                None => self.done = true,
+                },
+            };
+            if self.pending.is_empty() && chunk.len() >= size {
+                // A whole block inside one chunk: hand out a view, no copy.
+                let block = chunk.slice(..size);
+                self.leftover = (chunk.len() > size).then(|| chunk.slice(size..));
+                self.hash(block.clone()).await;
+                return Ok(Some(block));
+            }
+            if self.pending.capacity() == 0 {
+                self.pending = crate::buffers::BLOCKS.take(size);
+            }
+            let fits = (size - self.pending.len()).min(chunk.len());
+            self.pending.extend_from_slice(&chunk[..fits]);
+            if fits < chunk.len() {
+                self.leftover = Some(chunk.slice(fits..));
             }
         }
         if self.pending.is_empty() {
             return Ok(None);
         }
-        let take = size.min(self.pending.len());
-        let block = self.pending.split_to(take).freeze();
+        let block = crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.pending));
         self.hash(block.clone()).await;
         Ok(Some(block))
     }
@@ -512,6 +529,32 @@ mod tests {
         let chunks: Vec<std::result::Result<Bytes, std::io::Error>> =
             data.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
         Box::pin(futures::stream::iter(chunks))
+    }
+
+    /// Chunks smaller than, equal to and larger than a block (a larger one
+    /// gives views of itself and leaves the rest for the next block): the
+    /// blocks are whole but the last, and together they are the body.
+    #[tokio::test]
+    async fn blocks_are_cut_exactly_whatever_the_chunks() {
+        let size = 65_536;
+        let data: Vec<u8> = (0..5 * size as u32 + 1_234).map(|i| (i.wrapping_mul(2_654_435_761) >> 7) as u8).collect();
+        for chunk in [1_000, size - 1, size, size + 1, 3 * size + 5, data.len()] {
+            let mut reader = BodyReader::new(body(&data, chunk), u64::MAX, &[], true);
+            let mut blocks = Vec::new();
+            while let Some(block) = reader.next_block(size).await.expect("next block") {
+                blocks.push(block);
+            }
+            let (last, whole) = blocks.split_last().expect("blocks");
+            assert!(whole.iter().all(|b| b.len() == size), "chunks of {chunk}: whole blocks");
+            assert_eq!(last.len(), data.len() % size, "chunks of {chunk}: the rest");
+            assert_eq!(blocks.concat(), data, "chunks of {chunk}: the body");
+            assert_eq!(reader.total(), data.len() as u64);
+            let (md5, _) = reader.finish().await.expect("hashes");
+            assert_eq!(md5, Some(Md5::digest(&data)), "chunks of {chunk}: MD5 of the body");
+        }
+        let mut reader = BodyReader::new(body(&data, size), size as u64 * 2, &[], false);
+        assert!(reader.next_block(size).await.is_ok() && reader.next_block(size).await.is_ok());
+        assert!(matches!(reader.next_block(size).await, Err(Error::EntityTooLarge)), "past the limit");
     }
 
     /// Blocks of `size`, not a multiple of the 64 KiB package, so packages

@@ -1,0 +1,127 @@
+//! Block buffers recycled between writes.
+//!
+//! Every block of a PUT is assembled in a fresh 1 MiB buffer that then
+//! travels, shared, to the MD5 thread and to six drive writers, and is freed
+//! by whichever drops it last. Freed that way, a megabyte goes back to the
+//! kernel (it is above the allocator's mmap threshold, or gets trimmed off a
+//! thread's arena) and the next block pays for it again: page faults and
+//! zeroing on every page, in the request task. Under 16 concurrent large PUTs
+//! this churn cost more than a third of the throughput. So full blocks are
+//! handed out as [`Bytes`] whose owner returns the buffer here when the last
+//! view is dropped, and the next block reuses it, pages already mapped.
+//!
+//! The pool keeps at most [`POOLED_BUFFERS_MAX`] buffers (64 MiB): enough for
+//! the blocks in flight of several concurrent writes; beyond that, buffers are
+//! freed as before. Memory per request stays bounded by the write path's
+//! channels, not by the pool.
+
+use std::sync::Mutex;
+
+use bytes::Bytes;
+
+/// Buffers the write path's pool keeps for reuse.
+pub const POOLED_BUFFERS_MAX: usize = 64;
+
+/// The pool of the write path's blocks.
+pub static BLOCKS: Pool = Pool::new(POOLED_BUFFERS_MAX);
+
+pub struct Pool {
+    free: Mutex<Vec<Vec<u8>>>,
+    max: usize,
+}
+
+impl Pool {
+    pub const fn new(max: usize) -> Pool {
+        Pool { free: Mutex::new(Vec::new()), max }
+    }
+
+    /// An empty buffer with room for `capacity` bytes: a recycled one of
+    /// about that size (up to twice) when there is one, else a new one.
+    pub fn take(&self, capacity: usize) -> Vec<u8> {
+        let recycled = self.free.lock().ok().and_then(|mut free| {
+            let fits = |buffer: &Vec<u8>| buffer.capacity() >= capacity && buffer.capacity() / 2 <= capacity;
+            let index = free.iter().rposition(fits)?;
+            Some(free.swap_remove(index))
+        });
+        recycled.unwrap_or_else(|| Vec::with_capacity(capacity))
+    }
+
+    /// Shares `buffer` as [`Bytes`]; the buffer comes back to this pool when
+    /// the last view of it is dropped.
+    pub fn freeze(&'static self, buffer: Vec<u8>) -> Bytes {
+        Bytes::from_owner(Recycled { buffer, pool: self })
+    }
+
+    fn give(&self, mut buffer: Vec<u8>) {
+        buffer.clear();
+        if let Ok(mut free) = self.free.lock()
+            && free.len() < self.max
+        {
+            free.push(buffer);
+        }
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.free.lock().map(|free| free.len()).unwrap_or_default()
+    }
+}
+
+struct Recycled {
+    buffer: Vec<u8>,
+    pool: &'static Pool,
+}
+
+impl AsRef<[u8]> for Recycled {
+    fn as_ref(&self) -> &[u8] {
+        &self.buffer
+    }
+}
+
+impl Drop for Recycled {
+    fn drop(&mut self) {
+        self.pool.give(std::mem::take(&mut self.buffer));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(max: usize) -> &'static Pool {
+        Box::leak(Box::new(Pool::new(max)))
+    }
+
+    #[test]
+    fn a_buffer_returns_when_its_last_view_is_dropped_and_is_reused_with_its_pages() {
+        let pool = pool(4);
+        let capacity = 1024 * 1024;
+        let mut buffer = pool.take(capacity);
+        assert!(buffer.capacity() >= capacity && buffer.is_empty());
+        buffer.extend((0..capacity).map(|i| i as u8));
+        let address = buffer.as_ptr();
+        let block = pool.freeze(buffer);
+        assert_eq!(block.len(), capacity);
+        assert_eq!(block[1000], (1000 % 256) as u8);
+        let piece = block.slice(10..20);
+        drop(block);
+        assert_eq!(pool.len(), 0, "a view still holds it");
+        assert_eq!(&piece[..], &(10..20u8).collect::<Vec<_>>()[..], "a view outlives the block");
+        drop(piece);
+        assert_eq!(pool.len(), 1, "back once the last view is gone");
+        assert!(pool.take(4 * capacity).capacity() >= 4 * capacity, "too small: a new one");
+        assert!(pool.take(capacity / 4).capacity() < capacity, "far too big: not handed out");
+        let again = pool.take(capacity);
+        assert!(again.is_empty(), "handed out empty");
+        assert_eq!(again.as_ptr(), address, "the same allocation again");
+        assert_eq!(pool.len(), 0);
+    }
+
+    #[test]
+    fn the_pool_keeps_a_bounded_number_of_buffers() {
+        let pool = pool(3);
+        let blocks: Vec<Bytes> = (0..10).map(|_| pool.freeze(pool.take(4096))).collect();
+        drop(blocks);
+        assert_eq!(pool.len(), 3);
+    }
+}
