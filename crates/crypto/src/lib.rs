@@ -133,11 +133,19 @@ pub struct PackageSealer {
     base_nonce: [u8; 12],
     seq: u64,
     pending: Vec<u8>,
+    /// One sealed package, for [`PackageSealer::push_with`].
+    scratch: Vec<u8>,
 }
 
 impl PackageSealer {
     pub fn new(key: &Key32, base_nonce: [u8; 12]) -> PackageSealer {
-        PackageSealer { key: aead_key(key), base_nonce, seq: 0, pending: Vec::with_capacity(PACKAGE_SIZE) }
+        PackageSealer {
+            key: aead_key(key),
+            base_nonce,
+            seq: 0,
+            pending: Vec::with_capacity(PACKAGE_SIZE),
+            scratch: Vec::new(),
+        }
     }
 
     /// Appends the sealed package of `plain` to `out`: the plaintext is
@@ -179,6 +187,48 @@ impl PackageSealer {
             self.pending.extend_from_slice(&data[..take]);
             data = &data[take..];
         }
+    }
+
+    /// Like [`PackageSealer::push_into`], but hands every package completed
+    /// (ciphertext ‖ tag) to `sink`, sealed in a buffer of the sealer's own
+    /// that stays in cache, for a caller that lays packages out itself (in
+    /// blocks of a fixed size, across which packages straddle).
+    pub fn push_with(&mut self, mut data: &[u8], sink: &mut impl FnMut(&[u8])) {
+        while !data.is_empty() {
+            if self.pending.len() == PACKAGE_SIZE {
+                let pending = std::mem::take(&mut self.pending);
+                sink(self.seal_scratch(&pending, false));
+                self.pending = pending;
+                self.pending.clear();
+            }
+            if self.pending.is_empty() && data.len() > PACKAGE_SIZE {
+                let (package, rest) = data.split_at(PACKAGE_SIZE);
+                sink(self.seal_scratch(package, false));
+                data = rest;
+                continue;
+            }
+            let take = (PACKAGE_SIZE - self.pending.len()).min(data.len());
+            self.pending.extend_from_slice(&data[..take]);
+            data = &data[take..];
+        }
+    }
+
+    /// Hands the final package (possibly empty) to `sink`.
+    pub fn finish_with(mut self, sink: &mut impl FnMut(&[u8])) {
+        let pending = std::mem::take(&mut self.pending);
+        sink(self.seal_scratch(&pending, true));
+    }
+
+    fn seal_scratch(&mut self, plain: &[u8], is_final: bool) -> &[u8] {
+        let nonce = package_nonce(&self.base_nonce, self.seq);
+        let aad = package_aad(self.seq, is_final);
+        self.scratch.clear();
+        self.scratch.extend_from_slice(plain);
+        // Sealing in memory with a valid key and nonce cannot fail.
+        let tag = self.key.seal_in_place_separate_tag(nonce, Aad::from(aad), &mut self.scratch).expect("AES-GCM seal");
+        self.scratch.extend_from_slice(tag.as_ref());
+        self.seq += 1;
+        &self.scratch
     }
 
     /// Adds plaintext; returns the ciphertext of every package completed.
@@ -440,6 +490,34 @@ mod tests {
                     decrypt_range(&key, nonce, &cipher, len as u64, start, end).expect("range"),
                     data[start as usize..=end as usize]
                 );
+            }
+        }
+    }
+
+    /// Packages handed to a sink are the bytes `push`/`finish` append, in
+    /// the same order, one whole package per call.
+    #[test]
+    fn packages_handed_to_a_sink_are_the_appended_ones() {
+        let key = Key32::from_bytes([5; 32]);
+        let nonce = [6; 12];
+        for len in [0usize, 1, PACKAGE_SIZE, PACKAGE_SIZE + 1, 5 * PACKAGE_SIZE + 99] {
+            let data: Vec<u8> = (0..len).map(|i| (i * 13 + 1) as u8).collect();
+            for chunk in [1_000, PACKAGE_SIZE, 3 * PACKAGE_SIZE + 7] {
+                let mut sealer = PackageSealer::new(&key, nonce);
+                let mut sunk = Vec::new();
+                let mut sizes = Vec::new();
+                let mut sink = |package: &[u8]| {
+                    sizes.push(package.len());
+                    sunk.extend_from_slice(package);
+                };
+                for piece in data.chunks(chunk) {
+                    sealer.push_with(piece, &mut sink);
+                }
+                sealer.finish_with(&mut sink);
+                assert_eq!(sunk, encrypt(&key, nonce, &data, chunk), "len {len}, chunks of {chunk}");
+                let (last, whole) = sizes.split_last().expect("the final package");
+                assert!(whole.iter().all(|&size| size == PACKAGE_CIPHER_SIZE), "len {len}: whole packages");
+                assert_eq!(*last, len - whole.len() * PACKAGE_SIZE + TAG_LEN, "len {len}: the final package");
             }
         }
     }

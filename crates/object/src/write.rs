@@ -360,36 +360,66 @@ pub(crate) fn encode_inline(geometry: &Geometry, data: &[u8]) -> Result<Vec<Vec<
 
 /// Starts the sealing thread with what the request task sealed so far
 /// (`carry`) and the next plaintext block.
-fn offload_sealing(
-    mut sealer: bulwark_crypto::PackageSealer,
-    mut carry: BytesMut,
-    next: Bytes,
-    size: usize,
-) -> Sealing {
+fn offload_sealing(mut sealer: bulwark_crypto::PackageSealer, carry: BytesMut, next: Bytes, size: usize) -> Sealing {
     let (plain, mut plain_in) = mpsc::channel::<Bytes>(SEAL_BLOCKS_IN_FLIGHT_MAX);
     let (sealed_out, sealed) = mpsc::channel::<Bytes>(SEAL_BLOCKS_IN_FLIGHT_MAX);
     let task = tokio::task::spawn_blocking(move || {
+        let mut blocks = SealedBlocks::new(size);
+        blocks.append(&carry);
+        drop(carry);
         let mut next = Some(next);
-        loop {
-            while carry.len() >= size {
-                if sealed_out.blocking_send(carry.split_to(size).freeze()).is_err() {
+        while let Some(block) = next.take().or_else(|| plain_in.blocking_recv()) {
+            sealer.push_with(&block, &mut |package| blocks.append(package));
+            for full in blocks.full.drain(..) {
+                if sealed_out.blocking_send(full).is_err() {
                     return; // the write was given up
                 }
             }
-            match next.take().or_else(|| plain_in.blocking_recv()) {
-                Some(block) => sealer.push_into(&block, &mut carry),
-                None => break,
-            }
         }
-        sealer.finish_into(&mut carry);
-        while !carry.is_empty() {
-            let take = size.min(carry.len());
-            if sealed_out.blocking_send(carry.split_to(take).freeze()).is_err() {
+        sealer.finish_with(&mut |package| blocks.append(package));
+        for block in blocks.finish() {
+            if sealed_out.blocking_send(block).is_err() {
                 return;
             }
         }
     });
     Sealing::Offloaded { plain: Some(plain), sealed, task }
+}
+
+/// Sealed packages laid out in blocks of exactly `size` bytes, in pooled
+/// buffers (see [`crate::buffers`]); a package may straddle two blocks.
+struct SealedBlocks {
+    size: usize,
+    current: Vec<u8>,
+    full: Vec<Bytes>,
+}
+
+impl SealedBlocks {
+    fn new(size: usize) -> SealedBlocks {
+        SealedBlocks { size, current: Vec::new(), full: Vec::new() }
+    }
+
+    fn append(&mut self, mut data: &[u8]) {
+        while !data.is_empty() {
+            if self.current.capacity() == 0 {
+                self.current = crate::buffers::BLOCKS.take(self.size);
+            }
+            let fits = (self.size - self.current.len()).min(data.len());
+            self.current.extend_from_slice(&data[..fits]);
+            data = &data[fits..];
+            if self.current.len() == self.size {
+                self.full.push(crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
+            }
+        }
+    }
+
+    /// Every block not yet taken, the last one possibly short.
+    fn finish(mut self) -> Vec<Bytes> {
+        if !self.current.is_empty() {
+            self.full.push(crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
+        }
+        self.full
+    }
 }
 
 pub(crate) fn new_blob_id() -> BlobId {
