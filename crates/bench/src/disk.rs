@@ -155,9 +155,11 @@ struct Run {
 }
 
 fn measure_once(path: &Path, bytes: u64, pattern: &[u8], drop_caches: bool) -> Result<Run, String> {
+    settle();
     let write_fsync_every_64mib = write("write, fsync every 64 MiB", path, bytes, pattern, Some(FSYNC_EVERY_BYTES))?;
     // The file that the reads use is the last one written, so it is still in the cache
     // (clean, after the fsync) for the page-cache figure.
+    settle();
     let write_fsync_end = write("write, fsync at end", path, bytes, pattern, None)?;
     let read_direct = read_direct(path);
     let read_page_cache = read_buffered("read, page cache (memory)", path)?;
@@ -278,6 +280,15 @@ fn read_to_end(file: &mut File, buffer: &mut [u8]) -> std::io::Result<u64> {
 /// Drops the machine's clean page cache (`echo 1 > /proc/sys/vm/drop_caches`), so the
 /// next reads come from the disk. Dirty pages are not dropped, hence the data being read
 /// must have been fsynced, as everything the benchmark and the server write is.
+/// Flushes every dirty page of the machine to its disk and waits for it (`sync(2)`). Run
+/// before every write measurement (each PUT cell, each raw write run), so that it pays for
+/// its own writes and not for the writeback of what the measurement before it wrote: after
+/// a cell of small PUTs the disk can still be busy for seconds, and a large-PUT cell right
+/// after it then measured a third of what it does on a quiet disk.
+pub fn settle() {
+    rustix::fs::sync();
+}
+
 pub fn drop_page_cache() -> Result<(), String> {
     std::fs::write(DROP_CACHES_PATH, "1")
         .map_err(|e| format!("--drop-caches: cannot write {DROP_CACHES_PATH} (needs root): {e}"))

@@ -41,6 +41,10 @@
 //! them); the bucket is created if missing and then removed again. The `--listing`
 //! populations are the exception: kept for the next run unless `--listing-cleanup`.
 //!
+//! Every write measurement (each PUT cell, each raw write run) starts with `sync(2)`, so it
+//! pays for its own writes, not for the writeback of the cell before it (see
+//! [`disk::settle`]).
+//!
 //! Client and server share the machine's CPUs, so the client's own cost (SigV4 hashes
 //! every body with SHA-256 unless `--unsigned-payload`; CRC32 unless `--no-checksum`) is
 //! part of the figures; the `cli CPU` column shows how much.

@@ -445,6 +445,10 @@ fn render_cells(report: &Report, out: &mut String) {
         "srv/cli CPU: cores busy on average (server from /proc/<pid>/stat, client this process); \
          srv RSS: peak sampled VmRSS"
     );
+    if report.cells.iter().any(|cell| cell.op == Op::Put) {
+        let _ =
+            writeln!(out, "PUT cells start after sync(2): each pays for its own writes, not for the cell before it.");
+    }
     if report.cells.iter().any(|cell| cell.op == Op::Get && cell.page_cache_dropped) {
         let _ = writeln!(out, "GET cells: the page cache was dropped just before each (reads from the disk).");
     } else if report.cells.iter().any(|cell| cell.op == Op::Get) {

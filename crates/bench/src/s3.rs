@@ -284,6 +284,9 @@ impl Runner {
     ) -> (Cell, Vec<String>) {
         assert!(concurrency > 0, "a cell needs at least one worker");
         assert!(op == Op::Put || !keys.is_empty(), "GET needs objects to read");
+        if op == Op::Put {
+            let _ = tokio::task::spawn_blocking(crate::disk::settle).await;
+        }
         let size_bytes = payload.len() as u64;
         let server_pid = self.sampler.as_deref().map(RssSampler::pid);
         if let Some(sampler) = &self.sampler {

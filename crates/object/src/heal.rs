@@ -214,6 +214,12 @@ impl ObjectStore {
     /// Heals one version (see the module docs). Safe to run concurrently
     /// with reads and writes of the same key.
     pub async fn heal_version(&self, bucket: &str, key: &str, uid: VersionUid) -> Result<HealOutcome> {
+        // Under the key's lock, like every write and delete: a heal that read
+        // the records while a delete was half done would "restore" the records
+        // and shards the delete had just removed (and report a version whose
+        // blobs vanished under it as unrepairable). With the lock it sees the
+        // version whole or gone.
+        let _guard = self.lock_key(bucket, key).await;
         let set = self.set_for_key(bucket, key);
         let n = set.total();
         let answers = self.fetch_versions_of(&set, bucket, key).await;
@@ -361,5 +367,51 @@ impl ObjectStore {
             }
         }
         Ok((healthy && online.len() == set.total(), bytes))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use bulwark_storage::MetaOp;
+    use bytes::Bytes;
+
+    use super::HealOutcome;
+    use crate::{Error, GetOptions, PutOptions};
+
+    /// A heal waits while the key is locked (as by a delete in progress) and
+    /// then finds the version gone: it neither restores what the delete
+    /// removed nor calls it unrepairable.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn a_heal_waits_for_a_delete_in_progress_and_does_not_bring_the_version_back() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let (store, drives) = crate::testing::local_store(dir.path()).await;
+        let store = Arc::new(store);
+        store.make_bucket("bucket").await.expect("bucket");
+        let data = Bytes::from(vec![7u8; 3 * 1024 * 1024]);
+        let body: crate::ByteStream = Box::pin(futures::stream::once(async move { Ok(data) }));
+        store.put_object("bucket", "key", body, Some(3 * 1024 * 1024), PutOptions::default()).await.expect("put");
+        let uid = drives[0].get_versions("bucket", "key").await.expect("versions")[0].uid;
+
+        let guard = store.lock_key("bucket", "key").await;
+        let healer = store.clone();
+        let heal = tokio::spawn(async move { healer.heal_version("bucket", "key", uid).await });
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(!heal.is_finished(), "the heal must wait for the key's lock");
+        // What a delete does under the lock: the records go from every drive.
+        for drive in &drives {
+            let op = MetaOp::DeleteVersion { bucket: "bucket".into(), key: "key".into(), uid };
+            drive.commit(vec![op]).await.expect("delete record");
+        }
+        drop(guard);
+
+        let outcome = heal.await.expect("heal task").expect("heal");
+        assert_eq!(outcome, HealOutcome::NotFound);
+        for drive in &drives {
+            assert!(drive.get_versions("bucket", "key").await.expect("versions").is_empty(), "no record restored");
+        }
+        assert!(matches!(store.get_object("bucket", "key", &GetOptions::default()).await, Err(Error::NoSuchKey)));
     }
 }
