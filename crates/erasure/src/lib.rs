@@ -148,6 +148,18 @@ impl BlockEncoder {
     /// pieces are views of `block` itself, not copies; otherwise they are
     /// copies with the tail of the last one zeroed.
     pub fn encode(&mut self, block: &Bytes) -> Result<Vec<Bytes>, Error> {
+        self.encode_into(block, Vec::new(), Bytes::from)
+    }
+
+    /// [`BlockEncoder::encode`], with the parity pieces laid out one after
+    /// another in `parity_buffer` (cleared first; a caller passes a recycled buffer)
+    /// and shared as views of what `share` makes of it.
+    pub fn encode_into(
+        &mut self,
+        block: &Bytes,
+        mut parity_buffer: Vec<u8>,
+        share: impl FnOnce(Vec<u8>) -> Bytes,
+    ) -> Result<Vec<Bytes>, Error> {
         let Geometry { data, parity, .. } = self.geometry;
         let piece_len = self.geometry.piece_len(block.len());
         let mut pieces: Vec<Bytes> = Vec::with_capacity(self.geometry.total());
@@ -175,7 +187,13 @@ impl BlockEncoder {
             codec.add_original_shard(piece).map_err(codec_error)?;
         }
         let result = codec.encode().map_err(codec_error)?;
-        pieces.extend(result.recovery_iter().map(Bytes::copy_from_slice));
+        parity_buffer.clear();
+        parity_buffer.reserve(piece_len * parity);
+        for recovery in result.recovery_iter() {
+            parity_buffer.extend_from_slice(recovery);
+        }
+        let shared = share(parity_buffer);
+        pieces.extend((0..parity).map(|i| shared.slice(i * piece_len..(i + 1) * piece_len)));
         debug_assert_eq!(pieces.len(), self.geometry.total());
         Ok(pieces)
     }
@@ -337,6 +355,12 @@ mod tests {
                 assert_eq!(pieces[0].as_ptr(), block.as_ptr(), "data pieces are views of the block");
                 assert_eq!(pieces[1].as_ptr(), block[256..].as_ptr());
             }
+            // Parity laid out in a buffer the caller gives, whatever was in it.
+            let recycled = vec![0xEE; 3000];
+            let address = recycled.as_ptr();
+            let shared = encoder.encode_into(&block, recycled, Bytes::from).expect("encode into");
+            assert_eq!(shared, fresh, "len {len}: the same pieces");
+            assert_eq!(shared[g.data].as_ptr(), address, "len {len}: parity in the given buffer");
         }
     }
 

@@ -238,7 +238,13 @@ impl BlobWrite {
 
     /// Codes one block and queues its pieces to every live drive.
     pub async fn write_block(&mut self, block: &Bytes) -> Result<()> {
-        let pieces = self.encoder.encode(block).map_err(|e| Error::Internal(e.to_string()))?;
+        // Parity goes into a recycled buffer too (see crate::buffers).
+        let geometry = &self.set.geometry;
+        let parity = crate::buffers::BLOCKS.take(geometry.piece_len(block.len()) * geometry.parity());
+        let pieces = self
+            .encoder
+            .encode_into(block, parity, |parity| crate::buffers::BLOCKS.freeze(parity))
+            .map_err(|e| Error::Internal(e.to_string()))?;
         let block_index = self.block_index;
         self.block_index += 1;
         let distribution = &self.distribution;
