@@ -1,14 +1,15 @@
 //! Block buffers recycled between writes.
 //!
-//! Every block of a PUT is assembled in a fresh 1 MiB buffer that then
-//! travels, shared, to the MD5 thread and to six drive writers, and is freed
-//! by whichever drops it last. Freed that way, a megabyte goes back to the
-//! kernel (it is above the allocator's mmap threshold, or gets trimmed off a
-//! thread's arena) and the next block pays for it again: page faults and
-//! zeroing on every page, in the request task. Under 16 concurrent large PUTs
-//! this churn cost more than a third of the throughput. So full blocks are
-//! handed out as [`Bytes`] whose owner returns the buffer here when the last
-//! view is dropped, and the next block reuses it, pages already mapped.
+//! A block of a PUT is assembled in a 1 MiB buffer that then travels, shared,
+//! to the MD5 thread and to six drive writers, and is freed by whichever drops
+//! it last. Freed that way, a megabyte goes back to the kernel (it is above
+//! the allocator's mmap threshold, or gets trimmed off a thread's arena) and
+//! the next block pays for it again: page faults and zeroing on every page,
+//! in the request task. Under 16 concurrent large PUTs that churn cost more
+//! than a third of the throughput (233 vs 380 MiB/s). So blocks, sealed
+//! blocks and the parity of each block are handed out as [`Bytes`] whose
+//! owner returns the buffer here when the last view is dropped, and the next
+//! block reuses it, pages already mapped.
 //!
 //! The pool keeps at most [`POOLED_BUFFERS_MAX`] buffers (64 MiB): enough for
 //! the blocks in flight of several concurrent writes; beyond that, buffers are
