@@ -547,14 +547,15 @@ fn render_rss(rss: &RssCheck, out: &mut String) {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use std::time::Duration;
 
     use super::*;
     use crate::disk::Figure;
     use crate::stats::Summary;
 
-    fn cell(op: Op, size_bytes: u64, concurrency: usize, mib_per_s: f64) -> Cell {
+    /// A cell of `mib_per_s` (shared with other modules' tests).
+    pub(crate) fn cell(op: Op, size_bytes: u64, concurrency: usize, mib_per_s: f64) -> Cell {
         let seconds = 1.0;
         let objects = ((mib_per_s * 1024.0 * 1024.0) / size_bytes as f64).round() as u64;
         Cell {

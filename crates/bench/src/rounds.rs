@@ -48,24 +48,9 @@ pub fn render(all: &[f64]) -> String {
 mod tests {
     use super::*;
     use crate::s3::Op;
-    use crate::stats::Summary;
-    use std::time::Duration;
 
     fn cell(mib_per_s: f64) -> Cell {
-        let mut summary = Summary::new(vec![1_000], 1 << 20, Duration::from_secs(1));
-        summary.mib_per_s = mib_per_s;
-        Cell {
-            op: Op::Get,
-            size_bytes: 1 << 20,
-            concurrency: 1,
-            summary,
-            errors: 0,
-            first_error: None,
-            server_rss_peak_bytes: None,
-            server_cpu_cores: None,
-            client_cpu_cores: None,
-            page_cache_dropped: false,
-        }
+        crate::report::tests::cell(Op::Get, 1 << 20, 1, mib_per_s)
     }
 
     #[test]
