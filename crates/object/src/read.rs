@@ -320,9 +320,12 @@ async fn produce_decrypted(
         // The ciphertext arrives as buffers nobody else holds: packages are
         // cut out of them without copying (`split_to`), decrypted in place
         // and sent as they are. Only a package that straddles two buffers is
-        // copied together. Packages are opened in batches on blocking
-        // threads, two batches at a time, so decryption of one batch
-        // overlaps gathering the next and sending the one before.
+        // copied together. Packages are opened in batches (about 1 MiB, a
+        // fraction of a millisecond of AES-GCM) on runtime tasks, two
+        // batches at a time, so decryption of one batch overlaps gathering
+        // the next and sending the one before; runtime tasks rather than
+        // blocking threads, which cost a thread hand-off per batch (GET ×1
+        // of SSE objects: 88–92% → 92–98% of plaintext).
         let mut buffer = bytes::BytesMut::new();
         let mut next_chunk: Option<Bytes> = None;
         let mut seq = span.first_seq;
