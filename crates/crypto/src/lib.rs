@@ -148,51 +148,12 @@ impl PackageSealer {
         }
     }
 
-    /// Appends the sealed package of `plain` to `out`: the plaintext is
-    /// copied once, into `out`, and encrypted there.
-    fn seal_into(&mut self, plain: &[u8], is_final: bool, out: &mut bytes::BytesMut) {
-        let nonce = package_nonce(&self.base_nonce, self.seq);
-        let aad = package_aad(self.seq, is_final);
-        let start = out.len();
-        out.extend_from_slice(plain);
-        // Sealing in memory with a valid key and nonce cannot fail.
-        let tag = self.key.seal_in_place_separate_tag(nonce, Aad::from(aad), &mut out[start..]).expect("AES-GCM seal");
-        out.extend_from_slice(tag.as_ref());
-        self.seq += 1;
-    }
-
-    /// Adds plaintext, appending the ciphertext of every package completed
-    /// to `out` (reserved once, to the size it will need). A full package is
+    /// Adds plaintext, handing every package completed (ciphertext ‖ tag)
+    /// to `sink`. Each package is sealed in a buffer of the sealer's own that
+    /// stays in cache, so the caller lays packages out as it needs (in blocks
+    /// of a fixed size, across which packages straddle). A full package is
     /// only sealed once more data follows, because the last package must
     /// carry the final flag.
-    pub fn push_into(&mut self, mut data: &[u8], out: &mut bytes::BytesMut) {
-        let packages = (self.pending.len() + data.len()) / PACKAGE_SIZE + 1;
-        out.reserve(self.pending.len() + data.len() + packages * TAG_LEN);
-        while !data.is_empty() {
-            if self.pending.len() == PACKAGE_SIZE {
-                let pending = std::mem::take(&mut self.pending);
-                self.seal_into(&pending, false, out);
-                self.pending = pending;
-                self.pending.clear();
-            }
-            if self.pending.is_empty() && data.len() > PACKAGE_SIZE {
-                // A whole package with more data after it: seal it straight
-                // from the input.
-                let (package, rest) = data.split_at(PACKAGE_SIZE);
-                self.seal_into(package, false, out);
-                data = rest;
-                continue;
-            }
-            let take = (PACKAGE_SIZE - self.pending.len()).min(data.len());
-            self.pending.extend_from_slice(&data[..take]);
-            data = &data[take..];
-        }
-    }
-
-    /// Like [`PackageSealer::push_into`], but hands every package completed
-    /// (ciphertext ‖ tag) to `sink`, sealed in a buffer of the sealer's own
-    /// that stays in cache, for a caller that lays packages out itself (in
-    /// blocks of a fixed size, across which packages straddle).
     pub fn push_with(&mut self, mut data: &[u8], sink: &mut impl FnMut(&[u8])) {
         while !data.is_empty() {
             if self.pending.len() == PACKAGE_SIZE {
@@ -233,22 +194,16 @@ impl PackageSealer {
 
     /// Adds plaintext; returns the ciphertext of every package completed.
     pub fn push(&mut self, data: &[u8]) -> Vec<u8> {
-        let mut out = bytes::BytesMut::new();
-        self.push_into(data, &mut out);
-        out.to_vec()
-    }
-
-    /// Appends the final package (possibly empty) to `out`.
-    pub fn finish_into(mut self, out: &mut bytes::BytesMut) {
-        let pending = std::mem::take(&mut self.pending);
-        self.seal_into(&pending, true, out);
+        let mut out = Vec::new();
+        self.push_with(data, &mut |package| out.extend_from_slice(package));
+        out
     }
 
     /// Seals the final package (possibly empty) and returns its ciphertext.
     pub fn finish(self) -> Vec<u8> {
-        let mut out = bytes::BytesMut::new();
-        self.finish_into(&mut out);
-        out.to_vec()
+        let mut out = Vec::new();
+        self.finish_with(&mut |package| out.extend_from_slice(package));
+        out
     }
 }
 

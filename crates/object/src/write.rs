@@ -7,12 +7,13 @@
 //! while the remaining drives can still satisfy the write rule, and fails
 //! with `InsufficientDrives` as soon as they cannot.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 
 use bulwark_crypto::Md5;
 use bulwark_erasure::{self as erasure, Geometry};
 use bulwark_storage::{BlobId, Drive};
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
@@ -365,24 +366,26 @@ pub(crate) fn encode_inline(geometry: &Geometry, data: &[u8]) -> Result<Vec<Vec<
 }
 
 /// Starts the sealing thread with what the request task sealed so far
-/// (`carry`) and the next plaintext block.
-fn offload_sealing(mut sealer: bulwark_crypto::PackageSealer, carry: BytesMut, next: Bytes, size: usize) -> Sealing {
+/// (`blocks`) and the next plaintext block.
+fn offload_sealing(
+    mut sealer: bulwark_crypto::PackageSealer,
+    mut blocks: SealedBlocks,
+    next: Bytes,
+    size: usize,
+) -> Sealing {
     let (plain, mut plain_in) = mpsc::channel::<Bytes>(SEAL_BLOCKS_IN_FLIGHT_MAX);
     let (sealed_out, sealed) = mpsc::channel::<Bytes>(SEAL_BLOCKS_IN_FLIGHT_MAX);
     let task = tokio::task::spawn_blocking(move || {
-        let mut blocks = SealedBlocks::new(size);
-        blocks.append(&carry);
-        drop(carry);
         let mut next = Some(next);
         while let Some(block) = next.take().or_else(|| plain_in.blocking_recv()) {
-            sealer.push_with(&block, &mut |package| blocks.append(package));
+            sealer.push_with(&block, &mut |package| blocks.append(package, size));
             for full in blocks.full.drain(..) {
                 if sealed_out.blocking_send(full).is_err() {
                     return; // the write was given up
                 }
             }
         }
-        sealer.finish_with(&mut |package| blocks.append(package));
+        sealer.finish_with(&mut |package| blocks.append(package, size));
         for block in blocks.finish() {
             if sealed_out.blocking_send(block).is_err() {
                 return;
@@ -392,37 +395,33 @@ fn offload_sealing(mut sealer: bulwark_crypto::PackageSealer, carry: BytesMut, n
     Sealing::Offloaded { plain: Some(plain), sealed, task }
 }
 
-/// Sealed packages laid out in blocks of exactly `size` bytes, in pooled
-/// buffers (see [`crate::buffers`]); a package may straddle two blocks.
+/// Sealed packages laid out in blocks of exactly the requested size, in
+/// pooled buffers (see [`crate::buffers`]); a package may straddle two blocks.
+#[derive(Default)]
 struct SealedBlocks {
-    size: usize,
     current: Vec<u8>,
-    full: Vec<Bytes>,
+    full: VecDeque<Bytes>,
 }
 
 impl SealedBlocks {
-    fn new(size: usize) -> SealedBlocks {
-        SealedBlocks { size, current: Vec::new(), full: Vec::new() }
-    }
-
-    fn append(&mut self, mut data: &[u8]) {
+    fn append(&mut self, mut data: &[u8], size: usize) {
         while !data.is_empty() {
             if self.current.capacity() == 0 {
-                self.current = crate::buffers::BLOCKS.take(self.size);
+                self.current = crate::buffers::BLOCKS.take(size);
             }
-            let fits = (self.size - self.current.len()).min(data.len());
+            let fits = (size - self.current.len()).min(data.len());
             self.current.extend_from_slice(&data[..fits]);
             data = &data[fits..];
-            if self.current.len() == self.size {
-                self.full.push(crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
+            if self.current.len() == size {
+                self.full.push_back(crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
             }
         }
     }
 
     /// Every block not yet taken, the last one possibly short.
-    fn finish(mut self) -> Vec<Bytes> {
+    fn finish(mut self) -> VecDeque<Bytes> {
         if !self.current.is_empty() {
-            self.full.push(crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
+            self.full.push_back(crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
         }
         self.full
     }
@@ -455,7 +454,7 @@ enum Sealing {
     Plain,
     Inline {
         sealer: bulwark_crypto::PackageSealer,
-        carry: BytesMut,
+        blocks: SealedBlocks,
         first_sealed: bool,
     },
     Offloaded {
@@ -465,7 +464,7 @@ enum Sealing {
         task: JoinHandle<()>,
     },
     /// Everything sealed; what is left to hand out.
-    Finished(BytesMut),
+    Finished(VecDeque<Bytes>),
 }
 
 impl<'a> StoredSource<'a> {
@@ -473,7 +472,7 @@ impl<'a> StoredSource<'a> {
         let sealing = match cipher {
             Some((key, nonce)) => Sealing::Inline {
                 sealer: bulwark_crypto::PackageSealer::new(key, nonce),
-                carry: BytesMut::new(),
+                blocks: SealedBlocks::default(),
                 first_sealed: false,
             },
             None => Sealing::Plain,
@@ -492,30 +491,24 @@ impl<'a> StoredSource<'a> {
         loop {
             match &mut self.sealing {
                 Sealing::Plain => return self.reader.next_block(size).await,
-                Sealing::Inline { carry, .. } if carry.len() >= size => {
-                    return Ok(Some(carry.split_to(size).freeze()));
-                }
-                Sealing::Inline { sealer, carry, first_sealed } => match self.reader.next_block(size).await? {
+                Sealing::Inline { blocks, .. } if !blocks.full.is_empty() => return Ok(blocks.full.pop_front()),
+                Sealing::Inline { sealer, blocks, first_sealed } => match self.reader.next_block(size).await? {
                     Some(plain) if !*first_sealed => {
-                        sealer.push_into(&plain, carry);
+                        sealer.push_with(&plain, &mut |package| blocks.append(package, size));
                         *first_sealed = true;
                     }
                     Some(plain) => {
-                        let Sealing::Inline { sealer, carry, .. } =
-                            std::mem::replace(&mut self.sealing, Sealing::Finished(BytesMut::new()))
-                        else {
-                            unreachable!("matched Inline above")
-                        };
-                        self.sealing = offload_sealing(sealer, carry, plain, size);
+                        let state = std::mem::replace(&mut self.sealing, Sealing::Finished(VecDeque::new()));
+                        if let Sealing::Inline { sealer, blocks, .. } = state {
+                            self.sealing = offload_sealing(sealer, blocks, plain, size);
+                        }
                     }
                     None => {
-                        let Sealing::Inline { sealer, mut carry, .. } =
-                            std::mem::replace(&mut self.sealing, Sealing::Finished(BytesMut::new()))
-                        else {
-                            unreachable!("matched Inline above")
-                        };
-                        sealer.finish_into(&mut carry);
-                        self.sealing = Sealing::Finished(carry);
+                        let state = std::mem::replace(&mut self.sealing, Sealing::Finished(VecDeque::new()));
+                        if let Sealing::Inline { sealer, mut blocks, .. } = state {
+                            sealer.finish_with(&mut |package| blocks.append(package, size));
+                            self.sealing = Sealing::Finished(blocks.finish());
+                        }
                     }
                 },
                 Sealing::Offloaded { plain, sealed, task } => {
@@ -539,15 +532,9 @@ impl<'a> StoredSource<'a> {
                         return Err(Error::Internal("sealing thread ended early".into()));
                     }
                     (&mut *task).await.map_err(|e| Error::Internal(format!("sealing thread failed: {e}")))?;
-                    self.sealing = Sealing::Finished(BytesMut::new());
+                    self.sealing = Sealing::Finished(VecDeque::new());
                 }
-                Sealing::Finished(carry) => {
-                    if carry.is_empty() {
-                        return Ok(None);
-                    }
-                    let take = size.min(carry.len());
-                    return Ok(Some(carry.split_to(take).freeze()));
-                }
+                Sealing::Finished(blocks) => return Ok(blocks.pop_front()),
             }
         }
     }
