@@ -1,8 +1,8 @@
 //! Block buffers recycled between writes.
 //!
-//! A block of a PUT is assembled in a 1 MiB buffer that then travels, shared,
+//! A block of a PUT is assembled in a 2 MiB buffer that then travels, shared,
 //! to the MD5 thread and to six drive writers, and is freed by whichever drops
-//! it last. Freed that way, a megabyte goes back to the kernel (it is above
+//! it last. Freed that way, the megabytes go back to the kernel (it is above
 //! the allocator's mmap threshold, or gets trimmed off a thread's arena) and
 //! the next block pays for it again: page faults and zeroing on every page,
 //! in the request task. Under 16 concurrent large PUTs that churn cost more
@@ -11,7 +11,8 @@
 //! owner returns the buffer here when the last view is dropped, and the next
 //! block reuses it, pages already mapped.
 //!
-//! The pool keeps at most [`POOLED_BUFFERS_MAX`] buffers (64 MiB): enough for
+//! The pool keeps at most [`POOLED_BUFFERS_MAX`] buffers (blocks of 2 MiB and
+//! parities of 1 MiB: at most 128 MiB): enough for
 //! the blocks in flight of several concurrent writes; beyond that, buffers are
 //! freed as before. Memory per request stays bounded by the write path's
 //! channels, not by the pool.

@@ -4,6 +4,7 @@ use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::{Arc, Mutex, RwLock};
 
 use bulwark_crypto::Md5;
+use bulwark_erasure::Geometry;
 use bulwark_storage::{MetaOp, ScanFrom, StoredVersion, VersionUid};
 use bytes::Bytes;
 use futures::future::join_all;
@@ -16,10 +17,10 @@ use crate::read::{self, DamageSink, ReadContext};
 use crate::set::ErasureSet;
 use crate::write::{self, BlobWrite, BodyReader, StoredSource};
 use crate::{
-    BLOCK_SIZE_BYTES, BucketInfo, ByteRange, ByteStream, ContentHeaders, DeleteOutcome, Error, INLINE_SIZE_BYTES_MAX,
-    LIST_KEYS_MAX, ListEntry, ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo, PART_NUMBER_MAX,
-    PART_SIZE_BYTES_MIN, PartInfo, PartSummary, PutOptions, PutOutcome, Redundancy, Result, UploadInfo, UploadsPage,
-    VersionEntry, VersionListParams, Versioning, VersionsPage, WriteCondition, now_ns,
+    BucketInfo, ByteRange, ByteStream, ContentHeaders, DeleteOutcome, Error, INLINE_SIZE_BYTES_MAX, LIST_KEYS_MAX,
+    ListEntry, ListPage, ListParams, OBJECT_SIZE_BYTES_MAX, ObjectInfo, PART_NUMBER_MAX, PART_SIZE_BYTES_MIN, PartInfo,
+    PartSummary, PutOptions, PutOutcome, Redundancy, Result, UploadInfo, UploadsPage, VersionEntry, VersionListParams,
+    Versioning, VersionsPage, WriteCondition, now_ns,
 };
 
 /// Version records fetched per drive per listing round trip.
@@ -542,7 +543,8 @@ impl ObjectStore {
         };
         let base_nonce = bulwark_crypto::random_array::<12>().map_err(|e| Error::Internal(e.to_string()))?;
         let cipher = sealed.as_ref().map(|(_, object_key)| (object_key, base_nonce));
-        let data = self.write_data(&set, bucket, &distribution, &positions, &mut reader, true, cipher).await?;
+        let data =
+            self.write_data(&set, set.geometry, bucket, &distribution, &positions, &mut reader, true, cipher).await?;
         let total = reader.total();
         let (md5, digest) = match finish_body(reader, size, &opts.content_md5, primary, &opts.checksum).await {
             Ok(done) => done,
@@ -573,7 +575,7 @@ impl ObjectStore {
             layout: Some(DataLayout {
                 data: set.data(),
                 parity: set.total() - set.data(),
-                block_size: BLOCK_SIZE_BYTES,
+                block_size: set.geometry.block_size_bytes(),
                 distribution: distribution.clone(),
                 inline: data.inline.is_some(),
                 parts: vec![PartLayout {
@@ -606,12 +608,14 @@ impl ObjectStore {
         })
     }
 
-    /// Streams the body to the drives: inline for small objects (when
-    /// `allow_inline`), else as a blob. Returns where the data is durable.
+    /// Streams the body to the drives, coded with `geometry`: inline for
+    /// small objects (when `allow_inline`), else as a blob. Returns where
+    /// the data is durable.
     #[allow(clippy::too_many_arguments)]
     async fn write_data(
         &self,
         set: &Arc<ErasureSet>,
+        geometry: Geometry,
         bucket: &str,
         distribution: &[usize],
         positions: &[usize],
@@ -620,11 +624,12 @@ impl ObjectStore {
         cipher: Option<(&bulwark_crypto::Key32, [u8; 12])>,
     ) -> Result<WrittenData> {
         let mut source = StoredSource::new(reader, cipher);
-        let first = source.next(BLOCK_SIZE_BYTES).await?;
+        let block_size = geometry.block_size_bytes();
+        let first = source.next(block_size).await?;
         let first_len = first.as_ref().map_or(0, |b| b.len() as u64);
         // A first block shorter than a block means the body has ended.
         if allow_inline && first_len <= INLINE_SIZE_BYTES_MAX {
-            let shards = write::encode_inline(&set.geometry, first.as_deref().unwrap_or_default())?;
+            let shards = write::encode_inline(&geometry, first.as_deref().unwrap_or_default())?;
             return Ok(WrittenData {
                 durable: positions.to_vec(),
                 inline: Some(shards),
@@ -633,14 +638,14 @@ impl ObjectStore {
             });
         }
         let blob = write::new_blob_id();
-        let mut sink = BlobWrite::start(set.clone(), bucket, blob, distribution.to_vec(), positions);
+        let mut sink = BlobWrite::start(set.clone(), geometry, bucket, blob, distribution.to_vec(), positions);
         let mut next = first;
         while let Some(block) = next {
             if let Err(e) = sink.write_block(&block).await {
                 sink.abort().await;
                 return Err(e);
             }
-            next = match source.next(BLOCK_SIZE_BYTES).await {
+            next = match source.next(block_size).await {
                 Ok(next) => next,
                 Err(e) => {
                     sink.abort().await;
@@ -1094,7 +1099,7 @@ impl ObjectStore {
             distribution: set.distribution(bucket, key),
             data: set.data(),
             parity: set.total() - set.data(),
-            block_size: BLOCK_SIZE_BYTES,
+            block_size: set.geometry.block_size_bytes(),
             checksum_algorithm: algorithm,
             checksum_type,
             checksum_explicit: explicit,
@@ -1254,7 +1259,13 @@ impl ObjectStore {
             (None, None) => None,
         };
         let cipher = part_cipher.as_ref().map(|(k, n)| (k, *n));
-        let data = self.write_data(&set, bucket, &upload.distribution, &positions, &mut reader, false, cipher).await?;
+        // Coded as the upload recorded when it began, whatever the set's
+        // geometry is now: the completed object has one layout for all parts.
+        let geometry = Geometry::new(upload.data, upload.parity, upload.block_size)
+            .map_err(|e| Error::Internal(format!("upload {upload_id} records an invalid geometry: {e}")))?;
+        let data = self
+            .write_data(&set, geometry, bucket, &upload.distribution, &positions, &mut reader, false, cipher)
+            .await?;
         let total = reader.total();
         let (md5, digest) = match finish_body(reader, size, &opts.content_md5, primary, &request).await {
             Ok(done) => done,

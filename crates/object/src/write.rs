@@ -206,6 +206,7 @@ struct DriveSink {
 /// block, never copied.
 pub(crate) struct BlobWrite {
     set: Arc<ErasureSet>,
+    geometry: Geometry,
     encoder: erasure::BlockEncoder,
     distribution: Vec<usize>,
     sinks: Vec<DriveSink>,
@@ -213,14 +214,17 @@ pub(crate) struct BlobWrite {
 }
 
 impl BlobWrite {
+    /// Starts writing a blob coded with `geometry` (the set's for a new
+    /// object, the one its upload recorded for a part).
     pub fn start(
         set: Arc<ErasureSet>,
+        geometry: Geometry,
         bucket: &str,
         blob: BlobId,
         distribution: Vec<usize>,
         positions: &[usize],
     ) -> BlobWrite {
-        let encoder = erasure::BlockEncoder::new(set.geometry);
+        let encoder = erasure::BlockEncoder::new(geometry);
         let sinks = positions
             .iter()
             .map(|&position| {
@@ -230,7 +234,7 @@ impl BlobWrite {
                 DriveSink { position, sender: Some(sender), task }
             })
             .collect();
-        BlobWrite { set, encoder, distribution, sinks, block_index: 0 }
+        BlobWrite { set, geometry, encoder, distribution, sinks, block_index: 0 }
     }
 
     fn live_positions(&self) -> Vec<usize> {
@@ -240,7 +244,7 @@ impl BlobWrite {
     /// Codes one block and queues its pieces to every live drive.
     pub async fn write_block(&mut self, block: &Bytes) -> Result<()> {
         // Parity goes into a recycled buffer too (see crate::buffers).
-        let geometry = &self.set.geometry;
+        let geometry = &self.geometry;
         let parity = crate::buffers::BLOCKS.take(geometry.piece_len(block.len()) * geometry.parity());
         let pieces = self
             .encoder
