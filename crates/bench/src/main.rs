@@ -73,6 +73,7 @@ mod admin;
 mod args;
 mod checksums;
 mod disk;
+mod hashing;
 mod heal;
 mod kms;
 mod listing;
@@ -170,6 +171,7 @@ async fn run(args: Args) -> Result<(), String> {
         cells: Vec::new(),
         raw_disk: None,
         raw_disk_error: None,
+        hash_floor: None,
         rss_check: None,
         checksums: None,
         listing: None,
@@ -222,7 +224,12 @@ async fn run(args: Args) -> Result<(), String> {
     };
     report.targets = match mode {
         Mode::Benchmark | Mode::RssCheck => {
-            report::targets(&report.cells, report.raw_disk.as_ref(), report.rss_check.as_ref(), args.drop_caches)
+            let machine = report::Machine {
+                raw: report.raw_disk.as_ref(),
+                hash_floor: report.hash_floor.as_ref(),
+                drop_caches: args.drop_caches,
+            };
+            report::targets(&report.cells, &machine, report.rss_check.as_ref())
         }
         Mode::Sse => report.sse.as_ref().map(report::sse_targets).unwrap_or_default(),
         Mode::Kms => report.kms.as_ref().map(report::kms_targets).unwrap_or_default(),
@@ -261,6 +268,11 @@ fn settings(args: &Args) -> Settings {
 /// written.
 async fn run_benchmark(args: &Args, runner: &Runner, report: &mut Report) -> Vec<String> {
     measure_raw(args, report).await;
+    if !args.unsigned_payload && args.sizes().iter().any(|&size| size >= report::LARGE_OBJECT_BYTES_MIN) {
+        // Signed large PUTs: what the client's and the server's hashing alone allow.
+        let pattern = payload::random_bytes(RAW_PATTERN_BYTES, 1);
+        report.hash_floor = tokio::task::spawn_blocking(move || hashing::HashFloor::measure(&pattern)).await.ok();
+    }
     let bounds = bounds(args);
     let mut all_keys = Vec::new();
     eprintln!("{}", report::TABLE_HEADER);

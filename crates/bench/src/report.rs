@@ -132,6 +132,9 @@ pub struct Report {
     pub cells: Vec<Cell>,
     pub raw_disk: Option<RawDisk>,
     pub raw_disk_error: Option<String>,
+    /// Signed large PUTs only: the hashing ceiling of one PUT at a time.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub hash_floor: Option<crate::hashing::HashFloor>,
     pub rss_check: Option<RssCheck>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub checksums: Option<ChecksumReport>,
@@ -149,17 +152,26 @@ pub struct Report {
     pub targets: Vec<Target>,
 }
 
-pub fn targets(cells: &[Cell], raw: Option<&RawDisk>, rss: Option<&RssCheck>, drop_caches: bool) -> Vec<Target> {
+/// What the large-object targets are judged against: this machine's disk,
+/// and (signed PUTs) its hashing ceiling.
+pub struct Machine<'a> {
+    pub raw: Option<&'a RawDisk>,
+    pub hash_floor: Option<&'a crate::hashing::HashFloor>,
+    pub drop_caches: bool,
+}
+
+pub fn targets(cells: &[Cell], machine: &Machine<'_>, rss: Option<&RssCheck>) -> Vec<Target> {
     let mut targets = Vec::new();
     if rss.is_none() {
-        large_targets(cells, raw, drop_caches, &mut targets);
+        large_targets(cells, machine, &mut targets);
         targets.push(small_put_target(cells));
     }
     targets.push(rss_target(rss));
     targets
 }
 
-fn large_targets(cells: &[Cell], raw: Option<&RawDisk>, drop_caches: bool, targets: &mut Vec<Target>) {
+fn large_targets(cells: &[Cell], machine: &Machine<'_>, targets: &mut Vec<Target>) {
+    let (raw, drop_caches) = (machine.raw, machine.drop_caches);
     let large = cells.iter().map(|cell| cell.size_bytes).max().filter(|size| *size >= LARGE_OBJECT_BYTES_MIN);
     let Some(large) = large else {
         let note = format!("no object size of at least {} was measured", format_size(LARGE_OBJECT_BYTES_MIN));
@@ -176,11 +188,19 @@ fn large_targets(cells: &[Cell], raw: Option<&RawDisk>, drop_caches: bool, targe
                 // The server syncs every object, a rhythm closer to the periodic-fsync figure;
                 // the verdict keeps the stricter one, the note shows the other.
                 let periodic = raw.write_fsync_every_64mib.mib_per_s;
-                let note = format!(
+                let mut note = format!(
                     "raw fsync'd write {raw_write:.1} MiB/s; against the fsync-every-64-MiB write ({periodic:.1} MiB/s) \
                      it would need {:.1}",
                     PUT_SHARE_OF_RAW_MIN * periodic / WRITE_AMPLIFICATION
                 );
+                if let (1, Some(floor)) = (cell.concurrency, machine.hash_floor) {
+                    let _ = write!(
+                        note,
+                        "; signed payloads: the client's SHA-256 then the server's MD5 alone cap one PUT at a time \
+                         at {:.1} MiB/s on this CPU",
+                        floor.signed_put_mib_per_s()
+                    );
+                }
                 Target::judge(
                     name("50% of raw fsync'd write ÷ 1.5"),
                     "MiB/s",
@@ -500,6 +520,17 @@ fn render_raw(report: &Report, out: &mut String) {
         let _ = writeln!(out, "  (no O_DIRECT read: {error})");
     }
     let _ = writeln!(out, "  raw fsync'd write for the targets: {:.1} MiB/s (the better write)", raw.write_mib_per_s());
+    if let Some(floor) = &report.hash_floor {
+        let _ = writeln!(
+            out,
+            "  hashing of a signed PUT on this CPU: the client's SHA-256 {:.0} MiB/s (the whole body, before it is \
+             sent), the server's MD5 {:.0} MiB/s (the ETag; it follows the bytes received): one PUT at a time \
+             cannot exceed {:.1} MiB/s (--unsigned-payload leaves out the client's hash, as SDKs do over https)",
+            floor.sha256_mib_per_s,
+            floor.md5_mib_per_s,
+            floor.signed_put_mib_per_s()
+        );
+    }
     match raw.cold_read() {
         Some(read) => {
             let _ = writeln!(out, "  raw read for the targets: {:.1} MiB/s ({})", read.mib_per_s, read.name);
@@ -602,7 +633,8 @@ pub(crate) mod tests {
             cell(Op::Get, large, 1, 128.0), // required 0.7 × 400 = 280
             cell(Op::Get, large, 16, 320.0),
         ];
-        let targets = targets(&cells, Some(&raw(300.0, Some(400.0))), None, false);
+        let disk = raw(300.0, Some(400.0));
+        let targets = targets(&cells, &Machine { raw: Some(&disk), hash_floor: None, drop_caches: false }, None);
         let got = verdicts(&targets);
         let expected = [
             ("PUT 64 MiB ×1 ≥ 50% of raw fsync'd write ÷ 1.5", Verdict::NotMet),
@@ -615,12 +647,29 @@ pub(crate) mod tests {
         let expected: Vec<_> = expected.iter().map(|(name, verdict)| (name.to_string(), *verdict)).collect();
         assert_eq!(got, expected);
         assert_eq!(targets[0].required, Some(100.0));
+        assert!(!targets[0].note.as_deref().unwrap_or_default().contains("signed"), "no hashing figures, no ceiling");
+    }
+
+    #[test]
+    fn a_signed_single_put_target_names_the_hashing_ceiling() {
+        let large = 64 << 20;
+        let cells = [cell(Op::Put, large, 1, 64.0), cell(Op::Put, large, 16, 128.0)];
+        let disk = raw(300.0, Some(400.0));
+        let floor = crate::hashing::HashFloor { sha256_mib_per_s: 1200.0, md5_mib_per_s: 600.0 };
+        let machine = Machine { raw: Some(&disk), hash_floor: Some(&floor), drop_caches: false };
+        let targets = targets(&cells, &machine, None);
+        assert_eq!(targets[0].verdict, Verdict::NotMet, "the ceiling explains a miss; it does not excuse it");
+        let single = targets[0].note.as_deref().unwrap_or_default();
+        assert!(single.contains("cap one PUT at a time at 400.0 MiB/s"), "{single}");
+        let concurrent = targets[1].note.as_deref().unwrap_or_default();
+        assert!(!concurrent.contains("cap one PUT"), "concurrent PUTs overlap their hashing: {concurrent}");
     }
 
     #[test]
     fn get_target_needs_a_read_from_the_disk() {
         let cells = [cell(Op::Get, 64 << 20, 1, 100.0)];
-        let targets = targets(&cells, Some(&raw(300.0, None)), None, false);
+        let disk = raw(300.0, None);
+        let targets = targets(&cells, &Machine { raw: Some(&disk), hash_floor: None, drop_caches: false }, None);
         assert_eq!(targets[0].verdict, Verdict::NotMeasured);
     }
 
