@@ -108,8 +108,6 @@ pub struct LocalDrive {
     db: Arc<Database>,
     online: Arc<AtomicBool>,
     committer: mpsc::Sender<CommitRequest>,
-    /// Blobs are read with `O_DIRECT` (the file system takes it; probed at open).
-    direct_reads: bool,
 }
 
 struct CommitRequest {
@@ -143,10 +141,6 @@ impl LocalDrive {
         }
         create_dir_durable(&tmp).map_err(|e| io_error(root, e))?;
         create_dir_durable(&root.join("data")).map_err(|e| io_error(root, e))?;
-        let direct_reads = probe_direct_reads(&tmp);
-        if !direct_reads {
-            tracing::info!(drive = %label, "O_DIRECT reads not supported here; blobs are read through the page cache");
-        }
 
         let db_path = system.join("meta.redb");
         if !db_path.exists() && fs::read_dir(root.join("data")).is_ok_and(|mut entries| entries.next().is_some()) {
@@ -204,7 +198,6 @@ impl LocalDrive {
             format,
             db,
             online,
-            direct_reads,
             committer: sender,
         })
     }
@@ -496,16 +489,10 @@ impl Drive for LocalDrive {
         let path = self.blob_path(bucket, &blob);
         let label = self.label().to_owned();
         let root = self.root.clone();
-        let direct_reads = self.direct_reads;
-        let (file, len, direct) = tokio::task::spawn_blocking(move || -> io::Result<(File, u64, bool)> {
-            let (file, direct) = match direct_reads.then(|| open_direct(&path)) {
-                Some(Ok(file)) => (file, true),
-                // Not found is not found either way; anything else gets the page cache.
-                Some(Err(e)) if e.kind() == io::ErrorKind::NotFound => return Err(e),
-                _ => (File::open(&path)?, false),
-            };
+        let (file, len) = tokio::task::spawn_blocking(move || -> io::Result<(File, u64)> {
+            let file = File::open(&path)?;
             let len = file.metadata()?.len();
-            Ok((file, len, direct))
+            Ok((file, len))
         })
         .await
         .map_err(|e| io_error(&root, io::Error::other(e)))?
@@ -516,15 +503,7 @@ impl Drive for LocalDrive {
                 io_error(&root, e)
             }
         })?;
-        Ok(Box::new(LocalBlobReader {
-            label,
-            file: Arc::new(file),
-            len,
-            readahead: Arc::default(),
-            direct,
-            next: std::sync::atomic::AtomicU64::new(0),
-            prefetch: std::sync::Mutex::new(None),
-        }))
+        Ok(Box::new(LocalBlobReader { label, file: Arc::new(file), len, readahead: Arc::default() }))
     }
 
     async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> Result<()> {
@@ -827,24 +806,10 @@ impl BlobWriter for LocalBlobWriter {
 }
 
 struct LocalBlobReader {
-    /// Opened with `O_DIRECT`: reads bypass the page cache, and the next
-    /// piece of a sequential reader is read ahead here (`prefetch`).
-    direct: bool,
     label: String,
     file: Arc<File>,
     len: u64,
     readahead: Arc<Readahead>,
-    /// Where the last direct read ended (a read starting there is sequential).
-    next: std::sync::atomic::AtomicU64,
-    prefetch: std::sync::Mutex<Option<Prefetch>>,
-}
-
-/// A direct read started ahead of a sequential reader: the span right after
-/// its last read, of the same length.
-struct Prefetch {
-    offset: u64,
-    len: usize,
-    task: tokio::task::JoinHandle<io::Result<Bytes>>,
 }
 
 /// Bytes of a shard file asked of the disk ahead of a sequential reader.
@@ -881,41 +846,6 @@ impl Readahead {
     }
 }
 
-impl LocalBlobReader {
-    /// A direct read of `offset..offset+len`: taken from the prefetch when
-    /// it is the span prefetched, else read now. A reader that starts at the
-    /// beginning or continues its last read is taken for sequential, and
-    /// the span after this one is prefetched: its next read is in flight
-    /// while it verifies and sends this one (the kernel's read-ahead does
-    /// not serve `O_DIRECT`). A random reader gets no prefetch.
-    async fn read_direct(
-        &self,
-        offset: u64,
-        len: usize,
-    ) -> std::result::Result<io::Result<Bytes>, tokio::task::JoinError> {
-        let ahead = self.prefetch.lock().ok().and_then(|mut prefetch| prefetch.take());
-        let hit = ahead.filter(|p| p.offset == offset && p.len == len);
-        let next = offset + len as u64;
-        let sequential = offset == 0 || self.next.swap(next, Ordering::AcqRel) == offset;
-        self.next.store(next, Ordering::Release);
-        if sequential && next + len as u64 <= self.len {
-            let file = self.file.clone();
-            let task = tokio::task::spawn_blocking(move || read_direct_at(&file, next, len));
-            if let Ok(mut prefetch) = self.prefetch.lock() {
-                *prefetch = Some(Prefetch { offset: next, len, task });
-            }
-        }
-        if let Some(hit) = hit
-            && let Ok(Ok(read)) = hit.task.await
-        {
-            return Ok(Ok(read));
-        }
-        // No prefetch, or it failed: read now (a disk error shows here).
-        let file = self.file.clone();
-        tokio::task::spawn_blocking(move || read_direct_at(&file, offset, len)).await
-    }
-}
-
 #[async_trait]
 impl BlobReader for LocalBlobReader {
     fn len(&self) -> u64 {
@@ -930,17 +860,14 @@ impl BlobReader for LocalBlobReader {
         let label = self.label.clone();
         let readahead = self.readahead.clone();
         let file_len = self.len;
-        let read = if self.direct {
-            self.read_direct(offset, len).await
-        } else {
-            tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
-                let read = read_exact_at(&file, offset, len)?;
-                readahead.after_read(&file, offset, offset + len as u64, file_len);
-                Ok(read)
-            })
-            .await
-        };
-        read.map_err(|e| Error::Io { drive: self.label.clone(), source: io::Error::other(e) })?.map_err(|source| {
+        tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+            let read = read_exact_at(&file, offset, len)?;
+            readahead.after_read(&file, offset, offset + len as u64, file_len);
+            Ok(read)
+        })
+        .await
+        .map_err(|e| Error::Io { drive: self.label.clone(), source: io::Error::other(e) })?
+        .map_err(|source| {
             if source.kind() == io::ErrorKind::UnexpectedEof {
                 Error::ShortRead { drive: label, offset, wanted: len, len: self.len }
             } else {
@@ -948,55 +875,6 @@ impl BlobReader for LocalBlobReader {
             }
         })
     }
-}
-
-/// Alignment of `O_DIRECT` offsets, lengths and buffers: the largest logical
-/// block size in common use, so it holds on 512-byte and 4K-sector disks.
-const DIRECT_ALIGN: usize = 4096;
-
-/// Opens `path` for reads that bypass the page cache.
-fn open_direct(path: &Path) -> io::Result<File> {
-    use std::os::unix::fs::OpenOptionsExt;
-    let direct = i32::try_from(rustix::fs::OFlags::DIRECT.bits()).map_err(io::Error::other)?;
-    OpenOptions::new().read(true).custom_flags(direct).open(path)
-}
-
-/// Whether blobs in `tmp`'s file system can be read with `O_DIRECT` (tmpfs
-/// and some FUSE file systems refuse it at open or at the first read): a
-/// block is written, read back directly and compared.
-fn probe_direct_reads(tmp: &Path) -> bool {
-    let probe = tmp.join(format!("direct-probe-{}", uuid::Uuid::new_v4().simple()));
-    let pattern: Vec<u8> = (0..DIRECT_ALIGN).map(|i| (i % 251) as u8).collect();
-    let works = fs::write(&probe, &pattern)
-        .and_then(|()| open_direct(&probe))
-        .and_then(|file| read_direct_at(&file, 0, DIRECT_ALIGN))
-        .is_ok_and(|read| read[..] == pattern[..]);
-    let _ = fs::remove_file(&probe);
-    works
-}
-
-/// Reads exactly `len` bytes at `offset` from a file opened with `O_DIRECT`:
-/// the aligned span around them is read into an aligned buffer, and the
-/// bytes asked for are returned as a view of it.
-fn read_direct_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    let align = DIRECT_ALIGN as u64;
-    let start = offset / align * align;
-    let end = (offset + len as u64).div_ceil(align) * align;
-    let total = (end - start) as usize;
-    let mut buf: Vec<u8> = Vec::with_capacity(total + DIRECT_ALIGN);
-    let pad = (DIRECT_ALIGN - buf.as_ptr() as usize % DIRECT_ALIGN) % DIRECT_ALIGN;
-    buf.resize(pad + total, 0);
-    let need = (offset - start) as usize + len;
-    let mut done = 0usize;
-    while done < need {
-        let read = rustix::io::pread(file, &mut buf[pad + done..pad + total], start + done as u64)?;
-        if read == 0 {
-            return Err(io::ErrorKind::UnexpectedEof.into());
-        }
-        done += read;
-    }
-    let from = pad + (offset - start) as usize;
-    Ok(Bytes::from(buf).slice(from..from + len))
 }
 
 /// Reads exactly `len` bytes at `offset` into a fresh buffer, straight into
@@ -1135,85 +1013,6 @@ mod tests {
         let reader = drive.open_blob("b", [9; 16]).await.expect("open");
         assert_eq!(reader.len(), content.len() as u64);
         assert_eq!(&reader.read_at(0, content.len()).await.expect("read")[..], &content[..]);
-    }
-
-    #[tokio::test]
-    async fn blob_reads_serve_every_span_exactly_sequential_or_not() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let drive = open(dir.path());
-        let piece = 300_001usize;
-        let content: Vec<u8> = (0..5 * piece + 77).map(|i| (i * 13 % 251) as u8).collect();
-        let mut writer = drive.create_blob("b", [4; 16]).await.expect("create");
-        writer.write(vec![Bytes::copy_from_slice(&content)]).await.expect("write");
-        writer.commit().await.expect("commit");
-        let reader = drive.open_blob("b", [4; 16]).await.expect("open");
-        let spans = [
-            // Sequential pieces (read ahead when reads are direct), the short last one too.
-            (0, piece),
-            (piece, piece),
-            (2 * piece, piece),
-            (3 * piece, piece),
-            (4 * piece, piece),
-            (5 * piece, 77),
-            // Random spans: unaligned starts and ends, the first and last bytes.
-            (1, 4095),
-            (4095, 2),
-            (content.len() - 1, 1),
-            (12_345, 300_000),
-            (0, 1),
-            (1, piece),
-        ];
-        for (offset, len) in spans {
-            let read = reader.read_at(offset as u64, len).await.expect("read");
-            assert_eq!(&read[..], &content[offset..offset + len], "span {offset}+{len}");
-        }
-        let past = reader.read_at(content.len() as u64 - 10, 11).await;
-        assert!(matches!(past, Err(Error::ShortRead { .. })), "{past:?}");
-    }
-
-    #[tokio::test]
-    async fn a_sequential_direct_reader_has_its_next_span_in_flight_and_a_random_one_does_not() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let path = dir.path().join("blob");
-        let content: Vec<u8> = (0..64 * 1024 + 5).map(|i| (i % 241) as u8).collect();
-        fs::write(&path, &content).expect("write");
-        if !probe_direct_reads(dir.path()) {
-            // This file system refuses O_DIRECT: a drive on it reads through the page cache.
-            let drive = open(dir.path());
-            assert!(!drive.direct_reads, "the drive must not try direct reads here");
-            return;
-        }
-        let reader = LocalBlobReader {
-            direct: true,
-            label: "test".into(),
-            file: Arc::new(open_direct(&path).expect("open direct")),
-            len: content.len() as u64,
-            readahead: Arc::default(),
-            next: std::sync::atomic::AtomicU64::new(0),
-            prefetch: std::sync::Mutex::new(None),
-        };
-        let ahead =
-            |reader: &LocalBlobReader| reader.prefetch.lock().expect("lock").as_ref().map(|p| (p.offset, p.len));
-        let piece = 10_000usize;
-        for index in 0..3u64 {
-            let offset = index * piece as u64;
-            let read = reader.read_at(offset, piece).await.expect("sequential read");
-            assert_eq!(&read[..], &content[offset as usize..offset as usize + piece]);
-            assert_eq!(ahead(&reader), Some((offset + piece as u64, piece)), "the next piece is in flight");
-        }
-        let read = reader.read_at(7, 100).await.expect("random read");
-        assert_eq!(&read[..], &content[7..107]);
-        assert_eq!(ahead(&reader), None, "a random read starts nothing ahead");
-        let read = reader.read_at(107, 100).await.expect("read continuing the last one");
-        assert_eq!(&read[..], &content[107..207]);
-        assert_eq!(ahead(&reader), Some((207, 100)));
-        // Nothing is read ahead past the end of the file.
-        let tail = content.len() - 5;
-        let read = reader.read_at((tail - 10) as u64, 10).await.expect("read");
-        assert_eq!(&read[..], &content[tail - 10..tail]);
-        let read = reader.read_at(tail as u64, 5).await.expect("read");
-        assert_eq!(&read[..], &content[tail..]);
-        assert_eq!(ahead(&reader), None);
     }
 
     #[test]
