@@ -143,6 +143,11 @@ impl BlockEncoder {
         BlockEncoder { geometry, codec: None }
     }
 
+    /// The geometry this encoder codes blocks with.
+    pub fn geometry(&self) -> &Geometry {
+        &self.geometry
+    }
+
     /// Codes one block into `total()` pieces, data pieces first. When the
     /// block splits evenly (every block but a short last one), the data
     /// pieces are views of `block` itself, not copies; otherwise they are

@@ -206,7 +206,6 @@ struct DriveSink {
 /// block, never copied.
 pub(crate) struct BlobWrite {
     set: Arc<ErasureSet>,
-    geometry: Geometry,
     encoder: erasure::BlockEncoder,
     distribution: Vec<usize>,
     sinks: Vec<DriveSink>,
@@ -234,7 +233,7 @@ impl BlobWrite {
                 DriveSink { position, sender: Some(sender), task }
             })
             .collect();
-        BlobWrite { set, geometry, encoder, distribution, sinks, block_index: 0 }
+        BlobWrite { set, encoder, distribution, sinks, block_index: 0 }
     }
 
     fn live_positions(&self) -> Vec<usize> {
@@ -244,7 +243,7 @@ impl BlobWrite {
     /// Codes one block and queues its pieces to every live drive.
     pub async fn write_block(&mut self, block: &Bytes) -> Result<()> {
         // Parity goes into a recycled buffer too (see crate::buffers).
-        let geometry = &self.geometry;
+        let geometry = self.encoder.geometry();
         let parity = crate::buffers::BLOCKS.take(geometry.piece_len(block.len()) * geometry.parity());
         let pieces = self
             .encoder
