@@ -18,13 +18,15 @@
 //!
 //! Secrets live in [`Key32`], which zeroizes on drop and prints as `[redacted]`.
 //!
-//! [`Md5`] (ETags, Content-MD5) is the one place in the workspace with
-//! `unsafe`: three calls into AWS-LC, each with its `SAFETY` argument.
+//! MD5 (ETags, Content-MD5) is the one place in the workspace with `unsafe`:
+//! three calls into AWS-LC ([`Md5`]) and two into the vector kernels of
+//! [`md5_lanes`], each with its `SAFETY` argument.
 #![deny(unsafe_code)]
 
 #[allow(unsafe_code)]
 mod md5;
-pub use md5::Md5;
+pub mod md5_lanes;
+pub use md5::{Md5, Md5State};
 
 use aws_lc_rs::aead::{AES_256_GCM, Aad, LessSafeKey, Nonce, UnboundKey};
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};

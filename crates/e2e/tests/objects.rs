@@ -50,6 +50,48 @@ async fn objects_of_every_size_read_back_byte_identical_with_md5_etags() {
     }
 }
 
+/// Concurrent large PUTs share the MD5 hashing threads, which hash the blocks
+/// of several bodies side by side: each PUT still gets the MD5 of its own body
+/// as ETag, a right Content-MD5 is accepted and a wrong one refused with
+/// BadDigest (storing nothing), whatever else is being hashed at the time.
+/// The metrics show that blocks were indeed hashed side by side.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_large_puts_each_get_the_md5_of_their_own_body() {
+    use base64::Engine;
+    let (server, client) = TestServer::start_with_bucket(BUCKET).await;
+    let puts = (0..12u64).map(|n| {
+        let client = client.clone();
+        async move {
+            // Several erasure blocks each, of different lengths.
+            let data = payload(100 + n, 5 * 1024 * 1024 + n as usize * 4_099);
+            let key = format!("concurrent-{n}");
+            let md5 = base64::engine::general_purpose::STANDARD.encode(bulwark_e2e::md5_bytes(&data));
+            let request = client.put_object().bucket(BUCKET).key(&key).body(ByteStream::from(data.clone()));
+            if n % 3 == 2 {
+                let wrong = base64::engine::general_purpose::STANDARD.encode(bulwark_e2e::md5_bytes(b"other"));
+                assert_s3_error(request.content_md5(wrong).send().await, 400, "BadDigest");
+                return (key, None);
+            }
+            let request = if n % 3 == 1 { request.content_md5(md5) } else { request };
+            let output = request.send().await.expect("PutObject");
+            assert_eq!(output.e_tag(), Some(etag_of(&data).as_str()), "PUT ETag of {key}");
+            (key, Some(data))
+        }
+    });
+    for (key, data) in futures::future::join_all(puts).await {
+        match data {
+            Some(data) => assert!(get_bytes(&client, BUCKET, &key).await == data, "{key} reads back"),
+            None => {
+                let result = client.head_object().bucket(BUCKET).key(&key).send().await;
+                assert_http_status(result, 404);
+            }
+        }
+    }
+    let metrics = server.metrics().await;
+    let shared = bulwark_e2e::metric_value(&metrics, "bulwark_md5_blocks_total{hashed=\"shared\"}");
+    assert!(shared.is_some_and(|n| n > 0.0), "some blocks were hashed side by side:\n{metrics}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn head_object_reports_size_etag_and_last_modified() {
     let (_server, client) = TestServer::start_with_bucket(BUCKET).await;

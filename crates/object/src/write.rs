@@ -10,7 +10,7 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 
-use bulwark_crypto::Md5;
+use bulwark_crypto::Md5State;
 use bulwark_erasure::{self as erasure, Geometry};
 use bulwark_storage::{BlobId, Drive};
 use bytes::Bytes;
@@ -19,6 +19,7 @@ use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
 use crate::checksum::{self, ChecksumAlgorithm};
+use crate::md5_lanes::{self, Md5Stream};
 use crate::set::ErasureSet;
 use crate::{ByteStream, Error, Result};
 
@@ -39,35 +40,29 @@ pub(crate) struct BodyReader {
 }
 
 /// MD5 and checksums of everything handed out. The first block is hashed in
-/// the request task (small objects never pay for a thread); from the second
-/// block on, hashing runs on a blocking thread in parallel with erasure
-/// coding and the drive writes, so one large PUT can use two cores.
+/// the request task (small objects never pay for a thread hop). From the
+/// second block on, hashing runs beside erasure coding and the drive writes:
+/// the MD5 on the shared hashing threads, which hash the blocks of concurrent
+/// bodies side by side (see [`crate::md5_lanes`]), and the checksums, if any
+/// were asked for, on a blocking thread of this body's own.
 enum Hashing {
     Inline(Hashers),
-    Offloaded { sender: mpsc::Sender<Bytes>, task: JoinHandle<Hashers> },
+    Offloaded { md5: Option<Md5Stream>, checksums: Option<(mpsc::Sender<Bytes>, JoinHandle<Checksums>)> },
     Poisoned,
 }
+
+type Checksums = Vec<(ChecksumAlgorithm, checksum::Hasher)>;
 
 struct Hashers {
     /// `None` when nothing needs the MD5 (an encrypted object's ETag is
     /// random and no Content-MD5 was sent): it is the costliest hash.
-    md5: Option<Md5>,
-    checksums: Vec<(ChecksumAlgorithm, checksum::Hasher)>,
+    md5: Option<Md5State>,
+    checksums: Checksums,
 }
 
-impl Hashers {
-    fn update(&mut self, block: &[u8]) {
-        if let Some(md5) = &mut self.md5 {
-            md5.update(block);
-        }
-        for (_, hasher) in &mut self.checksums {
-            hasher.update(block);
-        }
-    }
-}
-
-/// Blocks queued for the hashing thread before the reader waits for it.
-const HASH_BLOCKS_IN_FLIGHT_MAX: usize = 4;
+/// Blocks queued for the checksum thread before the reader waits for it
+/// (the same bound as the MD5's queue).
+const HASH_BLOCKS_IN_FLIGHT_MAX: usize = md5_lanes::BLOCKS_QUEUED_PER_STREAM_MAX;
 
 impl BodyReader {
     /// Reads at most `limit` bytes, computing the given checksums and, if
@@ -84,7 +79,7 @@ impl BodyReader {
             pending: Vec::new(),
             leftover: None,
             done: false,
-            hashing: Hashing::Inline(Hashers { md5: md5.then(Md5::new), checksums }),
+            hashing: Hashing::Inline(Hashers { md5: md5.then(Md5State::new), checksums }),
             total: 0,
             limit,
         }
@@ -140,23 +135,40 @@ impl BodyReader {
         match std::mem::replace(&mut self.hashing, Hashing::Poisoned) {
             Hashing::Inline(mut hashers) if self.total <= block.len() as u64 => {
                 // Still the first block: hash here.
-                hashers.update(&block);
+                if let Some(md5) = &mut hashers.md5 {
+                    md5.update(&block);
+                }
+                for (_, hasher) in &mut hashers.checksums {
+                    hasher.update(&block);
+                }
                 self.hashing = Hashing::Inline(hashers);
             }
-            Hashing::Inline(mut hashers) => {
-                let (sender, mut receiver) = mpsc::channel::<Bytes>(HASH_BLOCKS_IN_FLIGHT_MAX);
-                let task = tokio::task::spawn_blocking(move || {
-                    while let Some(block) = receiver.blocking_recv() {
-                        hashers.update(&block);
-                    }
-                    hashers
+            Hashing::Inline(Hashers { md5, checksums }) => {
+                let md5 = md5.map(|state| md5_lanes::MD5_LANES.stream(state));
+                let checksums = (!checksums.is_empty()).then(|| {
+                    let (sender, mut receiver) = mpsc::channel::<Bytes>(HASH_BLOCKS_IN_FLIGHT_MAX);
+                    let mut checksums = checksums;
+                    let task = tokio::task::spawn_blocking(move || {
+                        while let Some(block) = receiver.blocking_recv() {
+                            for (_, hasher) in &mut checksums {
+                                hasher.update(&block);
+                            }
+                        }
+                        checksums
+                    });
+                    (sender, task)
                 });
-                let _ = sender.send(block).await;
-                self.hashing = Hashing::Offloaded { sender, task };
+                self.hashing = Hashing::Offloaded { md5, checksums };
+                Box::pin(self.hash(block)).await;
             }
-            Hashing::Offloaded { sender, task } => {
-                let _ = sender.send(block).await;
-                self.hashing = Hashing::Offloaded { sender, task };
+            Hashing::Offloaded { md5, checksums } => {
+                if let Some(stream) = &md5 {
+                    stream.push(block.clone()).await;
+                }
+                if let Some((sender, _)) = &checksums {
+                    let _ = sender.send(block).await;
+                }
+                self.hashing = Hashing::Offloaded { md5, checksums };
             }
             Hashing::Poisoned => {}
         }
@@ -168,16 +180,28 @@ impl BodyReader {
 
     /// The MD5 (if computed) and every checksum's raw digest.
     pub async fn finish(self) -> Result<(Option<[u8; 16]>, Vec<(ChecksumAlgorithm, Vec<u8>)>)> {
-        let hashers = match self.hashing {
-            Hashing::Inline(hashers) => hashers,
-            Hashing::Offloaded { sender, task } => {
-                drop(sender);
-                task.await.map_err(|e| Error::Internal(format!("hashing task failed: {e}")))?
+        let (md5, checksums) = match self.hashing {
+            Hashing::Inline(hashers) => (hashers.md5.map(|md5| md5.finalize()), hashers.checksums),
+            Hashing::Offloaded { md5, checksums } => {
+                let md5 = match md5 {
+                    Some(stream) => {
+                        Some(stream.finish().await.ok_or_else(|| Error::Internal("MD5 hashing thread failed".into()))?)
+                    }
+                    None => None,
+                };
+                let checksums = match checksums {
+                    Some((sender, task)) => {
+                        drop(sender);
+                        task.await.map_err(|e| Error::Internal(format!("checksum task failed: {e}")))?
+                    }
+                    None => Vec::new(),
+                };
+                (md5, checksums)
             }
             Hashing::Poisoned => return Err(Error::Internal("hashing state lost".into())),
         };
-        let checksums = hashers.checksums.into_iter().map(|(a, h)| (a, h.finalize())).collect();
-        Ok((hashers.md5.map(Md5::finalize), checksums))
+        let checksums = checksums.into_iter().map(|(a, h)| (a, h.finalize())).collect();
+        Ok((md5, checksums))
     }
 }
 
@@ -550,6 +574,7 @@ impl<'a> StoredSource<'a> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use bulwark_crypto::Md5;
 
     fn body(data: &[u8], chunk: usize) -> crate::ByteStream {
         let chunks: Vec<std::result::Result<Bytes, std::io::Error>> =

@@ -66,6 +66,13 @@ pub fn render(store: &ObjectStore) -> String {
         "gauge",
         single(status.unrepairable.len() as f64),
     );
+    let (shared, alone) = bulwark_object::md5_blocks_hashed();
+    gauge(
+        "bulwark_md5_blocks_total",
+        "Body blocks whose MD5 was hashed by the shared hashing threads, side by side with other bodies' blocks (shared) or alone.",
+        "counter",
+        vec![("{hashed=\"shared\"}".to_owned(), shared as f64), ("{hashed=\"alone\"}".to_owned(), alone as f64)],
+    );
     for (name, pass) in [("scan", &status.last_scan), ("scrub", &status.last_scrub)] {
         if let Some(pass) = pass {
             gauge(
