@@ -654,7 +654,8 @@ impl ObjectStore {
             };
         }
         let stored_len = source.stored();
-        let durable = sink.commit().await;
+        // The drives' final fsyncs and the hashing of the last blocks overlap.
+        let (durable, ()) = tokio::join!(sink.commit(), source.settle_hashes());
         let written = WrittenData { durable, inline: None, blob: Some(blob), stored_len };
         if let Err(e) = set.require_writable(&written.durable) {
             written.discard(set, bucket).await;

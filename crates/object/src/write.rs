@@ -48,6 +48,8 @@ pub(crate) struct BodyReader {
 enum Hashing {
     Inline(Hashers),
     Offloaded { md5: Option<Md5Stream>, checksums: Option<(mpsc::Sender<Bytes>, JoinHandle<Checksums>)> },
+    /// Everything handed out is hashed ([`BodyReader::settle`]).
+    Settled(Result<Digests>),
     Poisoned,
 }
 
@@ -170,7 +172,8 @@ impl BodyReader {
                 }
                 self.hashing = Hashing::Offloaded { md5, checksums };
             }
-            Hashing::Poisoned => {}
+            // Nothing is handed out after the body ended.
+            Hashing::Settled(_) | Hashing::Poisoned => {}
         }
     }
 
@@ -178,9 +181,28 @@ impl BodyReader {
         self.total
     }
 
+    /// Waits for the hashing of everything handed out to end, keeping the
+    /// result for [`BodyReader::finish`]. Called once the body is exhausted,
+    /// so that the last blocks' hashing overlaps the drives' final fsyncs.
+    pub async fn settle(&mut self) {
+        if matches!(self.hashing, Hashing::Settled(_)) {
+            return;
+        }
+        let hashing = std::mem::replace(&mut self.hashing, Hashing::Poisoned);
+        self.hashing = Hashing::Settled(Self::conclude(hashing).await);
+    }
+
     /// The MD5 (if computed) and every checksum's raw digest.
-    pub async fn finish(self) -> Result<(Option<[u8; 16]>, Vec<(ChecksumAlgorithm, Vec<u8>)>)> {
-        let (md5, checksums) = match self.hashing {
+    pub async fn finish(mut self) -> Result<Digests> {
+        self.settle().await;
+        match std::mem::replace(&mut self.hashing, Hashing::Poisoned) {
+            Hashing::Settled(result) => result,
+            _ => Err(Error::Internal("hashing state lost".into())),
+        }
+    }
+
+    async fn conclude(hashing: Hashing) -> Result<Digests> {
+        let (md5, checksums) = match hashing {
             Hashing::Inline(hashers) => (hashers.md5.map(|md5| md5.finalize()), hashers.checksums),
             Hashing::Offloaded { md5, checksums } => {
                 let md5 = match md5 {
@@ -198,12 +220,16 @@ impl BodyReader {
                 };
                 (md5, checksums)
             }
+            Hashing::Settled(result) => return result,
             Hashing::Poisoned => return Err(Error::Internal("hashing state lost".into())),
         };
         let checksums = checksums.into_iter().map(|(a, h)| (a, h.finalize())).collect();
         Ok((md5, checksums))
     }
 }
+
+/// A body's MD5 (if computed) and its checksums' raw digests.
+pub(crate) type Digests = (Option<[u8; 16]>, Vec<(ChecksumAlgorithm, Vec<u8>)>);
 
 enum PieceMsg {
     /// Piece `shard` of block `block_index`, framed (checksummed) by the drive's task.
@@ -505,6 +531,11 @@ impl<'a> StoredSource<'a> {
             None => Sealing::Plain,
         };
         StoredSource { reader, sealing, stored: 0 }
+    }
+
+    /// See [`BodyReader::settle`].
+    pub async fn settle_hashes(&mut self) {
+        self.reader.settle().await;
     }
 
     /// Next stored block of `size` bytes (fewer only at the end).
