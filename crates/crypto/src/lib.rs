@@ -19,7 +19,7 @@
 //! Secrets live in [`Key32`], which zeroizes on drop and prints as `[redacted]`.
 //!
 //! MD5 (ETags, Content-MD5) is the one place in the workspace with `unsafe`:
-//! three calls into AWS-LC ([`Md5`]) and two into the vector kernels of
+//! three calls into AWS-LC ([`Md5`]) and three into the vector kernels of
 //! [`md5_lanes`], each with its `SAFETY` argument.
 #![deny(unsafe_code)]
 

@@ -9,7 +9,8 @@
 //! about 12× the rate of one scalar stream, for the CPU time of one.
 //!
 //! Three kernels, picked once at run time: AVX-512F (16 lanes), AVX2 (8
-//! lanes), and none (1 lane, the scalar AWS-LC code). Only the calls into a
+//! lanes), and none (1 lane: one stream at a time, with AVX-512VL where the
+//! CPU has it, else AWS-LC's assembly; see `single`). Only the calls into a
 //! kernel are `unsafe`: each kernel is a safe function compiled for its CPU
 //! feature, and calling it is sound once that feature has been detected.
 
@@ -127,6 +128,19 @@ impl Kernel {
             #[cfg(not(target_arch = "x86_64"))]
             _ => false,
         }
+    }
+}
+
+/// Whether this CPU runs the single-stream AVX-512VL compression function
+/// that the scalar path uses where it can.
+pub fn single_supported() -> bool {
+    #[cfg(target_arch = "x86_64")]
+    {
+        single::supported()
+    }
+    #[cfg(not(target_arch = "x86_64"))]
+    {
+        false
     }
 }
 
@@ -456,4 +470,125 @@ mod avx2 {
     }
 
     kernel!("avx2");
+}
+
+/// One stream, with AVX-512VL on 128-bit registers: the state words live in
+/// the low lane of four vector registers, where the boolean function of a
+/// step is one `vpternlogd` and the rotation one `vprold`, so a step's chain
+/// of dependent instructions is four long (scalar code needs five on
+/// average). The message words plus constants are summed off the chain.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod single {
+    use super::K;
+    use std::arch::x86_64::*;
+
+    /// Whether this CPU runs [`compress`].
+    pub(crate) fn supported() -> bool {
+        std::arch::is_x86_feature_detected!("avx512f") && std::arch::is_x86_feature_detected!("avx512vl")
+    }
+
+    macro_rules! step {
+        ($a:ident, $b:ident, $c:ident, $d:ident, $imm:literal, $mk:expr, $s:literal) => {
+            $a = _mm_add_epi32(
+                $b,
+                _mm_rol_epi32::<$s>(_mm_add_epi32(
+                    _mm_add_epi32($a, _mm_cvtsi32_si128($mk as i32)),
+                    _mm_ternarylogic_epi32::<$imm>($b, $c, $d),
+                )),
+            );
+        };
+    }
+
+    /// Runs the compression function over whole 64-byte blocks.
+    #[target_feature(enable = "avx512f,avx512vl")]
+    pub(crate) fn compress(state: &mut [u32; 4], blocks: &[u8]) {
+        let mut a = _mm_cvtsi32_si128(state[0] as i32);
+        let mut b = _mm_cvtsi32_si128(state[1] as i32);
+        let mut c = _mm_cvtsi32_si128(state[2] as i32);
+        let mut d = _mm_cvtsi32_si128(state[3] as i32);
+        for block in blocks.chunks_exact(64) {
+            let mut m = [0u32; 16];
+            for (word, bytes) in m.iter_mut().zip(block.chunks_exact(4)) {
+                *word = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            }
+            let mk = |step: usize, word: usize| m[word].wrapping_add(K[step]);
+            let (aa, bb, cc, dd) = (a, b, c, d);
+            // F = b ? c : d (0xCA); G = d ? b : c, written as 0xE4 over
+            // (b, c, d); H = b ^ c ^ d (0x96); I = c ^ (b | !d) (0x39).
+            step!(a, b, c, d, 0xCA, mk(0, 0), 7);
+            step!(d, a, b, c, 0xCA, mk(1, 1), 12);
+            step!(c, d, a, b, 0xCA, mk(2, 2), 17);
+            step!(b, c, d, a, 0xCA, mk(3, 3), 22);
+            step!(a, b, c, d, 0xCA, mk(4, 4), 7);
+            step!(d, a, b, c, 0xCA, mk(5, 5), 12);
+            step!(c, d, a, b, 0xCA, mk(6, 6), 17);
+            step!(b, c, d, a, 0xCA, mk(7, 7), 22);
+            step!(a, b, c, d, 0xCA, mk(8, 8), 7);
+            step!(d, a, b, c, 0xCA, mk(9, 9), 12);
+            step!(c, d, a, b, 0xCA, mk(10, 10), 17);
+            step!(b, c, d, a, 0xCA, mk(11, 11), 22);
+            step!(a, b, c, d, 0xCA, mk(12, 12), 7);
+            step!(d, a, b, c, 0xCA, mk(13, 13), 12);
+            step!(c, d, a, b, 0xCA, mk(14, 14), 17);
+            step!(b, c, d, a, 0xCA, mk(15, 15), 22);
+            step!(a, b, c, d, 0xE4, mk(16, 1), 5);
+            step!(d, a, b, c, 0xE4, mk(17, 6), 9);
+            step!(c, d, a, b, 0xE4, mk(18, 11), 14);
+            step!(b, c, d, a, 0xE4, mk(19, 0), 20);
+            step!(a, b, c, d, 0xE4, mk(20, 5), 5);
+            step!(d, a, b, c, 0xE4, mk(21, 10), 9);
+            step!(c, d, a, b, 0xE4, mk(22, 15), 14);
+            step!(b, c, d, a, 0xE4, mk(23, 4), 20);
+            step!(a, b, c, d, 0xE4, mk(24, 9), 5);
+            step!(d, a, b, c, 0xE4, mk(25, 14), 9);
+            step!(c, d, a, b, 0xE4, mk(26, 3), 14);
+            step!(b, c, d, a, 0xE4, mk(27, 8), 20);
+            step!(a, b, c, d, 0xE4, mk(28, 13), 5);
+            step!(d, a, b, c, 0xE4, mk(29, 2), 9);
+            step!(c, d, a, b, 0xE4, mk(30, 7), 14);
+            step!(b, c, d, a, 0xE4, mk(31, 12), 20);
+            step!(a, b, c, d, 0x96, mk(32, 5), 4);
+            step!(d, a, b, c, 0x96, mk(33, 8), 11);
+            step!(c, d, a, b, 0x96, mk(34, 11), 16);
+            step!(b, c, d, a, 0x96, mk(35, 14), 23);
+            step!(a, b, c, d, 0x96, mk(36, 1), 4);
+            step!(d, a, b, c, 0x96, mk(37, 4), 11);
+            step!(c, d, a, b, 0x96, mk(38, 7), 16);
+            step!(b, c, d, a, 0x96, mk(39, 10), 23);
+            step!(a, b, c, d, 0x96, mk(40, 13), 4);
+            step!(d, a, b, c, 0x96, mk(41, 0), 11);
+            step!(c, d, a, b, 0x96, mk(42, 3), 16);
+            step!(b, c, d, a, 0x96, mk(43, 6), 23);
+            step!(a, b, c, d, 0x96, mk(44, 9), 4);
+            step!(d, a, b, c, 0x96, mk(45, 12), 11);
+            step!(c, d, a, b, 0x96, mk(46, 15), 16);
+            step!(b, c, d, a, 0x96, mk(47, 2), 23);
+            step!(a, b, c, d, 0x39, mk(48, 0), 6);
+            step!(d, a, b, c, 0x39, mk(49, 7), 10);
+            step!(c, d, a, b, 0x39, mk(50, 14), 15);
+            step!(b, c, d, a, 0x39, mk(51, 5), 21);
+            step!(a, b, c, d, 0x39, mk(52, 12), 6);
+            step!(d, a, b, c, 0x39, mk(53, 3), 10);
+            step!(c, d, a, b, 0x39, mk(54, 10), 15);
+            step!(b, c, d, a, 0x39, mk(55, 1), 21);
+            step!(a, b, c, d, 0x39, mk(56, 8), 6);
+            step!(d, a, b, c, 0x39, mk(57, 15), 10);
+            step!(c, d, a, b, 0x39, mk(58, 6), 15);
+            step!(b, c, d, a, 0x39, mk(59, 13), 21);
+            step!(a, b, c, d, 0x39, mk(60, 4), 6);
+            step!(d, a, b, c, 0x39, mk(61, 11), 10);
+            step!(c, d, a, b, 0x39, mk(62, 2), 15);
+            step!(b, c, d, a, 0x39, mk(63, 9), 21);
+            a = _mm_add_epi32(a, aa);
+            b = _mm_add_epi32(b, bb);
+            c = _mm_add_epi32(c, cc);
+            d = _mm_add_epi32(d, dd);
+        }
+        *state = [
+            _mm_cvtsi128_si32(a) as u32,
+            _mm_cvtsi128_si32(b) as u32,
+            _mm_cvtsi128_si32(c) as u32,
+            _mm_cvtsi128_si32(d) as u32,
+        ];
+    }
 }

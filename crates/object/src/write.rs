@@ -47,7 +47,10 @@ pub(crate) struct BodyReader {
 /// were asked for, on a blocking thread of this body's own.
 enum Hashing {
     Inline(Hashers),
-    Offloaded { md5: Option<Md5Stream>, checksums: Option<(mpsc::Sender<Bytes>, JoinHandle<Checksums>)> },
+    Offloaded {
+        md5: Option<Md5Stream>,
+        checksums: Option<(mpsc::Sender<Bytes>, JoinHandle<Checksums>)>,
+    },
     /// Everything handed out is hashed ([`BodyReader::settle`]).
     Settled(Result<Digests>),
     Poisoned,
