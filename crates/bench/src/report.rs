@@ -478,6 +478,13 @@ fn render_cells(report: &Report, out: &mut String) {
              they were served from memory (use --drop-caches for disk reads)."
         );
     }
+    if report.cells.iter().any(|cell| cell.op == Op::Get) {
+        let _ = writeln!(
+            out,
+            "GET bodies are checked end to end: by the SDK against the full-object checksum the server \
+             returns (the bench then compares the first chunk and the length), else byte by byte."
+        );
+    }
     for cell in report.cells.iter().filter(|cell| cell.errors > 0) {
         let _ = writeln!(
             out,
