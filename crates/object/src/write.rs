@@ -65,6 +65,17 @@ struct Hashers {
     checksums: Checksums,
 }
 
+impl Hashers {
+    fn update(&mut self, block: &[u8]) {
+        if let Some(md5) = &mut self.md5 {
+            md5.update(block);
+        }
+        for (_, hasher) in &mut self.checksums {
+            hasher.update(block);
+        }
+    }
+}
+
 /// Blocks queued for the checksum thread before the reader waits for it
 /// (the same bound as the MD5's queue).
 const HASH_BLOCKS_IN_FLIGHT_MAX: usize = md5_lanes::BLOCKS_QUEUED_PER_STREAM_MAX;
@@ -137,46 +148,40 @@ impl BodyReader {
     }
 
     async fn hash(&mut self, block: Bytes) {
-        match std::mem::replace(&mut self.hashing, Hashing::Poisoned) {
-            Hashing::Inline(mut hashers) if self.total <= block.len() as u64 => {
+        if let Hashing::Inline(hashers) = &mut self.hashing {
+            if self.total <= block.len() as u64 {
                 // Still the first block: hash here.
-                if let Some(md5) = &mut hashers.md5 {
-                    md5.update(&block);
-                }
-                for (_, hasher) in &mut hashers.checksums {
-                    hasher.update(&block);
-                }
-                self.hashing = Hashing::Inline(hashers);
+                hashers.update(&block);
+                return;
             }
-            Hashing::Inline(Hashers { md5, checksums }) => {
-                let md5 = md5.map(|state| md5_lanes::MD5_LANES.stream(state));
-                let checksums = (!checksums.is_empty()).then(|| {
-                    let (sender, mut receiver) = mpsc::channel::<Bytes>(HASH_BLOCKS_IN_FLIGHT_MAX);
-                    let mut checksums = checksums;
-                    let task = tokio::task::spawn_blocking(move || {
-                        while let Some(block) = receiver.blocking_recv() {
-                            for (_, hasher) in &mut checksums {
-                                hasher.update(&block);
-                            }
+            let Hashing::Inline(Hashers { md5, mut checksums }) =
+                std::mem::replace(&mut self.hashing, Hashing::Poisoned)
+            else {
+                unreachable!("matched Inline just above");
+            };
+            let md5 = md5.map(|state| md5_lanes::MD5_LANES.stream(state));
+            let checksums = (!checksums.is_empty()).then(|| {
+                let (sender, mut receiver) = mpsc::channel::<Bytes>(HASH_BLOCKS_IN_FLIGHT_MAX);
+                let task = tokio::task::spawn_blocking(move || {
+                    while let Some(block) = receiver.blocking_recv() {
+                        for (_, hasher) in &mut checksums {
+                            hasher.update(&block);
                         }
-                        checksums
-                    });
-                    (sender, task)
+                    }
+                    checksums
                 });
-                self.hashing = Hashing::Offloaded { md5, checksums };
-                Box::pin(self.hash(block)).await;
+                (sender, task)
+            });
+            self.hashing = Hashing::Offloaded { md5, checksums };
+        }
+        // Nothing is handed out once the hashing is settled (the body ended).
+        if let Hashing::Offloaded { md5, checksums } = &self.hashing {
+            if let Some(stream) = md5 {
+                stream.push(block.clone()).await;
             }
-            Hashing::Offloaded { md5, checksums } => {
-                if let Some(stream) = &md5 {
-                    stream.push(block.clone()).await;
-                }
-                if let Some((sender, _)) = &checksums {
-                    let _ = sender.send(block).await;
-                }
-                self.hashing = Hashing::Offloaded { md5, checksums };
+            if let Some((sender, _)) = checksums {
+                let _ = sender.send(block).await;
             }
-            // Nothing is handed out after the body ended.
-            Hashing::Settled(_) | Hashing::Poisoned => {}
         }
     }
 
