@@ -15,6 +15,7 @@
 //! feature, and calling it is sound once that feature has been detected.
 
 /// Additive constants, `floor(abs(sin(i + 1)) × 2^32)` (RFC 1321, 3.4).
+#[cfg(target_arch = "x86_64")]
 const K: [u32; 64] = [
     0xd76a_a478,
     0xe8c7_b756,
