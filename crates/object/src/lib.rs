@@ -18,7 +18,6 @@ use std::pin::Pin;
 use bytes::Bytes;
 use futures::Stream;
 
-mod buffers;
 pub mod checksum;
 mod documents;
 mod heal;

@@ -182,6 +182,9 @@ impl PartSource {
         let uid = self.uid;
         let shard = self.distribution[position];
         let framed_len = piece_len + erasure::HASH_LEN_BYTES;
+        // An encrypted part's pieces are decrypted in place, so they are read
+        // into buffers of their own rather than the shared read pool.
+        let owned = self.part.nonce.is_some();
         async move {
             let slot = match slot {
                 Slot::Unopened if inline => match drive.get_inline(uid).await {
@@ -203,6 +206,9 @@ impl PartSource {
                 other => other,
             };
             let framed = match &slot {
+                Slot::Blob(reader) if owned => {
+                    reader.read_at_owned(offset, framed_len).await.map_err(|e| e.to_string())
+                }
                 Slot::Blob(reader) => reader.read_at(offset, framed_len).await.map_err(|e| e.to_string()),
                 Slot::Inline(bytes) => {
                     let start = offset as usize;

@@ -131,7 +131,7 @@ impl BodyReader {
                 return Ok(Some(block));
             }
             if self.pending.capacity() == 0 {
-                self.pending = crate::buffers::BLOCKS.take(size);
+                self.pending = bulwark_storage::buffers::BLOCKS.take(size);
             }
             let fits = (size - self.pending.len()).min(chunk.len());
             self.pending.extend_from_slice(&chunk[..fits]);
@@ -142,7 +142,7 @@ impl BodyReader {
         if self.pending.is_empty() {
             return Ok(None);
         }
-        let block = crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.pending));
+        let block = bulwark_storage::buffers::BLOCKS.freeze(std::mem::take(&mut self.pending));
         self.hash(block.clone()).await;
         Ok(Some(block))
     }
@@ -302,10 +302,10 @@ impl BlobWrite {
     pub async fn write_block(&mut self, block: &Bytes) -> Result<()> {
         // Parity goes into a recycled buffer too (see crate::buffers).
         let geometry = self.encoder.geometry();
-        let parity = crate::buffers::BLOCKS.take(geometry.piece_len(block.len()) * geometry.parity());
+        let parity = bulwark_storage::buffers::BLOCKS.take(geometry.piece_len(block.len()) * geometry.parity());
         let pieces = self
             .encoder
-            .encode_into(block, parity, |parity| crate::buffers::BLOCKS.freeze(parity))
+            .encode_into(block, parity, |parity| bulwark_storage::buffers::BLOCKS.freeze(parity))
             .map_err(|e| Error::Internal(e.to_string()))?;
         let block_index = self.block_index;
         self.block_index += 1;
@@ -468,13 +468,13 @@ impl SealedBlocks {
     fn append(&mut self, mut data: &[u8], size: usize) {
         while !data.is_empty() {
             if self.current.capacity() == 0 {
-                self.current = crate::buffers::BLOCKS.take(size);
+                self.current = bulwark_storage::buffers::BLOCKS.take(size);
             }
             let fits = (size - self.current.len()).min(data.len());
             self.current.extend_from_slice(&data[..fits]);
             data = &data[fits..];
             if self.current.len() == size {
-                self.full.push_back(crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
+                self.full.push_back(bulwark_storage::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
             }
         }
     }
@@ -482,7 +482,7 @@ impl SealedBlocks {
     /// Every block not yet taken, the last one possibly short.
     fn finish(mut self) -> VecDeque<Bytes> {
         if !self.current.is_empty() {
-            self.full.push_back(crate::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
+            self.full.push_back(bulwark_storage::buffers::BLOCKS.freeze(std::mem::take(&mut self.current)));
         }
         self.full
     }

@@ -18,6 +18,7 @@ use std::fmt;
 use async_trait::async_trait;
 use bytes::Bytes;
 
+pub mod buffers;
 pub mod keys;
 pub mod local;
 pub mod swap;
@@ -211,7 +212,14 @@ pub trait BlobReader: Send + Sync {
         self.len() == 0
     }
     /// Reads exactly `len` bytes at `offset`; fewer available is an error.
+    /// The buffer may be pooled (see [`buffers::PIECES`]): shared views only.
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes>;
+    /// As [`BlobReader::read_at`], into a buffer nobody else holds, so that
+    /// the caller can take it over (`Bytes::try_into_mut`) and change it in
+    /// place, as decryption does.
+    async fn read_at_owned(&self, offset: u64, len: usize) -> Result<Bytes> {
+        self.read_at(offset, len).await
+    }
 }
 
 /// Stands in for a drive that could not be opened (missing, foreign, broken),

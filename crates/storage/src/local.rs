@@ -853,6 +853,16 @@ impl BlobReader for LocalBlobReader {
     }
 
     async fn read_at(&self, offset: u64, len: usize) -> Result<Bytes> {
+        self.read(offset, len, true).await
+    }
+
+    async fn read_at_owned(&self, offset: u64, len: usize) -> Result<Bytes> {
+        self.read(offset, len, false).await
+    }
+}
+
+impl LocalBlobReader {
+    async fn read(&self, offset: u64, len: usize, pooled: bool) -> Result<Bytes> {
         if offset.saturating_add(len as u64) > self.len {
             return Err(Error::ShortRead { drive: self.label.clone(), offset, wanted: len, len: self.len });
         }
@@ -861,7 +871,7 @@ impl BlobReader for LocalBlobReader {
         let readahead = self.readahead.clone();
         let file_len = self.len;
         tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
-            let read = read_exact_at(&file, offset, len)?;
+            let read = read_exact_at(&file, offset, len, pooled)?;
             readahead.after_read(&file, offset, offset + len as u64, file_len);
             Ok(read)
         })
@@ -877,11 +887,13 @@ impl BlobReader for LocalBlobReader {
     }
 }
 
-/// Reads exactly `len` bytes at `offset` into a fresh buffer, straight into
-/// its spare capacity: nothing is zeroed first, which on a large GET saves a
-/// pass over every byte read.
-fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
-    let mut buf: Vec<u8> = Vec::with_capacity(len);
+/// Reads exactly `len` bytes at `offset` into a buffer of the read pool
+/// ([`crate::buffers::PIECES`]; it goes back there when its last view is
+/// dropped) or, unless `pooled`, a fresh one only the caller holds; straight
+/// into its spare capacity: nothing is zeroed first, which on a large GET
+/// saves a pass over every byte read.
+fn read_exact_at(file: &File, offset: u64, len: usize, pooled: bool) -> io::Result<Bytes> {
+    let mut buf: Vec<u8> = if pooled { crate::buffers::PIECES.take(len) } else { Vec::with_capacity(len) };
     while buf.len() < len {
         let at = offset + buf.len() as u64;
         // Fills spare capacity and extends the length by what was read.
@@ -892,7 +904,7 @@ fn read_exact_at(file: &File, offset: u64, len: usize) -> io::Result<Bytes> {
     }
     // The allocation may have had room for more than was asked.
     buf.truncate(len);
-    Ok(Bytes::from(buf))
+    Ok(if pooled { crate::buffers::PIECES.freeze(buf) } else { Bytes::from(buf) })
 }
 
 #[cfg(test)]
@@ -953,6 +965,14 @@ mod tests {
         drive.delete_blobs("b", vec![[7; 16]]).await.expect("delete");
         assert_eq!(&reader.read_at(6, 5).await.expect("read")[..], b"world");
         assert!(matches!(reader.read_at(8, 5).await, Err(Error::ShortRead { .. })));
+        // An owned read can be taken over and changed in place (decryption);
+        // a pooled one cannot: its buffer goes back to the pool.
+        let owned = reader.read_at_owned(6, 5).await.expect("owned read");
+        let mut owned = owned.try_into_mut().expect("an owned read is held by nobody else");
+        owned[0] = b'W';
+        assert_eq!(&owned[..], b"World");
+        assert!(reader.read_at(6, 5).await.expect("read").try_into_mut().is_err(), "pooled");
+        assert!(matches!(reader.read_at_owned(8, 5).await, Err(Error::ShortRead { .. })));
     }
 
     #[test]
@@ -963,10 +983,10 @@ mod tests {
         fs::write(&path, &content).expect("write");
         let file = File::open(&path).expect("open");
         for (offset, len) in [(0, 1), (0, content.len()), (5, 1 << 20), (content.len() - 3, 3), (1 << 20, 0)] {
-            let read = read_exact_at(&file, offset as u64, len).expect("read");
+            let read = read_exact_at(&file, offset as u64, len, true).expect("read");
             assert_eq!(&read[..], &content[offset..offset + len], "offset {offset} len {len}");
         }
-        let past = read_exact_at(&file, (content.len() - 2) as u64, 3).expect_err("past the end");
+        let past = read_exact_at(&file, (content.len() - 2) as u64, 3, false).expect_err("past the end");
         assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
     }
 

@@ -1,4 +1,5 @@
-//! Block buffers recycled between writes.
+//! Buffers recycled between requests: the write path's blocks, and the
+//! pieces the read path reads from blob files.
 //!
 //! A block of a PUT is assembled in a 2 MiB buffer that then travels, shared,
 //! to the MD5 thread and to six drive writers, and is freed by whichever drops
@@ -16,6 +17,11 @@
 //! the blocks in flight of several concurrent writes; beyond that, buffers are
 //! freed as before. Memory per request stays bounded by the write path's
 //! channels, not by the pool.
+//!
+//! Reads have their own pool, [`PIECES`]: a GET reads every block as K
+//! pieces (512 KiB with 2 MiB blocks and K = 4) on blocking threads, and the
+//! pieces are dropped on another thread once sent; allocated afresh, they
+//! churn pages and spread over the allocator's per-thread arenas.
 
 use std::sync::Mutex;
 
@@ -26,6 +32,13 @@ pub const POOLED_BUFFERS_MAX: usize = 64;
 
 /// The pool of the write path's blocks.
 pub static BLOCKS: Pool = Pool::new(POOLED_BUFFERS_MAX);
+
+/// Piece buffers the read path's pool keeps (at most 64 MiB of 512 KiB
+/// pieces: the blocks in flight of 16 concurrent GETs).
+pub const POOLED_PIECES_MAX: usize = 128;
+
+/// The pool of the pieces blob reads return.
+pub static PIECES: Pool = Pool::new(POOLED_PIECES_MAX);
 
 pub struct Pool {
     free: Mutex<Vec<Vec<u8>>>,
