@@ -6,7 +6,8 @@
 //! hash their own body, so a server with several large uploads in flight can
 //! hash them side by side: with AVX-512 one instruction does the same step
 //! for 16 streams. Measured on the development machine, 16 streams hash at
-//! about 12× the rate of one scalar stream, for the CPU time of one.
+//! about 9.5× the rate of one scalar stream (7,497 against 790 MiB/s), for the
+//! CPU time of one.
 //!
 //! Three kernels, picked once at run time: AVX-512F (16 lanes), AVX2 (8
 //! lanes), and none (1 lane: one stream at a time, with AVX-512VL where the
@@ -185,7 +186,7 @@ pub fn compress(kernel: Kernel, states: &mut [[u32; 4]], inputs: &[&[u8]]) {
 
 /// The 64 steps of one block, written once for both vector widths: each
 /// kernel module defines `V`, `LANES` and the operations `splat`, `add`,
-/// `f`, `g`, `h`, `i`, `load`, `store` and the macro `rotl!` (a rotation by
+/// `f`, `g`, `h`, `i`, `load`, `store`, `message` (the transposed words) and the macro `rotl!` (a rotation by
 /// a constant) before expanding it. The steps are spelled out: message word
 /// and rotation of step `s` are those of RFC 1321, 3.4, round `s / 16`.
 #[cfg(target_arch = "x86_64")]
@@ -194,7 +195,6 @@ macro_rules! kernel {
         /// Advances every lane's state over its input (see [`super::compress`]).
         #[target_feature(enable = $feature)]
         pub(super) fn compress(states: &mut [[u32; 4]], inputs: &[&[u8]]) {
-            let used = inputs.len();
             let mut lanes = [[0u32; LANES]; 4];
             for (lane, state) in states.iter().enumerate() {
                 for (word, value) in state.iter().enumerate() {
@@ -205,19 +205,9 @@ macro_rules! kernel {
             // feature, and the vector helpers would not be inlined into it.)
             let (mut a, mut b, mut c, mut d) = (load(&lanes[0]), load(&lanes[1]), load(&lanes[2]), load(&lanes[3]));
             let len = inputs.first().map_or(0, |input| input.len());
-            let mut message = [[0u32; LANES]; 16];
             for offset in (0..len).step_by(64) {
-                // Transpose: word w of every lane's block into vector w.
-                for (lane, input) in inputs.iter().enumerate().take(used) {
-                    let block = &input[offset..offset + 64];
-                    for (w, bytes) in block.chunks_exact(4).enumerate() {
-                        message[w][lane] = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
-                    }
-                }
-                let mut m = [splat(0); 16];
-                for (vector, words) in m.iter_mut().zip(&message) {
-                    *vector = load(words);
-                }
+                // Word w of every lane's block, in vector w.
+                let m = message(inputs, offset);
                 macro_rules! step {
                     ($a:ident, $b:ident, $c:ident, $d:ident, $mix:ident, $m:expr, $k:literal, $s:literal) => {
                         $a = add($b, rotl!(add(add($a, $mix($b, $c, $d)), add($m, splat(K[$k]))), $s));
@@ -359,6 +349,69 @@ mod avx512 {
         _mm512_set1_epi32(x as i32)
     }
 
+    /// The 64-byte blocks at `offset` of up to 16 inputs, transposed: vector
+    /// `w` holds word `w` of every lane (zero in lanes without an input).
+    /// Each block is one register; four rounds of shuffles transpose the
+    /// 16 × 16 words (64 shuffles for 16 blocks, against 256 scalar stores).
+    #[target_feature(enable = "avx512f")]
+    fn message(inputs: &[&[u8]], offset: usize) -> [V; 16] {
+        let mut rows = [_mm512_setzero_si512(); LANES];
+        for (row, input) in rows.iter_mut().zip(inputs) {
+            let block = &input[offset..offset + 64];
+            let w = |i: usize| i32::from_le_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]]);
+            *row = _mm512_setr_epi32(
+                w(0),
+                w(1),
+                w(2),
+                w(3),
+                w(4),
+                w(5),
+                w(6),
+                w(7),
+                w(8),
+                w(9),
+                w(10),
+                w(11),
+                w(12),
+                w(13),
+                w(14),
+                w(15),
+            );
+        }
+        // Pairs of rows, 32-bit interleave within each 128-bit lane:
+        // t[2k] = r[2k]0 r[2k+1]0 r[2k]1 r[2k+1]1 | ...4,5 | ...8,9 | ...12,13
+        // t[2k+1] the same for words 2, 3 | 6, 7 | 10, 11 | 14, 15.
+        let mut t = [_mm512_setzero_si512(); LANES];
+        for k in 0..8 {
+            t[2 * k] = _mm512_unpacklo_epi32(rows[2 * k], rows[2 * k + 1]);
+            t[2 * k + 1] = _mm512_unpackhi_epi32(rows[2 * k], rows[2 * k + 1]);
+        }
+        // Groups of four rows, 64-bit interleave: u[4k + j] holds, in its
+        // 128-bit lane m, word 4m + j of rows 4k .. 4k + 3.
+        let mut u = [_mm512_setzero_si512(); LANES];
+        for k in 0..4 {
+            u[4 * k] = _mm512_unpacklo_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 1] = _mm512_unpackhi_epi64(t[4 * k], t[4 * k + 2]);
+            u[4 * k + 2] = _mm512_unpacklo_epi64(t[4 * k + 1], t[4 * k + 3]);
+            u[4 * k + 3] = _mm512_unpackhi_epi64(t[4 * k + 1], t[4 * k + 3]);
+        }
+        // A 4 × 4 transpose of 128-bit lanes for each j: word 4m + j of all
+        // 16 rows, row group k in 128-bit lane k.
+        let mut m = [_mm512_setzero_si512(); 16];
+        for j in 0..4 {
+            let (a, b, c, d) = (u[j], u[4 + j], u[8 + j], u[12 + j]);
+            let low_ab = _mm512_shuffle_i32x4::<0x44>(a, b); // a0 a1 b0 b1
+            let high_ab = _mm512_shuffle_i32x4::<0xEE>(a, b); // a2 a3 b2 b3
+            let low_cd = _mm512_shuffle_i32x4::<0x44>(c, d);
+            let high_cd = _mm512_shuffle_i32x4::<0xEE>(c, d);
+            m[j] = _mm512_shuffle_i32x4::<0x88>(low_ab, low_cd); // a0 b0 c0 d0
+            m[4 + j] = _mm512_shuffle_i32x4::<0xDD>(low_ab, low_cd); // a1 b1 c1 d1
+            m[8 + j] = _mm512_shuffle_i32x4::<0x88>(high_ab, high_cd);
+            m[12 + j] = _mm512_shuffle_i32x4::<0xDD>(high_ab, high_cd);
+        }
+        m
+    }
+
     #[target_feature(enable = "avx512f")]
     fn add(a: V, b: V) -> V {
         _mm512_add_epi32(a, b)
@@ -431,6 +484,24 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     fn splat(x: u32) -> V {
         _mm256_set1_epi32(x as i32)
+    }
+
+    /// The 64-byte blocks at `offset` of up to 8 inputs, transposed: vector
+    /// `w` holds word `w` of every lane (zero in lanes without an input).
+    #[target_feature(enable = "avx2")]
+    fn message(inputs: &[&[u8]], offset: usize) -> [V; 16] {
+        let mut words = [[0u32; LANES]; 16];
+        for (lane, input) in inputs.iter().enumerate() {
+            let block = &input[offset..offset + 64];
+            for (w, bytes) in block.chunks_exact(4).enumerate() {
+                words[w][lane] = u32::from_le_bytes([bytes[0], bytes[1], bytes[2], bytes[3]]);
+            }
+        }
+        let mut m = [splat(0); 16];
+        for (vector, words) in m.iter_mut().zip(&words) {
+            *vector = load(words);
+        }
+        m
     }
 
     #[target_feature(enable = "avx2")]
