@@ -303,7 +303,13 @@ mod avx512 {
 
     #[target_feature(enable = "avx512f")]
     fn load(words: &[u32; LANES]) -> V {
-        let w = |i: usize| words[i] as i32;
+        vector_of(|i| words[i] as i32)
+    }
+
+    /// The vector whose lane `i` is `word(i)`.
+    #[target_feature(enable = "avx512f")]
+    fn vector_of(word: impl Fn(usize) -> i32) -> V {
+        let w = word;
         _mm512_setr_epi32(
             w(0),
             w(1),
@@ -358,25 +364,8 @@ mod avx512 {
         let mut rows = [_mm512_setzero_si512(); LANES];
         for (row, input) in rows.iter_mut().zip(inputs) {
             let block = &input[offset..offset + 64];
-            let w = |i: usize| i32::from_le_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]]);
-            *row = _mm512_setr_epi32(
-                w(0),
-                w(1),
-                w(2),
-                w(3),
-                w(4),
-                w(5),
-                w(6),
-                w(7),
-                w(8),
-                w(9),
-                w(10),
-                w(11),
-                w(12),
-                w(13),
-                w(14),
-                w(15),
-            );
+            *row =
+                vector_of(|i| i32::from_le_bytes([block[4 * i], block[4 * i + 1], block[4 * i + 2], block[4 * i + 3]]));
         }
         // Pairs of rows, 32-bit interleave within each 128-bit lane:
         // t[2k] = r[2k]0 r[2k+1]0 r[2k]1 r[2k+1]1 | ...4,5 | ...8,9 | ...12,13
