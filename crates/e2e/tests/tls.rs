@@ -1,6 +1,7 @@
 //! An operator serves Bulwark over HTTPS with a certificate from
 //! `bulwark cert self-signed`: the AWS SDK stores and reads objects over it,
-//! clients that speak only HTTP/2 or only HTTP/1.1 are both served, plain HTTP gets
+//! clients that speak only HTTP/2 or only HTTP/1.1 are both served (HTTP/2 clients
+//! may upload in large frames and well ahead of the server), plain HTTP gets
 //! no answer, and SIGHUP swaps in a renewed certificate for new connections while
 //! connections already open keep working (and a broken renewal changes nothing).
 
@@ -149,6 +150,80 @@ async fn a_client_offering_only_h2_is_served_over_http2_and_one_offering_only_ht
     let get = send_signed(&server, &mut h1, "GET", &format!("/{BUCKET}/h2"), Vec::new()).await;
     assert_eq!((get.status, get.version), (200, http::Version::HTTP_11), "GET over HTTP/1.1: {}", get.text());
     assert!(get.body == body, "the object read back over HTTP/1.1 differs");
+}
+
+/// HTTP/2 frame types and SETTINGS parameters (RFC 9113 §6).
+const H2_FRAME_SETTINGS: u8 = 0x4;
+const H2_FRAME_WINDOW_UPDATE: u8 = 0x8;
+const H2_FLAG_ACK: u8 = 0x1;
+const H2_SETTINGS_INITIAL_WINDOW_SIZE: u16 = 0x4;
+const H2_SETTINGS_MAX_FRAME_SIZE: u16 = 0x5;
+/// What a client starts with before the server says otherwise (RFC 9113 §6.5.2, §6.9.2).
+const H2_DEFAULT_WINDOW: u32 = 65_535;
+const H2_DEFAULT_FRAME_SIZE: u32 = 16_384;
+
+/// Reads one HTTP/2 frame: (type, flags, stream id, payload).
+async fn read_h2_frame(stream: &mut (impl tokio::io::AsyncRead + Unpin)) -> (u8, u8, u32, Vec<u8>) {
+    let mut header = [0u8; 9];
+    stream.read_exact(&mut header).await.expect("read an HTTP/2 frame header");
+    let length = u32::from_be_bytes([0, header[0], header[1], header[2]]) as usize;
+    let stream_id = u32::from_be_bytes([header[5], header[6], header[7], header[8]]) & 0x7fff_ffff;
+    let mut payload = vec![0u8; length];
+    stream.read_exact(&mut payload).await.expect("read an HTTP/2 frame payload");
+    (header[3], header[4], stream_id, payload)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn http2_clients_may_send_large_frames_and_two_mib_per_upload_ahead_of_the_server() {
+    // A client uploading over HTTP/2 (the AWS SDKs for Rust and Go do, over
+    // https) sends no more than the server's SETTINGS allow: with the protocol's
+    // defaults, 16 KiB frames and 64 KiB windows, uploads crawl.
+    let server = TestServer::start_tls().await;
+    let config = bulwark_e2e::tls::client_config(&[&server.tls_cert_path()], &[b"h2"]);
+    let tcp = tokio::net::TcpStream::connect(server.address()).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
+    let mut tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"h2"[..]), "ALPN chose h2");
+    // The connection preface, then our (empty) SETTINGS.
+    tls.write_all(b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n\0\0\0\x04\0\0\0\0\0").await.expect("send the preface");
+    tls.flush().await.expect("flush the preface");
+
+    let mut stream_window = H2_DEFAULT_WINDOW;
+    let mut frame_size = H2_DEFAULT_FRAME_SIZE;
+    let mut connection_window = u64::from(H2_DEFAULT_WINDOW);
+    let mut settings_seen = false;
+    let read_settings = async {
+        // The server's SETTINGS come first; hyper then widens the connection
+        // window with a WINDOW_UPDATE on stream 0.
+        while !settings_seen || connection_window == u64::from(H2_DEFAULT_WINDOW) {
+            let (kind, flags, stream_id, payload) = read_h2_frame(&mut tls).await;
+            match kind {
+                H2_FRAME_SETTINGS if flags & H2_FLAG_ACK == 0 => {
+                    settings_seen = true;
+                    for setting in payload.chunks_exact(6) {
+                        let value = u32::from_be_bytes([setting[2], setting[3], setting[4], setting[5]]);
+                        match u16::from_be_bytes([setting[0], setting[1]]) {
+                            H2_SETTINGS_INITIAL_WINDOW_SIZE => stream_window = value,
+                            H2_SETTINGS_MAX_FRAME_SIZE => frame_size = value,
+                            _ => {}
+                        }
+                    }
+                }
+                H2_FRAME_WINDOW_UPDATE if stream_id == 0 => {
+                    let increment = u32::from_be_bytes(payload[..4].try_into().expect("4 bytes")) & 0x7fff_ffff;
+                    connection_window += u64::from(increment);
+                }
+                _ => {}
+            }
+        }
+    };
+    tokio::time::timeout(Duration::from_secs(10), read_settings)
+        .await
+        .expect("the server sent its SETTINGS and a connection WINDOW_UPDATE within 10 s");
+
+    assert_eq!(frame_size, 256 * 1024, "SETTINGS_MAX_FRAME_SIZE: clients may send 256 KiB DATA frames");
+    assert_eq!(stream_window, 2 * 1024 * 1024, "SETTINGS_INITIAL_WINDOW_SIZE: 2 MiB of each body ahead");
+    assert_eq!(connection_window, 8 * 1024 * 1024, "connection window: 8 MiB of all bodies together");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -24,6 +24,19 @@ const PRESIGNED_EXPIRES_SECS_MAX: u64 = 7 * 24 * 3600;
 /// Largest KMS API request body (the largest legal request, a 128 KiB key
 /// policy, fits many times).
 const KMS_BODY_BYTES_MAX: usize = 1024 * 1024;
+
+/// HTTP/2 DATA frames a client may send us (SETTINGS_MAX_FRAME_SIZE). The
+/// protocol's default, 16 KiB, costs an uploading client a TLS write per 16 KiB
+/// and us a frame per 16 KiB; 256 KiB frames cut both by 16.
+const H2_FRAME_BYTES_MAX: u32 = 256 * 1024;
+/// How much of one request body a client may send ahead of what we have read
+/// (SETTINGS_INITIAL_WINDOW_SIZE), and of all bodies on one connection
+/// together. hyper's 1 MiB for the whole connection throttles 16 concurrent
+/// uploads multiplexed on one connection, which is how the AWS SDKs for Rust and
+/// Go talk over https; the connection window also bounds what one connection
+/// can make us buffer.
+const H2_STREAM_WINDOW_BYTES: u32 = 2 * 1024 * 1024;
+const H2_CONNECTION_WINDOW_BYTES: u32 = 8 * 1024 * 1024;
 const KMS_TARGET_PREFIX: &str = "TrentService.";
 const KMS_CONTENT_TYPE: &str = "application/x-amz-json-1.1";
 
@@ -42,7 +55,12 @@ pub async fn serve(
     tls: Option<Arc<crate::tls::TlsReloader>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
-    let builder = ConnBuilder::new(TokioExecutor::new());
+    let mut builder = ConnBuilder::new(TokioExecutor::new());
+    builder
+        .http2()
+        .max_frame_size(H2_FRAME_BYTES_MAX)
+        .initial_stream_window_size(H2_STREAM_WINDOW_BYTES)
+        .initial_connection_window_size(H2_CONNECTION_WINDOW_BYTES);
     let graceful = hyper_util::server::graceful::GracefulShutdown::new();
     tokio::pin!(shutdown);
     loop {
