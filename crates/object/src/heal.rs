@@ -237,7 +237,8 @@ impl ObjectStore {
         };
         let record: VersionRecord = meta::decode("version", &raw).map_err(|e| Error::Internal(e.to_string()))?;
         if !visible.iter().any(|v| v.uid == uid) {
-            return self.remove_garbage(&set, bucket, key, uid, &record, &holders).await;
+            let unanswered = answers.iter().filter(|answer| answer.is_none()).count();
+            return self.remove_garbage(&set, bucket, key, uid, &record, &holders, unanswered).await;
         }
         let online = set.online_positions();
         let offline = n - online.len();
@@ -316,6 +317,13 @@ impl ObjectStore {
 
     /// Removes a version record that is not visible: superseded null
     /// versions at once, failed writes once they are old enough.
+    ///
+    /// A record below the read quorum is a failed write only if it can never
+    /// reach the quorum: the `unanswered` drives (offline, or failing to read)
+    /// may hold it. While they might, it is an object that lost drives, not
+    /// garbage, and nothing is removed (with three drives of a 4+2 set down,
+    /// every object is invisible, and none of them may be deleted).
+    #[allow(clippy::too_many_arguments)]
     async fn remove_garbage(
         &self,
         set: &Arc<ErasureSet>,
@@ -324,11 +332,17 @@ impl ObjectStore {
         uid: VersionUid,
         record: &VersionRecord,
         holders: &[bool],
+        unanswered: usize,
     ) -> Result<HealOutcome> {
         let count = holders.iter().filter(|h| **h).count();
-        let age_ns = crate::now_ns() - record.mod_time_ns;
-        if count < set.data() && age_ns < DANGLING_AGE_NS_MIN {
-            return Ok(HealOutcome::Deferred { offline: 0 });
+        if count < set.data() {
+            if count + unanswered >= set.data() {
+                return Ok(HealOutcome::Deferred { offline: unanswered });
+            }
+            let age_ns = crate::now_ns() - record.mod_time_ns;
+            if age_ns < DANGLING_AGE_NS_MIN {
+                return Ok(HealOutcome::Deferred { offline: 0 });
+            }
         }
         let positions: Vec<usize> = (0..holders.len()).filter(|&p| holders[p]).collect();
         let blobs: Vec<[u8; 16]> = record

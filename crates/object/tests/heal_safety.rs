@@ -1,0 +1,118 @@
+//! Heal removes only what is garbage: a version record that lost drives is an
+//! object waiting for them, not a failed write. Real local drives in a
+//! temporary directory; nothing is mocked.
+
+use std::sync::Arc;
+
+use bulwark_object::HealOutcome;
+use bulwark_object::{GetOptions, ObjectStore, PutOptions};
+use bulwark_storage::{Drive, MetaOp};
+use bytes::Bytes;
+use futures::StreamExt;
+
+const BUCKET: &str = "bucket";
+/// Older than any grace period a failed write is given.
+const AN_HOUR_NS: i64 = 3600 * 1_000_000_000;
+
+fn body(data: Vec<u8>) -> bulwark_object::ByteStream {
+    Box::pin(futures::stream::once(async move { Ok(Bytes::from(data)) }))
+}
+
+/// The object's bytes, or what stopped the read.
+async fn read_all(store: &ObjectStore, key: &str) -> Result<Vec<u8>, String> {
+    let outcome = store.get_object(BUCKET, key, &GetOptions::default()).await.map_err(|e| e.to_string())?;
+    let mut read = Vec::new();
+    let mut stream = outcome.body;
+    while let Some(chunk) = stream.next().await {
+        read.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+    }
+    Ok(read)
+}
+
+/// Rewrites the version record of `key` on every drive as written an hour ago.
+async fn age_records(drives: &[Arc<dyn Drive>], key: &str) -> [u8; 16] {
+    let mut uid = None;
+    for drive in drives {
+        let versions = drive.get_versions(BUCKET, key).await.expect("versions");
+        let stored = &versions[0];
+        let mut record: bulwark_object::meta::VersionRecord =
+            bulwark_object::meta::decode("version", &stored.record).expect("decode");
+        record.mod_time_ns -= AN_HOUR_NS;
+        let op = MetaOp::PutVersion {
+            bucket: BUCKET.into(),
+            key: key.into(),
+            uid: stored.uid,
+            record: bulwark_object::meta::encode(&record),
+            inline: None,
+        };
+        drive.commit(vec![op]).await.expect("rewrite record");
+        uid = Some(stored.uid);
+    }
+    uid.expect("a drive holds the record")
+}
+
+/// Takes a drive offline (its format file gone, as when its disk is pulled)
+/// or brings it back.
+async fn set_online(dir: &std::path::Path, drive: &Arc<dyn Drive>, position: usize, online: bool) {
+    let system = dir.join(format!("drive-{position}")).join(".bulwark");
+    let (from, to) = ("format.json", "format.json.away");
+    let (from, to) = if online { (to, from) } else { (from, to) };
+    std::fs::rename(system.join(from), system.join(to)).expect("move the format file");
+    assert_eq!(drive.check_health().await, online, "drive {position} online = {online}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heal_keeps_an_object_whose_drives_are_offline_and_it_reads_back_when_they_return() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i * 13 + 5) as u8).collect();
+    store
+        .put_object(BUCKET, "key", body(data.clone()), Some(data.len() as u64), PutOptions::default())
+        .await
+        .expect("put");
+    let uid = age_records(&drives, "key").await;
+
+    // Three drives of the 4+2 set go away (a facility and one more): the
+    // object cannot be read, but it is not garbage.
+    for position in [0, 1, 2] {
+        set_online(dir.path(), &drives[position], position, false).await;
+    }
+    assert!(read_all(&store, "key").await.is_err(), "3 of 6 drives cannot serve a 4+2 object");
+    let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
+    assert!(
+        matches!(outcome, HealOutcome::Deferred { offline: 3 }),
+        "heal must wait for the offline drives, not remove the object: {outcome:?}"
+    );
+
+    for position in [0, 1, 2] {
+        set_online(dir.path(), &drives[position], position, true).await;
+    }
+    assert_eq!(read_all(&store, "key").await.expect("get after the drives return"), data);
+    let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
+    assert!(matches!(outcome, HealOutcome::Healthy), "all six drives hold it again: {outcome:?}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heal_removes_an_old_failed_write_that_no_drive_can_complete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    let data = vec![7u8; 1024 * 1024];
+    store
+        .put_object(BUCKET, "key", body(data.clone()), Some(data.len() as u64), PutOptions::default())
+        .await
+        .expect("put");
+    let uid = age_records(&drives, "key").await;
+    // A write that reached only three drives, all of which answer: it can never
+    // be read, and is removed.
+    for drive in &drives[..3] {
+        let op = MetaOp::DeleteVersion { bucket: BUCKET.into(), key: "key".into(), uid };
+        drive.commit(vec![op]).await.expect("drop the record");
+    }
+    let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
+    assert!(matches!(outcome, HealOutcome::Removed), "a failed write is garbage: {outcome:?}");
+    for drive in &drives {
+        assert!(drive.get_versions(BUCKET, "key").await.expect("versions").is_empty(), "no record is left");
+    }
+}
