@@ -235,6 +235,16 @@ impl ObjectStore {
         self.locks.lock(bucket, key).await
     }
 
+    /// Serialises what changes one multipart upload: part commits, Complete and
+    /// Abort. Without it an Abort could delete the parts of an upload that a
+    /// concurrent Complete was turning into an object, or two Completes could
+    /// make two versions share (and later free) the same part blobs. Its names
+    /// live apart from object keys (no bucket name holds a `/`). Taken before a
+    /// key lock, never after one.
+    async fn lock_upload(&self, bucket: &str, upload_id: &str) -> impl Drop + '_ {
+        self.locks.lock(&format!("{bucket}/uploads"), upload_id).await
+    }
+
     pub(crate) fn set_for_key(&self, bucket: &str, key: &str) -> Arc<ErasureSet> {
         self.set_for(bucket, key)
     }
@@ -1291,15 +1301,35 @@ impl ObjectStore {
             nonce: part_cipher.as_ref().map(|(_, n)| hex::encode(n)),
         };
         let raw = meta::encode(&record);
-        let lock_name = format!("{upload_id}#{number}");
-        let guard = self.locks.lock(bucket, &lock_name).await;
+        let _guard = self.lock_upload(bucket, upload_id).await;
+        // Aborted or completed while the data was written: the part has no home.
+        if let Err(e) = self.get_upload(&set, bucket, key, upload_id).await {
+            data.discard(&set, bucket).await;
+            return Err(e);
+        }
         let previous = self.fetch_parts(&set, upload_id).await;
         let committed = commit_on(&set, &data.durable, |_| {
             vec![MetaOp::PutPart { upload_id: upload_id.to_owned(), number, record: raw.clone() }]
         })
         .await;
-        drop(guard);
         if !set.write_satisfied(&committed) {
+            // Put back what each drive held before, so that no drive lists a
+            // part whose shards are about to be deleted.
+            let rollback = committed.iter().map(|&position| {
+                let op = match previous[position].as_ref().and_then(|parts| parts.get(&number)) {
+                    Some((old_raw, _)) => {
+                        MetaOp::PutPart { upload_id: upload_id.to_owned(), number, record: old_raw.clone() }
+                    }
+                    None => MetaOp::DeletePart { upload_id: upload_id.to_owned(), number },
+                };
+                let drive = set.drives[position].clone();
+                async move {
+                    if let Err(e) = drive.commit(vec![op]).await {
+                        tracing::warn!(drive = %drive.info().label, error = %e, "part record rollback failed");
+                    }
+                }
+            });
+            join_all(rollback).await;
             data.discard(&set, bucket).await;
             return Err(Error::InsufficientDrives { needed: set.config.write_quorum, available: committed.len() });
         }
@@ -1339,6 +1369,7 @@ impl ObjectStore {
     ) -> Result<PutOutcome> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
+        let _guard = self.lock_upload(bucket, upload_id).await;
         let upload = self.get_upload(&set, bucket, key, upload_id).await?;
         if requested.is_empty() {
             return Err(Error::InvalidArgument("you must specify at least one part".into()));
@@ -1451,7 +1482,10 @@ impl ObjectStore {
             tags: upload.tags.clone(),
         };
         let positions = set.usable_positions().await;
-        set.require_writable(&positions)?;
+        // Durable where the record and every part's shard are: parts written
+        // while a drive was away (or before it was replaced) are not on it.
+        let complete: Vec<usize> = positions.iter().copied().filter(|&p| holders_all[p]).collect();
+        set.require_writable(&complete)?;
         let data = WrittenData { durable: positions.clone(), inline: None, blob: None, stored_len: 0 };
         let extra = vec![MetaOp::DeleteUpload {
             bucket: bucket.to_owned(),
@@ -1492,6 +1526,7 @@ impl ObjectStore {
     pub async fn abort_multipart_upload(&self, bucket: &str, key: &str, upload_id: &str) -> Result<()> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
+        let _guard = self.lock_upload(bucket, upload_id).await;
         self.get_upload(&set, bucket, key, upload_id).await?;
         let positions = set.usable_positions().await;
         set.require_writable(&positions)?;

@@ -33,3 +33,13 @@ pub async fn local_store(dir: &Path) -> (ObjectStore, Vec<Arc<dyn Drive>>) {
             .expect("set");
     (ObjectStore::open(vec![set]).await.expect("store"), drives)
 }
+
+/// Takes the drive at `position` of a [`local_store`] under `dir` offline (its
+/// format file moved away, as when its disk is pulled) or brings it back.
+pub async fn set_drive_online(dir: &Path, drive: &Arc<dyn Drive>, position: usize, online: bool) {
+    let system = dir.join(format!("drive-{position}")).join(".bulwark");
+    let (present, away) = (system.join("format.json"), system.join("format.json.away"));
+    let (from, to) = if online { (away, present) } else { (present, away) };
+    std::fs::rename(from, to).expect("move the format file");
+    assert_eq!(drive.check_health().await, online, "drive {position} online = {online}");
+}

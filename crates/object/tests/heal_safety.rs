@@ -51,16 +51,6 @@ async fn age_records(drives: &[Arc<dyn Drive>], key: &str) -> [u8; 16] {
     uid.expect("a drive holds the record")
 }
 
-/// Takes a drive offline (its format file gone, as when its disk is pulled)
-/// or brings it back.
-async fn set_online(dir: &std::path::Path, drive: &Arc<dyn Drive>, position: usize, online: bool) {
-    let system = dir.join(format!("drive-{position}")).join(".bulwark");
-    let (from, to) = ("format.json", "format.json.away");
-    let (from, to) = if online { (to, from) } else { (from, to) };
-    std::fs::rename(system.join(from), system.join(to)).expect("move the format file");
-    assert_eq!(drive.check_health().await, online, "drive {position} online = {online}");
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn heal_keeps_an_object_whose_drives_are_offline_and_it_reads_back_when_they_return() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -76,7 +66,7 @@ async fn heal_keeps_an_object_whose_drives_are_offline_and_it_reads_back_when_th
     // Three drives of the 4+2 set go away (a facility and one more): the
     // object cannot be read, but it is not garbage.
     for position in [0, 1, 2] {
-        set_online(dir.path(), &drives[position], position, false).await;
+        bulwark_object::testing::set_drive_online(dir.path(), &drives[position], position, false).await;
     }
     assert!(read_all(&store, "key").await.is_err(), "3 of 6 drives cannot serve a 4+2 object");
     let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
@@ -86,7 +76,7 @@ async fn heal_keeps_an_object_whose_drives_are_offline_and_it_reads_back_when_th
     );
 
     for position in [0, 1, 2] {
-        set_online(dir.path(), &drives[position], position, true).await;
+        bulwark_object::testing::set_drive_online(dir.path(), &drives[position], position, true).await;
     }
     assert_eq!(read_all(&store, "key").await.expect("get after the drives return"), data);
     let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");

@@ -109,6 +109,11 @@ pub enum MetaOp {
         number: u32,
         record: Bytes,
     },
+    /// Removes one part record (rolling back a part write that missed its quorum).
+    DeletePart {
+        upload_id: String,
+        number: u32,
+    },
     PutSystem {
         name: String,
         value: Bytes,

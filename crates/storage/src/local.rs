@@ -373,6 +373,9 @@ fn apply_batch(db: &Database, label: &str, batch: &[CommitRequest]) -> Result<()
                     MetaOp::PutPart { upload_id, number, record } => {
                         parts.insert(part_key(upload_id, *number).as_slice(), record.as_ref())?;
                     }
+                    MetaOp::DeletePart { upload_id, number } => {
+                        parts.remove(part_key(upload_id, *number).as_slice())?;
+                    }
                     MetaOp::PutSystem { name, value } => {
                         system.insert(name.as_str(), value.as_ref())?;
                     }
