@@ -115,6 +115,25 @@ fn new_uid() -> VersionUid {
     *uuid::Uuid::now_v7().as_bytes()
 }
 
+/// The smallest UUIDv7-shaped uid above `uid`: its random tail plus one, or
+/// when that is spent, the next `rand_a` (or millisecond) with a zero tail.
+/// Versions order by uid, so a version committed while the clock is behind an
+/// older version's takes this instead of a uid that would sort below it.
+fn uid_after(uid: &VersionUid) -> VersionUid {
+    const RAND_B: u64 = (1 << 62) - 1;
+    const VARIANT: u64 = 0b10 << 62;
+    let value = u128::from_be_bytes(*uid);
+    let (high, low) = ((value >> 64) as u64, value as u64);
+    let (high, low) = if low & RAND_B != RAND_B {
+        (high, VARIANT | ((low & RAND_B) + 1))
+    } else {
+        let (millis, rand_a) = (high >> 16, high & 0x0FFF);
+        let (millis, rand_a) = if rand_a < 0x0FFF { (millis, rand_a + 1) } else { (millis + 1, 0) };
+        ((millis << 16) | 0x7000 | rand_a, VARIANT)
+    };
+    ((u128::from(high) << 64) | u128::from(low)).to_be_bytes()
+}
+
 impl ObjectStore {
     /// Opens the store over its sets and loads the bucket list (a bucket
     /// exists when at least K drives of the first set hold its record).
@@ -603,8 +622,9 @@ impl ObjectStore {
             encryption,
             tags: opts.tags,
         };
-        let (_, committed) =
+        let (uid, committed) =
             self.commit_version(&set, bucket, key, uid, record, data, &opts.condition, Vec::new()).await?;
+        let version_id = version_id.map(|_| hex::encode(uid));
         let durable = committed.len();
         Ok(PutOutcome {
             etag,
@@ -677,6 +697,8 @@ impl ObjectStore {
     /// Commits a version record where its data is durable, under the key
     /// lock, after checking the write condition. Rolls back and fails if the
     /// write rule is not met. `extra` adds per-drive ops to the same atomic batch.
+    /// Returns the uid committed: `uid`, or one above every version of the key
+    /// when the clock has gone back (the record's version id follows it).
     #[allow(clippy::too_many_arguments)]
     async fn commit_version(
         &self,
@@ -690,8 +712,21 @@ impl ObjectStore {
         extra: Vec<MetaOp>,
     ) -> Result<(VersionUid, Vec<usize>)> {
         let guard = self.locks.lock(bucket, key).await;
+        let answers = self.fetch_versions(set, bucket, key).await;
+        // Newest by uid is the current version: a clock that went back (a
+        // host booted before its time was set) must not slip a new version in
+        // under an older one, where it would be hidden and purged as superseded.
+        let newest = answers.iter().flatten().flatten().map(|stored| stored.uid).max();
+        let (uid, record) = match newest {
+            Some(newest) if newest >= uid => {
+                let uid = uid_after(&newest);
+                let version_id = record.version_id.as_ref().map(|_| hex::encode(uid));
+                (uid, VersionRecord { version_id, ..record })
+            }
+            _ => (uid, record),
+        };
         if *condition != WriteCondition::None {
-            let versions = self.resolve_key(set, bucket, key).await;
+            let versions = quorum::resolve(&answers, set.data());
             let current = versions.first().filter(|v| !v.record.delete_marker);
             let failed = match (condition, current) {
                 (WriteCondition::IfNoneMatchAny, Some(_)) => Some(Error::PreconditionFailed),
@@ -799,7 +834,10 @@ impl ObjectStore {
                     tags: BTreeMap::new(),
                 };
                 let data = WrittenData { durable: positions, inline: None, blob: None, stored_len: 0 };
-                self.commit_version(&set, bucket, key, uid, marker, data, &WriteCondition::None, Vec::new()).await?;
+                let (uid, _) = self
+                    .commit_version(&set, bucket, key, uid, marker, data, &WriteCondition::None, Vec::new())
+                    .await?;
+                let version_id = version_id.map(|_| hex::encode(uid));
                 Ok(DeleteOutcome { delete_marker: true, version_id: Some(version_id.unwrap_or_else(|| "null".into())) })
             }
         }
@@ -1493,6 +1531,7 @@ impl ObjectStore {
             upload_id: upload_id.to_owned(),
         }];
         let (uid, committed) = self.commit_version(&set, bucket, key, uid, record, data, condition, extra).await?;
+        let version_id = version_id.map(|_| hex::encode(uid));
         // Parts uploaded but not used are garbage now.
         let used: Vec<&str> = layouts.iter().filter_map(|l| l.blob.as_deref()).collect();
         for (position, answer) in per_drive.iter().enumerate() {
@@ -1933,5 +1972,42 @@ fn resolve_range(info: &ObjectInfo, opts: &GetOptions) -> Result<Option<ByteRang
 impl std::fmt::Debug for ObjectStore {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("ObjectStore").field("sets", &self.sets.len()).finish_non_exhaustive()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn uid(high: u64, low: u64) -> VersionUid {
+        ((u128::from(high) << 64) | u128::from(low)).to_be_bytes()
+    }
+
+    /// A UUIDv7: version nibble 7, variant bits 10.
+    fn is_v7(uid: &VersionUid) -> bool {
+        uuid::Uuid::from_bytes(*uid).get_version_num() == 7
+            && uuid::Uuid::from_bytes(*uid).get_variant() == uuid::Variant::RFC4122
+    }
+
+    #[test]
+    fn the_uid_after_another_sorts_right_after_it_and_is_still_a_uuid_v7() {
+        let cases = [
+            new_uid(),
+            // Tail spent: the next rand_a.
+            uid(0x0123_4567_89ab_7abc, 0xbfff_ffff_ffff_ffff),
+            // Tail and rand_a spent: the next millisecond.
+            uid(0x0123_4567_89ab_7fff, 0xbfff_ffff_ffff_ffff),
+        ];
+        for before in cases {
+            let after = uid_after(&before);
+            assert!(after > before, "{} must sort after {}", hex::encode(after), hex::encode(before));
+            assert!(is_v7(&after), "{} is a UUIDv7", hex::encode(after));
+        }
+        assert_eq!(
+            uid_after(&uid(0x0123_4567_89ab_7abc, 0x8000_0000_0000_0005)),
+            uid(0x0123_4567_89ab_7abc, 0x8000_0000_0000_0006)
+        );
+        assert_eq!(uid_after(&cases[1]), uid(0x0123_4567_89ab_7abd, 0x8000_0000_0000_0000));
+        assert_eq!(uid_after(&cases[2]), uid(0x0123_4567_89ac_7000, 0x8000_0000_0000_0000));
     }
 }
