@@ -370,7 +370,13 @@ impl Identities {
         let out = change(&mut state)?;
         let body = serde_json::to_vec(&state).map_err(|e| AccessError::Corrupt(e.to_string()))?;
         let generation = current.generation + 1;
-        self.store.store_document(DOCUMENT, &Document { generation, body: Bytes::from(body) }).await?;
+        if let Err(e) = self.store.store_document(DOCUMENT, &Document { generation, body: Bytes::from(body) }).await {
+            // Copies of the failed write may outlive its rollback: the next
+            // write must not carry the same generation with other contents.
+            let unchanged = Snapshot { generation, state: current.state.clone(), parsed: current.parsed.clone() };
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(unchanged);
+            return Err(e.into());
+        }
         let parsed = parse_all(&state);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Snapshot { generation, state, parsed });
         Ok(out)

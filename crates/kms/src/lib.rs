@@ -404,10 +404,15 @@ impl Kms {
         let out = change(&mut state)?;
         let generation = current.generation + 1;
         let body = keystore::seal_state(&self.keystore_key, generation, &state)?;
-        self.store
-            .store_document(keystore::DOCUMENT, &Document { generation, body: Bytes::from(body) })
-            .await
-            .map_err(|e| KmsError::Internal(format!("the KMS keystore cannot be stored: {e}")))?;
+        if let Err(e) =
+            self.store.store_document(keystore::DOCUMENT, &Document { generation, body: Bytes::from(body) }).await
+        {
+            // Copies of the failed write may outlive its rollback: the next
+            // write must not carry the same generation with other contents.
+            let unchanged = Snapshot { generation, state: current.state.clone(), policies: current.policies.clone() };
+            *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(unchanged);
+            return Err(KmsError::Internal(format!("the KMS keystore cannot be stored: {e}")));
+        }
         let policies = parse_policies(&state, &self.config.account);
         *self.current.write().unwrap_or_else(|e| e.into_inner()) = Arc::new(Snapshot { generation, state, policies });
         Ok(out)

@@ -5,15 +5,29 @@
 use std::path::Path;
 use std::sync::Arc;
 
-use bulwark_storage::Drive;
 use bulwark_storage::local::{FORMAT_VERSION, Format, LocalDrive};
+use bulwark_storage::{
+    BlobId, BlobReader, BlobWriter, Drive, DriveInfo, MetaOp, Result as StorageResult, ScanFrom, StoredVersion,
+    VersionUid,
+};
+use bytes::Bytes;
 
 use crate::{ErasureSet, ObjectStore, SetConfig};
 
 /// Formats `dir/drive-{0..6}` and opens a store over them; also returns the
 /// drives, for tests that reach under the store.
 pub async fn local_store(dir: &Path) -> (ObjectStore, Vec<Arc<dyn Drive>>) {
-    let mut drives: Vec<Arc<dyn Drive>> = Vec::new();
+    let (store, drives) = local_store_with(dir, |drive| drive).await;
+    (store, drives)
+}
+
+/// [`local_store`] whose drives each pass through `wrap` (a fault injector)
+/// before the store opens over them; returns the wrapped drives.
+pub async fn local_store_with<D: IntoDrive + ?Sized + 'static>(
+    dir: &Path,
+    wrap: impl Fn(Arc<dyn Drive>) -> Arc<D>,
+) -> (ObjectStore, Vec<Arc<D>>) {
+    let mut drives: Vec<Arc<D>> = Vec::new();
     for position in 0..6 {
         let root = dir.join(format!("drive-{position}"));
         std::fs::create_dir_all(&root).expect("drive dir");
@@ -26,12 +40,122 @@ pub async fn local_store(dir: &Path) -> (ObjectStore, Vec<Arc<dyn Drive>>) {
             facility: format!("f{}", position / 2),
         };
         format.write(&root).expect("format");
-        drives.push(Arc::new(LocalDrive::open(&root, format).expect("open")));
+        drives.push(wrap(Arc::new(LocalDrive::open(&root, format).expect("open"))));
     }
-    let set =
-        ErasureSet::new(drives.clone(), SetConfig { data: 4, parity: 2, write_quorum: 5, strict_facility: false })
-            .expect("set");
+    let members: Vec<Arc<dyn Drive>> = drives.iter().map(|d| as_drive(d.clone())).collect();
+    let set = ErasureSet::new(members, SetConfig { data: 4, parity: 2, write_quorum: 5, strict_facility: false })
+        .expect("set");
     (ObjectStore::open(vec![set]).await.expect("store"), drives)
+}
+
+/// Gives up the concrete type of a wrapped drive (`Arc<dyn Drive>` stays as is).
+pub trait IntoDrive {
+    fn into_drive(self: Arc<Self>) -> Arc<dyn Drive>;
+}
+
+impl IntoDrive for dyn Drive {
+    fn into_drive(self: Arc<Self>) -> Arc<dyn Drive> {
+        self
+    }
+}
+
+impl IntoDrive for FailingCommits {
+    fn into_drive(self: Arc<Self>) -> Arc<dyn Drive> {
+        self
+    }
+}
+
+fn as_drive<D: IntoDrive + ?Sized>(drive: Arc<D>) -> Arc<dyn Drive> {
+    drive.into_drive()
+}
+
+/// A real drive whose metadata commits fail while [`FailingCommits::fail`] is
+/// set (a disk that errors on write but still reads): everything else goes
+/// to the drive underneath.
+#[derive(Debug)]
+pub struct FailingCommits {
+    inner: Arc<dyn Drive>,
+    failing: std::sync::atomic::AtomicBool,
+}
+
+impl FailingCommits {
+    pub fn wrap(inner: Arc<dyn Drive>) -> Arc<FailingCommits> {
+        Arc::new(FailingCommits { inner, failing: std::sync::atomic::AtomicBool::new(false) })
+    }
+
+    pub fn fail(&self, failing: bool) {
+        self.failing.store(failing, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+#[async_trait::async_trait]
+impl Drive for FailingCommits {
+    fn info(&self) -> &DriveInfo {
+        self.inner.info()
+    }
+    fn is_online(&self) -> bool {
+        self.inner.is_online()
+    }
+    async fn check_health(&self) -> bool {
+        self.inner.check_health().await
+    }
+    async fn create_blob(&self, bucket: &str, blob: BlobId) -> StorageResult<Box<dyn BlobWriter>> {
+        self.inner.create_blob(bucket, blob).await
+    }
+    async fn open_blob(&self, bucket: &str, blob: BlobId) -> StorageResult<Box<dyn BlobReader>> {
+        self.inner.open_blob(bucket, blob).await
+    }
+    async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> StorageResult<()> {
+        self.inner.delete_blobs(bucket, blobs).await
+    }
+    async fn commit(&self, ops: Vec<MetaOp>) -> StorageResult<()> {
+        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(bulwark_storage::Error::Offline { drive: self.info().label.clone() });
+        }
+        self.inner.commit(ops).await
+    }
+    async fn get_versions(&self, bucket: &str, key: &str) -> StorageResult<Vec<StoredVersion>> {
+        self.inner.get_versions(bucket, key).await
+    }
+    async fn get_inline(&self, uid: VersionUid) -> StorageResult<Option<Bytes>> {
+        self.inner.get_inline(uid).await
+    }
+    async fn scan_versions(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        from: ScanFrom,
+        limit: usize,
+    ) -> StorageResult<Vec<StoredVersion>> {
+        self.inner.scan_versions(bucket, prefix, from, limit).await
+    }
+    async fn list_buckets(&self) -> StorageResult<Vec<(String, Bytes)>> {
+        self.inner.list_buckets().await
+    }
+    async fn bucket_is_empty(&self, bucket: &str) -> StorageResult<bool> {
+        self.inner.bucket_is_empty(bucket).await
+    }
+    async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StorageResult<Option<Bytes>> {
+        self.inner.get_upload(bucket, key, upload_id).await
+    }
+    async fn list_uploads(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        after: Option<(String, String)>,
+        limit: usize,
+    ) -> StorageResult<Vec<(String, String, Bytes)>> {
+        self.inner.list_uploads(bucket, prefix, after, limit).await
+    }
+    async fn list_parts(&self, upload_id: &str) -> StorageResult<Vec<(u32, Bytes)>> {
+        self.inner.list_parts(upload_id).await
+    }
+    async fn get_system(&self, name: &str) -> StorageResult<Option<Bytes>> {
+        self.inner.get_system(name).await
+    }
+    async fn list_system(&self, prefix: &str) -> StorageResult<Vec<(String, Bytes)>> {
+        self.inner.list_system(prefix).await
+    }
 }
 
 /// Takes the drive at `position` of a [`local_store`] under `dir` offline (its
