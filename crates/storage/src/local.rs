@@ -151,11 +151,15 @@ impl LocalDrive {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => {
                 return Err(Error::Store { drive: label, detail: "metadata store is already open".into() });
             }
-            Err(e) => {
-                // A metadata store that cannot be opened is set aside (never
-                // deleted: it may still help a human) and replaced by an empty
-                // one; the scanner then finds every record missing on this
-                // drive and heal restores them from the other drives.
+            Err(redb::DatabaseError::Storage(e @ redb::StorageError::Corrupted(_)))
+            | Err(redb::DatabaseError::Storage(e @ redb::StorageError::Io(_)))
+                if is_corrupt(&e) =>
+            {
+                // A corrupt metadata store (or a file that is no redb database
+                // at all) is set aside (never deleted: it may still help a
+                // human) and replaced by an empty one; the scanner then finds
+                // every record missing on this drive and heal restores them
+                // from the other drives.
                 let aside = system.join(format!("meta.redb.unreadable-{}", uuid::Uuid::new_v4().simple()));
                 tracing::error!(drive = %label, error = %e, aside = %aside.display(),
                     "metadata store unreadable; set aside and starting empty, heal will restore it");
@@ -165,6 +169,17 @@ impl LocalDrive {
                     .set_cache_size(META_CACHE_BYTES)
                     .create(&db_path)
                     .map_err(|e| store_error(&label, e))?
+            }
+            Err(e) => {
+                // Anything else (an I/O error, a file format this redb must
+                // upgrade, a lock held elsewhere) says nothing about the
+                // records, and every drive of a cluster may hit it at once
+                // (after an upgrade): replacing the store then would empty the
+                // cluster. The drive stays offline until it opens.
+                return Err(Error::Store {
+                    drive: label,
+                    detail: format!("metadata store cannot be opened, drive left offline: {e}"),
+                });
             }
         };
         let db = Arc::new(db);
@@ -276,6 +291,17 @@ fn write_file_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
     let mut file = File::create(path)?;
     file.write_all(bytes)?;
     file.sync_all()
+}
+
+/// Whether redb says the store's bytes are bad: corruption it detected, or
+/// a file that is not a redb database (reported as an I/O error of kind
+/// `InvalidData`, which no system call returns).
+fn is_corrupt(error: &redb::StorageError) -> bool {
+    match error {
+        redb::StorageError::Corrupted(_) => true,
+        redb::StorageError::Io(e) => e.kind() == io::ErrorKind::InvalidData,
+        _ => false,
+    }
 }
 
 fn format_still_ours(root: &Path, format: &Format) -> bool {
@@ -1074,6 +1100,26 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with("meta.redb.unreadable-"))
             .count();
         assert_eq!(aside, 1, "the unreadable store is kept aside, not deleted");
+    }
+
+    #[tokio::test]
+    async fn a_metadata_store_that_fails_to_open_but_is_not_corrupt_is_left_alone() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = format(0);
+        f.write(dir.path()).expect("format");
+        // Opening a directory fails with an I/O error, not a corruption report.
+        let store = dir.path().join(SYSTEM_DIR).join("meta.redb");
+        fs::create_dir(&store).expect("a directory where the store goes");
+        fs::write(store.join("keep"), b"records").expect("a file inside");
+        let opened = LocalDrive::open(dir.path(), f);
+        assert!(matches!(opened, Err(Error::Store { .. })), "the drive does not open: {opened:?}");
+        assert_eq!(fs::read(store.join("keep")).expect("still there"), b"records", "nothing was moved or replaced");
+        let aside = fs::read_dir(dir.path().join(SYSTEM_DIR))
+            .expect("list")
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with("meta.redb.unreadable-"))
+            .count();
+        assert_eq!(aside, 0, "nothing is set aside");
     }
 
     #[tokio::test]
