@@ -11,6 +11,7 @@ use bulwark_storage::{
     VersionUid,
 };
 use bytes::Bytes;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use crate::{ErasureSet, ObjectStore, SetConfig};
 
@@ -59,7 +60,13 @@ impl IntoDrive for dyn Drive {
     }
 }
 
-impl IntoDrive for FailingCommits {
+impl IntoDrive for FaultyDrive {
+    fn into_drive(self: Arc<Self>) -> Arc<dyn Drive> {
+        self
+    }
+}
+
+impl IntoDrive for bulwark_storage::timed::TimedDrive {
     fn into_drive(self: Arc<Self>) -> Arc<dyn Drive> {
         self
     }
@@ -69,27 +76,41 @@ fn as_drive<D: IntoDrive + ?Sized>(drive: Arc<D>) -> Arc<dyn Drive> {
     drive.into_drive()
 }
 
-/// A real drive whose metadata commits fail while [`FailingCommits::fail`] is
-/// set (a disk that errors on write but still reads): everything else goes
-/// to the drive underneath.
+/// A real drive with faults switched on and off by the test: metadata
+/// commits that fail (a disk that errors on write but still reads), or every
+/// call hanging (a disk that stops answering). Everything else goes to the
+/// drive underneath.
 #[derive(Debug)]
-pub struct FailingCommits {
+pub struct FaultyDrive {
     inner: Arc<dyn Drive>,
-    failing: std::sync::atomic::AtomicBool,
+    failing_commits: AtomicBool,
+    hanging: AtomicBool,
 }
 
-impl FailingCommits {
-    pub fn wrap(inner: Arc<dyn Drive>) -> Arc<FailingCommits> {
-        Arc::new(FailingCommits { inner, failing: std::sync::atomic::AtomicBool::new(false) })
+impl FaultyDrive {
+    pub fn wrap(inner: Arc<dyn Drive>) -> Arc<FaultyDrive> {
+        Arc::new(FaultyDrive { inner, failing_commits: AtomicBool::new(false), hanging: AtomicBool::new(false) })
     }
 
-    pub fn fail(&self, failing: bool) {
-        self.failing.store(failing, std::sync::atomic::Ordering::SeqCst);
+    /// Metadata commits fail while set.
+    pub fn fail_commits(&self, failing: bool) {
+        self.failing_commits.store(failing, Ordering::SeqCst);
+    }
+
+    /// Every call made while set never returns.
+    pub fn hang(&self, hanging: bool) {
+        self.hanging.store(hanging, Ordering::SeqCst);
+    }
+
+    async fn answer(&self) {
+        if self.hanging.load(Ordering::SeqCst) {
+            std::future::pending::<()>().await;
+        }
     }
 }
 
 #[async_trait::async_trait]
-impl Drive for FailingCommits {
+impl Drive for FaultyDrive {
     fn info(&self) -> &DriveInfo {
         self.inner.info()
     }
@@ -97,27 +118,34 @@ impl Drive for FailingCommits {
         self.inner.is_online()
     }
     async fn check_health(&self) -> bool {
+        self.answer().await;
         self.inner.check_health().await
     }
     async fn create_blob(&self, bucket: &str, blob: BlobId) -> StorageResult<Box<dyn BlobWriter>> {
+        self.answer().await;
         self.inner.create_blob(bucket, blob).await
     }
     async fn open_blob(&self, bucket: &str, blob: BlobId) -> StorageResult<Box<dyn BlobReader>> {
+        self.answer().await;
         self.inner.open_blob(bucket, blob).await
     }
     async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> StorageResult<()> {
+        self.answer().await;
         self.inner.delete_blobs(bucket, blobs).await
     }
     async fn commit(&self, ops: Vec<MetaOp>) -> StorageResult<()> {
-        if self.failing.load(std::sync::atomic::Ordering::SeqCst) {
+        self.answer().await;
+        if self.failing_commits.load(Ordering::SeqCst) {
             return Err(bulwark_storage::Error::Offline { drive: self.info().label.clone() });
         }
         self.inner.commit(ops).await
     }
     async fn get_versions(&self, bucket: &str, key: &str) -> StorageResult<Vec<StoredVersion>> {
+        self.answer().await;
         self.inner.get_versions(bucket, key).await
     }
     async fn get_inline(&self, uid: VersionUid) -> StorageResult<Option<Bytes>> {
+        self.answer().await;
         self.inner.get_inline(uid).await
     }
     async fn scan_versions(
@@ -127,15 +155,19 @@ impl Drive for FailingCommits {
         from: ScanFrom,
         limit: usize,
     ) -> StorageResult<Vec<StoredVersion>> {
+        self.answer().await;
         self.inner.scan_versions(bucket, prefix, from, limit).await
     }
     async fn list_buckets(&self) -> StorageResult<Vec<(String, Bytes)>> {
+        self.answer().await;
         self.inner.list_buckets().await
     }
     async fn bucket_is_empty(&self, bucket: &str) -> StorageResult<bool> {
+        self.answer().await;
         self.inner.bucket_is_empty(bucket).await
     }
     async fn get_upload(&self, bucket: &str, key: &str, upload_id: &str) -> StorageResult<Option<Bytes>> {
+        self.answer().await;
         self.inner.get_upload(bucket, key, upload_id).await
     }
     async fn list_uploads(
@@ -145,15 +177,19 @@ impl Drive for FailingCommits {
         after: Option<(String, String)>,
         limit: usize,
     ) -> StorageResult<Vec<(String, String, Bytes)>> {
+        self.answer().await;
         self.inner.list_uploads(bucket, prefix, after, limit).await
     }
     async fn list_parts(&self, upload_id: &str) -> StorageResult<Vec<(u32, Bytes)>> {
+        self.answer().await;
         self.inner.list_parts(upload_id).await
     }
     async fn get_system(&self, name: &str) -> StorageResult<Option<Bytes>> {
+        self.answer().await;
         self.inner.get_system(name).await
     }
     async fn list_system(&self, prefix: &str) -> StorageResult<Vec<(String, Bytes)>> {
+        self.answer().await;
         self.inner.list_system(prefix).await
     }
 }

@@ -4,7 +4,7 @@
 //! directory, two of which fail their metadata commits on demand.
 
 use bulwark_object::Document;
-use bulwark_object::testing::{FailingCommits, local_store_with};
+use bulwark_object::testing::{FaultyDrive, local_store_with};
 use bytes::Bytes;
 
 fn doc(generation: u64, body: &'static str) -> Document {
@@ -14,16 +14,16 @@ fn doc(generation: u64, body: &'static str) -> Document {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_document_write_that_misses_the_quorum_is_rolled_back_and_never_read() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, drives) = local_store_with(dir.path(), FailingCommits::wrap).await;
+    let (store, drives) = local_store_with(dir.path(), FaultyDrive::wrap).await;
     store.store_document("settings", &doc(1, "one")).await.expect("first write");
 
     // Two drives refuse commits: four copies are below W = 5.
-    drives[4].fail(true);
-    drives[5].fail(true);
+    drives[4].fail_commits(true);
+    drives[5].fail_commits(true);
     let failed = store.store_document("settings", &doc(2, "two")).await;
     assert!(matches!(failed, Err(bulwark_object::Error::InsufficientDrives { .. })), "{failed:?}");
-    drives[4].fail(false);
-    drives[5].fail(false);
+    drives[4].fail_commits(false);
+    drives[5].fail_commits(false);
     assert_eq!(
         store.load_document("settings").await.expect("load"),
         Some(doc(1, "one")),

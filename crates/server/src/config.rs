@@ -48,7 +48,15 @@ pub struct FileConfig {
     pub heal: HealFileConfig,
     #[serde(default)]
     pub tls: Option<crate::tls::TlsFiles>,
+    /// How long one call on a drive (a write, an fsync, a read, a metadata
+    /// commit) may take before the drive is treated as failed for that request.
+    #[serde(default)]
+    pub drive_timeout_secs: Option<u64>,
 }
+
+/// Default of `drive_timeout_secs`: far above what a healthy disk needs for
+/// one call, even an fsync under heavy write-back.
+pub const DRIVE_TIMEOUT_SECS_DEFAULT: u64 = 30;
 
 /// Everything the server needs to start.
 #[derive(Debug, Clone)]
@@ -65,6 +73,8 @@ pub struct Config {
     pub healer: bulwark_object::HealerConfig,
     /// TLS certificate and key; plain HTTP when absent.
     pub tls: Option<crate::tls::TlsFiles>,
+    /// Deadline of one drive call (see `bulwark_storage::timed`).
+    pub drive_timeout: std::time::Duration,
 }
 
 /// `[heal]` in the TOML file.
@@ -129,6 +139,7 @@ impl Config {
             create_drives: true,
             healer: bulwark_object::HealerConfig::default(),
             tls: None,
+            drive_timeout: std::time::Duration::from_secs(DRIVE_TIMEOUT_SECS_DEFAULT),
         }
     }
 
@@ -150,6 +161,9 @@ impl Config {
             create_drives: false,
             healer: file.heal.to_config(),
             tls: file.tls,
+            drive_timeout: std::time::Duration::from_secs(
+                file.drive_timeout_secs.unwrap_or(DRIVE_TIMEOUT_SECS_DEFAULT),
+            ),
         };
         config.validate()?;
         Ok(config)
@@ -173,6 +187,9 @@ impl Config {
                 "write_quorum {w} must be between {} and {n}",
                 self.erasure.data + 1
             )));
+        }
+        if self.drive_timeout.is_zero() {
+            return Err(ConfigError::Invalid("drive_timeout_secs must be at least 1".into()));
         }
         let mut paths: Vec<&PathBuf> = self.drives.iter().map(|d| &d.path).collect();
         paths.sort();
@@ -223,6 +240,12 @@ mod tests {
         assert_eq!(config.write_quorum(), 3);
         assert_eq!(config.address.port(), 9100);
         assert!(!config.create_drives);
+        assert_eq!(config.drive_timeout.as_secs(), DRIVE_TIMEOUT_SECS_DEFAULT);
+        let timed = format!("drive_timeout_secs = 5\n{text}");
+        let config = Config::from_toml(&timed, Path::new("x.toml")).expect("parses");
+        assert_eq!(config.drive_timeout.as_secs(), 5);
+        let zero = format!("drive_timeout_secs = 0\n{text}");
+        assert!(Config::from_toml(&zero, Path::new("x.toml")).is_err(), "a zero deadline is refused");
     }
 
     #[test]

@@ -111,7 +111,16 @@ impl Server {
         let sets = slots
             .iter()
             .map(|slots| {
-                let drives = slots.iter().map(|s| s.drive.clone() as Arc<dyn bulwark_storage::Drive>).collect();
+                // Every call on a drive has a deadline: a hung disk fails
+                // its part of a request instead of holding the request.
+                let drives = slots
+                    .iter()
+                    .map(|s| {
+                        let slot = s.drive.clone() as Arc<dyn bulwark_storage::Drive>;
+                        Arc::new(bulwark_storage::timed::TimedDrive::new(slot, config.drive_timeout))
+                            as Arc<dyn bulwark_storage::Drive>
+                    })
+                    .collect();
                 ErasureSet::new(drives, set_config.clone())
             })
             .collect::<Result<Vec<_>, _>>()?;

@@ -22,6 +22,7 @@ pub mod buffers;
 pub mod keys;
 pub mod local;
 pub mod swap;
+pub mod timed;
 
 /// Identity of one blob (the shard file of one object part on one drive).
 pub type BlobId = [u8; 16];
@@ -47,6 +48,8 @@ pub enum Error {
     ShortRead { drive: String, offset: u64, wanted: usize, len: u64 },
     #[error("drive {drive} format: {detail}")]
     Format { drive: String, detail: String },
+    #[error("drive {drive} did not answer within {secs} s")]
+    TimedOut { drive: String, secs: u64 },
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;
