@@ -278,3 +278,41 @@ async fn an_aws_chunked_upload_with_a_tampered_chunk_is_refused_and_stores_nothi
     assert_s3_error(fresh, 404, "NoSuchKey");
     assert!(get_bytes(&client, BUCKET, "existing").await == original, "the refused upload did not overwrite");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn signature_version_2_and_browser_form_posts_are_refused_and_store_nothing() {
+    let (server, client) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&client, BUCKET, "k", payload(13, 1000)).await;
+    let endpoint = server.endpoint();
+    let v2 = format!("AWS {ACCESS_KEY}:bWFkZS11cC1zaWduYXR1cmU=");
+    let date = "Fri, 27 Nov 2026 12:00:00 GMT";
+
+    // Signature Version 2, in the header and in a query string: refused before
+    // anything is read, whatever the signature.
+    let get = fetch("GET", &format!("{endpoint}/{BUCKET}/k"), &[("authorization", &v2), ("date", date)], b"").await;
+    assert_refused(&get, 400, "InvalidRequest");
+    let put =
+        fetch("PUT", &format!("{endpoint}/{BUCKET}/v2"), &[("authorization", &v2), ("date", date)], &payload(14, 1000))
+            .await;
+    assert_refused(&put, 400, "InvalidRequest");
+    let query = format!("AWSAccessKeyId={ACCESS_KEY}&Expires=4102444800&Signature=bWFkZS11cA%3D%3D");
+    let presigned = fetch("GET", &format!("{endpoint}/{BUCKET}/k?{query}"), &[], b"").await;
+    assert_refused(&presigned, 400, "InvalidRequest");
+
+    // A browser form upload (POST Object) is not served: the form is not read.
+    let boundary = "bulwarkboundary";
+    let form = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"key\"\r\n\r\nform\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"f\"\r\n\r\nform body\r\n\
+         --{boundary}--\r\n"
+    );
+    let content_type = format!("multipart/form-data; boundary={boundary}");
+    let post =
+        fetch("POST", &format!("{endpoint}/{BUCKET}"), &[("content-type", &content_type)], form.as_bytes()).await;
+    assert_refused(&post, 501, "NotImplemented");
+
+    for key in ["v2", "form"] {
+        let absent = client.get_object().bucket(BUCKET).key(key).send().await;
+        assert_s3_error(absent, 404, "NoSuchKey");
+    }
+}

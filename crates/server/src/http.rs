@@ -225,7 +225,37 @@ fn is_metrics_request(request: &http::Request<Incoming>) -> bool {
 /// Checks made before the S3 layer: refuses presigned URLs valid for more
 /// than seven days, as S3 does.
 fn precheck(request: &http::Request<Incoming>) -> Option<Response<Body>> {
-    let query = request.uri().query()?;
+    // Browser form uploads (POST Object) are not served. s3s would read the
+    // whole form, file included, into memory before any access check.
+    let is_form = request
+        .headers()
+        .get(http::header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim_start().to_ascii_lowercase().starts_with("multipart/form-data"));
+    if request.method() == http::Method::POST && is_form {
+        return Some(error_response(
+            StatusCode::NOT_IMPLEMENTED,
+            "NotImplemented",
+            "POST Object (browser form uploads) is not implemented; use PUT or a presigned PUT URL.",
+        ));
+    }
+    // Signature Version 2 signs neither the date window nor most of the query
+    // and compares in variable time; like S3 in every region opened since
+    // 2014, only Signature Version 4 is accepted.
+    let sigv2_header = request
+        .headers()
+        .get(http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.starts_with("AWS "));
+    let query = request.uri().query().unwrap_or_default();
+    let sigv2_query = query.split('&').any(|p| p.starts_with("AWSAccessKeyId=") || p.starts_with("Signature="));
+    if sigv2_header || sigv2_query {
+        return Some(error_response(
+            StatusCode::BAD_REQUEST,
+            "InvalidRequest",
+            "The authorization mechanism you have provided is not supported. Please use AWS4-HMAC-SHA256.",
+        ));
+    }
     for pair in query.split('&') {
         if let Some(value) = pair.strip_prefix("X-Amz-Expires=") {
             let valid = value.parse::<u64>().is_ok_and(|v| v <= PRESIGNED_EXPIRES_SECS_MAX);
@@ -245,7 +275,12 @@ fn precheck(request: &http::Request<Incoming>) -> Option<Response<Body>> {
 /// that is buffered to verify its digest.
 const CONTENT_MD5: &str = "content-md5";
 
-const SMALL_BODY_BYTES_MAX: usize = 20 * 1024 * 1024;
+const SMALL_BODY_BYTES_MAX: usize = 8 * 1024 * 1024;
+/// How many such bodies are buffered at once, before any signature is
+/// checked: with [`SMALL_BODY_BYTES_MAX`], at most 128 MiB held for requests
+/// not yet authenticated; the others wait (their bytes stay in the socket).
+const SMALL_BODIES_BUFFERED_MAX: usize = 16;
+static SMALL_BODIES: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(SMALL_BODIES_BUFFERED_MAX);
 
 /// Query parameters that make a PUT a configuration document (bucket or
 /// object sub-resources), never object data.
@@ -362,6 +397,9 @@ async fn verify_small_body(request: http::Request<Incoming>) -> Result<http::Req
         return Ok(request.map(|incoming| Body::http_body(LingeringBody(Some(incoming)))));
     }
     let (parts, incoming) = request.into_parts();
+    let Ok(_permit) = SMALL_BODIES.acquire().await else {
+        return Err(error_response(StatusCode::SERVICE_UNAVAILABLE, "SlowDown", "Please reduce your request rate."));
+    };
     let limited = http_body_util::Limited::new(incoming, SMALL_BODY_BYTES_MAX);
     let bytes = match http_body_util::BodyExt::collect(limited).await {
         Ok(collected) => collected.to_bytes(),
