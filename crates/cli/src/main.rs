@@ -137,10 +137,7 @@ enum AdminCommand {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    tracing_subscriber::fmt()
-        .with_env_filter(tracing_subscriber::EnvFilter::try_from_env("BULWARK_LOG").unwrap_or_else(|_| "info".into()))
-        .with_writer(std::io::stderr)
-        .init();
+    tracing_subscriber::fmt().with_env_filter(log_filter()).with_writer(std::io::stderr).init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(e) => {
@@ -308,4 +305,29 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = ctrl_c.await;
+}
+
+/// `BULWARK_LOG` (default `info`), with `s3s` held at `info` whatever it asks:
+/// at `debug` s3s logs whole requests, SSE-C keys and Authorization headers
+/// included, and the signature it expected when one does not match.
+fn log_filter() -> tracing_subscriber::EnvFilter {
+    log_filter_from(std::env::var("BULWARK_LOG").ok().as_deref())
+}
+
+fn log_filter_from(asked: Option<&str>) -> tracing_subscriber::EnvFilter {
+    let filter =
+        asked.and_then(|asked| tracing_subscriber::EnvFilter::try_new(asked).ok()).unwrap_or_else(|| "info".into());
+    filter.add_directive("s3s=info".parse().expect("a constant directive parses"))
+}
+
+#[cfg(test)]
+mod log_tests {
+    #[test]
+    fn s3s_stays_at_info_whatever_the_log_filter_asks() {
+        for asked in [None, Some("debug"), Some("trace"), Some("s3s=trace"), Some("bulwark=debug,s3s=debug")] {
+            let filter = super::log_filter_from(asked).to_string();
+            assert!(filter.contains("s3s=info"), "{asked:?} gives {filter}");
+            assert!(!filter.contains("s3s=debug") && !filter.contains("s3s=trace"), "{asked:?} gives {filter}");
+        }
+    }
 }

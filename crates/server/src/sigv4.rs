@@ -176,8 +176,10 @@ pub fn verify(
     }
     let signed_at = check_time(amz_date, now).map_err(claimed)?;
     let names: Vec<&str> = auth.signed_headers.split(';').collect();
-    if !names.contains(&"host") || !names.contains(&"x-amz-date") {
-        return Err(claimed(AuthError::incomplete("SignedHeaders must include host and x-amz-date")));
+    // The operation travels in X-Amz-Target: unsigned, a captured DescribeKey
+    // could be replayed as DisableKey or ScheduleKeyDeletion with the same body.
+    if !names.contains(&"host") || !names.contains(&"x-amz-date") || !names.contains(&"x-amz-target") {
+        return Err(claimed(AuthError::incomplete("SignedHeaders must include host, x-amz-date and x-amz-target")));
     }
     if header(parts, "x-amz-security-token").is_some() {
         return Err(claimed(AuthError::new(
@@ -284,6 +286,16 @@ mod tests {
 
     /// A KMS request signed by aws-sigv4 as an SDK would sign it, at `at`.
     fn signed(body: &[u8], service: &str, secret: &str, at: SystemTime) -> http::request::Parts {
+        signed_with(body, service, secret, at, SigningSettings::default())
+    }
+
+    fn signed_with(
+        body: &[u8],
+        service: &str,
+        secret: &str,
+        at: SystemTime,
+        settings: SigningSettings,
+    ) -> http::request::Parts {
         let uri = "http://127.0.0.1:9000/";
         let base = [
             ("host", "127.0.0.1:9000"),
@@ -296,7 +308,7 @@ mod tests {
             .region(REGION)
             .name(service)
             .time(at)
-            .settings(SigningSettings::default())
+            .settings(settings)
             .build()
             .expect("params")
             .into();
@@ -346,6 +358,19 @@ mod tests {
         let mut declared = parts.clone();
         declared.headers.insert("x-amz-content-sha256", hex::encode([0u8; 32]).parse().expect("value"));
         assert_eq!(check(&declared, body, now), Err("InvalidSignatureException"));
+    }
+
+    #[test]
+    fn a_request_that_leaves_the_operation_unsigned_is_refused() {
+        let now = SystemTime::now();
+        let body = br#"{"KeyId":"alias/a"}"#;
+        let mut settings = SigningSettings::default();
+        settings.excluded_headers = Some(vec!["x-amz-target".into()]);
+        let parts = signed_with(body, "kms", SECRET, now, settings);
+        let signed_headers = parts.headers["authorization"].to_str().expect("ascii").to_owned();
+        assert!(!signed_headers.contains("x-amz-target"), "{signed_headers}");
+        // Else a captured DescribeKey could be replayed as DisableKey.
+        assert_eq!(check(&parts, body, now), Err("IncompleteSignatureException"));
     }
 
     #[test]
