@@ -76,15 +76,17 @@ fn urlencoding_decode(s: &str) -> String {
     percent_encoding::percent_decode_str(s).decode_utf8_lossy().into_owned()
 }
 
-/// The source of a copy (`x-amz-copy-source: bucket/key[?versionId=v]`).
+/// The source of a copy (`x-amz-copy-source: bucket/key[?versionId=v]`),
+/// parsed by the very parser that gives the handler its input, so that the
+/// object checked is the object read (a key may hold `?`).
 fn copy_source(headers: &http::HeaderMap) -> Option<(String, String, Option<String>)> {
     let raw = headers.get("x-amz-copy-source")?.to_str().ok()?;
-    let (path, query) = raw.split_once('?').unwrap_or((raw, ""));
-    let path = urlencoding_decode(path);
-    let path = path.strip_prefix('/').unwrap_or(&path);
-    let (bucket, key) = path.split_once('/')?;
-    let version = query.split('&').find_map(|p| p.strip_prefix("versionId=")).map(urlencoding_decode);
-    Some((bucket.to_owned(), key.to_owned(), version))
+    match s3s::dto::CopySource::parse(raw).ok()? {
+        s3s::dto::CopySource::Bucket { bucket, key, version_id } => {
+            Some((bucket.to_string(), key.to_string(), version_id.map(|v| v.to_string())))
+        }
+        _ => None,
+    }
 }
 
 /// The IAM actions and resources one S3 operation needs; `None` when the
@@ -113,6 +115,9 @@ fn required(
         "GetObject" | "HeadObject" => on_object(version_or("s3:GetObject", "s3:GetObjectVersion")),
         "GetObjectAttributes" => on_object(version_or("s3:GetObjectAttributes", "s3:GetObjectVersionAttributes")),
         "DeleteObject" => on_object(version_or("s3:DeleteObject", "s3:DeleteObjectVersion")),
+        "GetObjectTagging" => on_object(version_or("s3:GetObjectTagging", "s3:GetObjectVersionTagging")),
+        "PutObjectTagging" => on_object(version_or("s3:PutObjectTagging", "s3:PutObjectVersionTagging")),
+        "DeleteObjectTagging" => on_object(version_or("s3:DeleteObjectTagging", "s3:DeleteObjectVersionTagging")),
         "PutObject" | "CreateMultipartUpload" | "UploadPart" | "CompleteMultipartUpload" => {
             on_object("s3:PutObject".to_owned())
         }
@@ -333,6 +338,10 @@ mod tests {
         assert_eq!(one("HeadObject", Some("k"), false), ("s3:GetObject".into(), "arn:aws:s3:::b/k".into()));
         assert_eq!(one("GetObject", Some("k"), true).0, "s3:GetObjectVersion");
         assert_eq!(one("DeleteObject", Some("k"), true).0, "s3:DeleteObjectVersion");
+        assert_eq!(one("GetObjectTagging", Some("k"), false).0, "s3:GetObjectTagging");
+        assert_eq!(one("GetObjectTagging", Some("k"), true).0, "s3:GetObjectVersionTagging");
+        assert_eq!(one("PutObjectTagging", Some("k"), true).0, "s3:PutObjectVersionTagging");
+        assert_eq!(one("DeleteObjectTagging", Some("k"), true).0, "s3:DeleteObjectVersionTagging");
         assert_eq!(one("UploadPart", Some("k"), false).0, "s3:PutObject");
         assert_eq!(one("ListObjectsV2", None, false), ("s3:ListBucket".into(), "arn:aws:s3:::b".into()));
         assert_eq!(one("HeadBucket", None, false).0, "s3:ListBucket");
@@ -354,5 +363,17 @@ mod tests {
                 ("s3:GetObjectVersion".to_owned(), "arn:aws:s3:::src/a b.txt".to_owned())
             ]
         );
+    }
+
+    #[test]
+    fn the_copy_source_checked_is_the_one_the_handler_reads() {
+        // A key may hold `?`: only `?versionId=` ends it, as in s3s's parser.
+        let mut h = http::HeaderMap::new();
+        h.insert("x-amz-copy-source", http::HeaderValue::from_static("/src/k?x?versionId=OLD"));
+        assert_eq!(copy_source(&h), Some(("src".into(), "k?x".into(), Some("OLD".into()))));
+        let needs = required("CopyObject", &path("dst", Some("k")), false, &h).unwrap().unwrap();
+        assert_eq!(needs[1], ("s3:GetObjectVersion".to_owned(), "arn:aws:s3:::src/k?x".to_owned()));
+        h.insert("x-amz-copy-source", http::HeaderValue::from_static("src/plain"));
+        assert_eq!(copy_source(&h), Some(("src".into(), "plain".into(), None)));
     }
 }
