@@ -29,8 +29,11 @@ pub struct Verdict {
     pub reason: String,
 }
 
-/// A bucket's parsed policy and the record generation it was parsed from.
-type CachedPolicy = (u64, Option<Arc<Policy>>);
+/// A bucket's parsed policy and the record it was parsed from: (creation
+/// time, generation). A bucket deleted and created again starts over at
+/// generation 1, so the generation alone could hand the new bucket the old
+/// bucket's policy.
+type CachedPolicy = ((i64, u64), Option<Arc<Policy>>);
 
 pub struct Authorizer {
     identities: Arc<Identities>,
@@ -83,8 +86,9 @@ impl Authorizer {
     /// The bucket's parsed policy (cached per record generation).
     pub fn bucket_policy(&self, bucket: BucketView<'_>) -> Option<Arc<Policy>> {
         let mut cache = self.bucket_policies.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some((generation, policy)) = cache.get(bucket.name)
-            && *generation == bucket.record.generation
+        let version = (bucket.record.created_ns, bucket.record.generation);
+        if let Some((cached, policy)) = cache.get(bucket.name)
+            && *cached == version
         {
             return policy.clone();
         }
@@ -98,7 +102,7 @@ impl Authorizer {
                 }
             }
         });
-        cache.insert(bucket.name.to_owned(), (bucket.record.generation, policy.clone()));
+        cache.insert(bucket.name.to_owned(), (version, policy.clone()));
         policy
     }
 
