@@ -667,3 +667,59 @@ async fn object_tags_round_trip_and_existing_object_tag_conditions_gate_reads() 
     let none = root.get_object_tagging().bucket(BUCKET).key("secret").send().await.expect("get tagging");
     assert!(none.tag_set().is_empty());
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn delete_objects_judges_each_key_by_its_own_tags_and_version_as_delete_object_does() {
+    let (server, root) = TestServer::start_with_bucket(BUCKET).await;
+    let enabled = aws_sdk_s3::types::VersioningConfiguration::builder()
+        .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+        .build();
+    root.put_bucket_versioning().bucket(BUCKET).versioning_configuration(enabled).send().await.expect("versioning");
+    let held = root
+        .put_object()
+        .bucket(BUCKET)
+        .key("held")
+        .tagging("hold=true")
+        .body(ByteStream::from_static(b"keep me"))
+        .send()
+        .await
+        .expect("put held");
+    let free = root.put_object().bucket(BUCKET).key("free").body(ByteStream::from_static(b"x")).send().await;
+    let (held_version, free_version) =
+        (held.version_id().expect("version").to_owned(), free.expect("put free").version_id().expect("v").to_owned());
+
+    // A user may delete anything, except versions under a legal-hold tag.
+    let user = server.create_user("cleaner").await;
+    put_policy(
+        &server,
+        "delete-unless-held",
+        serde_json::json!({
+            "Version": "2012-10-17",
+            "Statement": [
+                { "Effect": "Allow", "Action": ["s3:DeleteObject", "s3:DeleteObjectVersion"], "Resource": "arn:aws:s3:::shared/*" },
+                {
+                    "Effect": "Deny", "Action": "s3:DeleteObjectVersion", "Resource": "arn:aws:s3:::shared/*",
+                    "Condition": { "StringEquals": { "s3:ExistingObjectTag/hold": "true" } }
+                }
+            ]
+        }),
+    )
+    .await;
+    server.attach_policy("delete-unless-held", "--user", "cleaner").await;
+    let client = server.client_as(&user);
+
+    let single = client.delete_object().bucket(BUCKET).key("held").version_id(&held_version).send().await;
+    assert_eq!(outcome(single), Denied, "DeleteObject refuses the held version");
+    let batch = Delete::builder()
+        .objects(ObjectIdentifier::builder().key("held").version_id(&held_version).build().expect("id"))
+        .objects(ObjectIdentifier::builder().key("free").version_id(&free_version).build().expect("id"))
+        .build()
+        .expect("delete");
+    let answer = client.delete_objects().bucket(BUCKET).delete(batch).send().await.expect("delete objects");
+    let refused: Vec<_> = answer.errors().iter().map(|e| (e.key(), e.code())).collect();
+    assert_eq!(refused, vec![(Some("held"), Some("AccessDenied"))], "the held version is refused in a batch too");
+    let deleted: Vec<_> = answer.deleted().iter().filter_map(|d| d.key()).collect();
+    assert_eq!(deleted, vec!["free"]);
+    let kept = root.get_object().bucket(BUCKET).key("held").version_id(&held_version).send().await;
+    assert!(kept.is_ok(), "the held version is still there");
+}

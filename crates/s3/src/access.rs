@@ -45,6 +45,34 @@ impl Grant {
         let view = record.as_ref().map(|record| BucketView { name: bucket, record });
         self.authorizer.authorize(&self.caller, action, &object_arn(bucket, key), &self.context, view).allowed
     }
+
+    /// [`Grant::allows_object`] for one version (or the latest) of one key of
+    /// a batch (DeleteObjects), in that key's own context: its `s3:VersionId`,
+    /// and its tags when a policy that applies tests `s3:ExistingObjectTag/…`,
+    /// exactly as the single-key request would be judged.
+    pub async fn allows_object_version(
+        &self,
+        store: &ObjectStore,
+        action: &str,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> bool {
+        let record = store.bucket_config(bucket).ok();
+        let view = record.as_ref().map(|record| BucketView { name: bucket, record });
+        let mut context = self.context.clone();
+        if let Some(version_id) = version_id {
+            context.insert("s3:VersionId", version_id.to_owned());
+        }
+        if self.authorizer.policies_test_key_prefix(&self.caller, view, "s3:ExistingObjectTag/")
+            && let Ok((_, tags)) = store.object_tags(bucket, key, version_id).await
+        {
+            for (name, value) in tags {
+                context.insert(&format!("s3:ExistingObjectTag/{name}"), value);
+            }
+        }
+        self.authorizer.authorize(&self.caller, action, &object_arn(bucket, key), &context, view).allowed
+    }
 }
 
 fn bucket_arn(bucket: &str) -> String {
@@ -279,6 +307,9 @@ impl PolicyAccess {
         };
         let query = query_pairs(uri);
         let mut ctx = request_context(&self.authorizer, &caller, headers, &query, transport);
+        if let Some((_, version_id)) = query.iter().find(|(k, _)| k == "versionId") {
+            ctx.insert("s3:VersionId", version_id.clone());
+        }
         for (key, value) in existing_tags.into_iter().flatten() {
             ctx.insert(&format!("s3:ExistingObjectTag/{key}"), value.clone());
         }

@@ -714,16 +714,19 @@ impl S3 for Bulwark {
         // Authorised per key, as S3 does: a denied key is reported, the
         // others proceed. No grant means the access layer did not run: deny.
         let grant = req.extensions.get::<access::Grant>();
-        let allowed = |object: &ObjectIdentifier| {
-            let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
-            grant.is_some_and(|g| g.allows_object(&self.store, action, &bucket, &object.key))
-        };
         // Keys are independent: delete several at once, report in request order.
         let results: Vec<_> = futures::stream::iter(input.delete.objects)
             .map(|object| {
                 let bucket = bucket.clone();
-                let permitted = allowed(&object);
                 async move {
+                    let action = if object.version_id.is_some() { "s3:DeleteObjectVersion" } else { "s3:DeleteObject" };
+                    let permitted = match grant {
+                        Some(grant) => {
+                            let version = object.version_id.as_deref();
+                            grant.allows_object_version(&self.store, action, &bucket, &object.key, version).await
+                        }
+                        None => false,
+                    };
                     let result = if permitted {
                         self.store
                             .delete_object(&bucket, &object.key, object.version_id.as_deref())
