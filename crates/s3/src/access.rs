@@ -39,15 +39,8 @@ pub struct Grant {
 }
 
 impl Grant {
-    /// Whether the caller may take `action` on `bucket/key` (per-key checks).
-    pub fn allows_object(&self, store: &ObjectStore, action: &str, bucket: &str, key: &str) -> bool {
-        let record = store.bucket_config(bucket).ok();
-        let view = record.as_ref().map(|record| BucketView { name: bucket, record });
-        self.authorizer.authorize(&self.caller, action, &object_arn(bucket, key), &self.context, view).allowed
-    }
-
-    /// [`Grant::allows_object`] for one version (or the latest) of one key of
-    /// a batch (DeleteObjects), in that key's own context: its `s3:VersionId`,
+    /// Whether the caller may take `action` on one version (or the latest) of
+    /// one key of a batch (DeleteObjects), in that key's own context: its `s3:VersionId`,
     /// and its tags when a policy that applies tests `s3:ExistingObjectTag/…`,
     /// exactly as the single-key request would be judged.
     pub async fn allows_object_version(
