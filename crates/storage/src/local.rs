@@ -21,6 +21,7 @@
 //! that was wiped or swapped while the server runs is taken offline instead of
 //! silently accepting writes into an unlinked file.
 
+use std::collections::BTreeMap;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
 use std::path::{Path, PathBuf};
@@ -268,23 +269,45 @@ fn sync_dir(path: &Path) -> io::Result<()> {
     File::open(path)?.sync_all()
 }
 
+/// Directories between their `mkdir` and the fsync of their parent, with
+/// how many threads are creating each.
+static DIRS_BEING_CREATED: std::sync::Mutex<BTreeMap<PathBuf, usize>> = std::sync::Mutex::new(BTreeMap::new());
+
 /// Creates `path` (and missing parents), fsyncing each parent whose entries changed.
+///
+/// A directory that exists but whose creator has not yet fsynced its parent
+/// is not durable: a writer that found it would rename a blob into it, fsync
+/// it and answer, and a crash could still lose the directory entry and the
+/// blob with it. Such a writer fsyncs the parent itself.
 fn create_dir_durable(path: &Path) -> io::Result<()> {
-    if path.is_dir() {
+    let being_created = |path: &Path| DIRS_BEING_CREATED.lock().unwrap_or_else(|e| e.into_inner()).contains_key(path);
+    if path.is_dir() && !being_created(path) {
         return Ok(());
     }
     if let Some(parent) = path.parent() {
         create_dir_durable(parent)?;
     }
-    match fs::create_dir(path) {
-        Ok(()) => {}
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => return Ok(()),
-        Err(e) => return Err(e),
+    *DIRS_BEING_CREATED.lock().unwrap_or_else(|e| e.into_inner()).entry(path.to_path_buf()).or_default() += 1;
+    let created = match fs::create_dir(path) {
+        Ok(()) => Ok(()),
+        // Created by another writer, which may not have fsynced the parent yet.
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) => Err(e),
+    };
+    let synced = match (&created, path.parent()) {
+        (Ok(()), Some(parent)) => sync_dir(parent),
+        _ => Ok(()),
+    };
+    {
+        let mut creating = DIRS_BEING_CREATED.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(count) = creating.get_mut(path) {
+            *count -= 1;
+            if *count == 0 {
+                creating.remove(path);
+            }
+        }
     }
-    if let Some(parent) = path.parent() {
-        sync_dir(parent)?;
-    }
-    Ok(())
+    created.and(synced)
 }
 
 fn write_file_durable(path: &Path, bytes: &[u8]) -> io::Result<()> {
