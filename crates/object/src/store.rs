@@ -712,11 +712,19 @@ impl ObjectStore {
         extra: Vec<MetaOp>,
     ) -> Result<(VersionUid, Vec<usize>)> {
         let guard = self.locks.lock(bucket, key).await;
-        let answers = self.fetch_versions(set, bucket, key).await;
+        // Every version is read when the write condition needs the current
+        // one or an overwritten null version is to be purged; else only the
+        // newest uid of each drive (a key may have millions of versions).
+        let read_all = *condition != WriteCondition::None || record.version_id.is_none();
+        let answers = if read_all { self.fetch_versions(set, bucket, key).await } else { Vec::new() };
         // Newest by uid is the current version: a clock that went back (a
         // host booted before its time was set) must not slip a new version in
         // under an older one, where it would be hidden and purged as superseded.
-        let newest = answers.iter().flatten().flatten().map(|stored| stored.uid).max();
+        let newest = if read_all {
+            answers.iter().flatten().flatten().map(|stored| stored.uid).max()
+        } else {
+            newest_uid(set, bucket, key).await
+        };
         let (uid, record) = match newest {
             Some(newest) if newest >= uid => {
                 let uid = uid_after(&newest);
@@ -778,11 +786,18 @@ impl ObjectStore {
             crate::healer::persist_entry(set, &committed, bucket, key, uid).await;
             self.heal.report(bucket, key, uid, "degraded write");
         }
-        if record.version_id.is_none() {
+        // The overwritten null version goes. What each drive held was read
+        // under the lock above; only drives that did not answer are read again.
+        let older_null = |stored: &StoredVersion| {
+            stored.uid < uid
+                && meta::decode::<VersionRecord>("version", &stored.record).is_ok_and(|r| r.version_id.is_none())
+        };
+        let purge = || answers.iter().any(|answer| answer.as_ref().is_none_or(|held| held.iter().any(older_null)));
+        if record.version_id.is_none() && purge() {
             let set = set.clone();
             let bucket = bucket.to_owned();
             let key = key.to_owned();
-            tokio::spawn(async move { purge_null_versions(&set, &bucket, &key, Some(uid)).await });
+            tokio::spawn(async move { purge_null_versions(&set, &bucket, &key, Some(uid), answers).await });
         }
         Ok((uid, committed))
     }
@@ -1741,10 +1756,31 @@ async fn commit_on(set: &ErasureSet, positions: &[usize], ops_for: impl Fn(usize
     join_all(commits).await.into_iter().flatten().collect()
 }
 
+/// The newest version uid of `key` on any online drive: one record read per
+/// drive (versions sort newest first under their key, and the key itself
+/// sorts before every longer key it prefixes).
+async fn newest_uid(set: &ErasureSet, bucket: &str, key: &str) -> Option<VersionUid> {
+    let reads = set.online_positions().into_iter().map(|position| {
+        let drive = set.drives[position].clone();
+        async move {
+            let first = drive.scan_versions(bucket, key, bulwark_storage::ScanFrom::Start, 1).await.ok()?;
+            first.into_iter().find(|stored| stored.key == key).map(|stored| stored.uid)
+        }
+    });
+    join_all(reads).await.into_iter().flatten().max()
+}
+
 /// Removes null-version records of `key` older than `newer_than` from every
 /// online drive, with their blobs: the clean-up after an overwrite.
-async fn purge_null_versions(set: &ErasureSet, bucket: &str, key: &str, newer_than: Option<VersionUid>) -> Vec<usize> {
-    purge_versions(set, bucket, key, |uid, record| {
+/// `known` is what each drive held, read under the key lock (`None`: read it now).
+async fn purge_null_versions(
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    newer_than: Option<VersionUid>,
+    known: Vec<Option<Vec<StoredVersion>>>,
+) -> Vec<usize> {
+    purge_versions_known(set, bucket, key, known, |uid, record| {
         record.version_id.is_none() && newer_than.is_none_or(|newer| *uid < newer)
     })
     .await
@@ -1760,11 +1796,27 @@ async fn purge_versions(
     key: &str,
     doomed: impl Fn(&VersionUid, &VersionRecord) -> bool,
 ) -> Vec<usize> {
+    purge_versions_known(set, bucket, key, Vec::new(), doomed).await
+}
+
+/// [`purge_versions`] with what drives are known to hold (by position;
+/// missing or `None`: read the drive).
+async fn purge_versions_known(
+    set: &ErasureSet,
+    bucket: &str,
+    key: &str,
+    mut known: Vec<Option<Vec<StoredVersion>>>,
+    doomed: impl Fn(&VersionUid, &VersionRecord) -> bool,
+) -> Vec<usize> {
     let doomed = &doomed;
     let work = set.online_positions().into_iter().map(|position| {
         let drive = set.drives[position].clone();
+        let held = known.get_mut(position).and_then(Option::take);
         async move {
-            let versions = drive.get_versions(bucket, key).await.ok()?;
+            let versions = match held {
+                Some(versions) => versions,
+                None => drive.get_versions(bucket, key).await.ok()?,
+            };
             let mut ops = Vec::new();
             let mut blobs = Vec::new();
             for stored in versions {
