@@ -111,6 +111,10 @@ pub struct ObjectStore {
     pub(crate) stats: crate::healer::HealStats,
 }
 
+/// Records read per drive to find a key's latest version (see
+/// [`ObjectStore::resolve_for`]).
+const LATEST_WINDOW: usize = 64;
+
 fn new_uid() -> VersionUid {
     *uuid::Uuid::now_v7().as_bytes()
 }
@@ -385,6 +389,47 @@ impl ObjectStore {
         quorum::resolve(&answers, set.data())
     }
 
+    /// The versions a read of `version_id` (`None`: the latest) needs. The
+    /// latest is found among the newest [`LATEST_WINDOW`] records of each
+    /// drive, so that a key with a long history is not read whole on every
+    /// GET; only when no visible version is among them while a drive has
+    /// more (a run of failed writes newer than the current version) is every
+    /// version read.
+    pub(crate) async fn resolve_for(
+        &self,
+        set: &ErasureSet,
+        bucket: &str,
+        key: &str,
+        version_id: Option<&str>,
+    ) -> Vec<Resolved> {
+        if version_id.is_some() {
+            return self.resolve_key(set, bucket, key).await;
+        }
+        let answers = join_all((0..set.total()).map(|p| {
+            let drive = set.drives[p].clone();
+            async move {
+                if !drive.is_online() {
+                    return None;
+                }
+                match drive.scan_versions(bucket, key, bulwark_storage::ScanFrom::Start, LATEST_WINDOW).await {
+                    // The scan runs on into longer keys this key prefixes.
+                    Ok(versions) => Some(versions.into_iter().filter(|stored| stored.key == key).collect::<Vec<_>>()),
+                    Err(e) => {
+                        tracing::warn!(drive = %drive.info().label, error = %e, "metadata read failed");
+                        None
+                    }
+                }
+            }
+        }))
+        .await;
+        let resolved = quorum::resolve(&answers, set.data());
+        let cut_short = answers.iter().flatten().any(|held| held.len() >= LATEST_WINDOW);
+        if resolved.is_empty() && cut_short {
+            return self.resolve_key(set, bucket, key).await;
+        }
+        resolved
+    }
+
     /// The version a read addresses: latest, or by id ("null" is the null version).
     pub(crate) fn pick_version(versions: &[Resolved], version_id: Option<&str>) -> Result<Resolved> {
         match version_id {
@@ -456,7 +501,7 @@ impl ObjectStore {
     ) -> Result<(ObjectInfo, Option<ByteRange>)> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
-        let versions = self.resolve_key(&set, bucket, key).await;
+        let versions = self.resolve_for(&set, bucket, key, opts.version_id.as_deref()).await;
         let resolved = Self::pick_version(&versions, opts.version_id.as_deref())?;
         match &resolved.record.encryption {
             Some(record) => crate::sse::check_customer_key(record, opts.encryption.as_ref())?,
@@ -471,7 +516,7 @@ impl ObjectStore {
     pub async fn get_object(&self, bucket: &str, key: &str, opts: &GetOptions) -> Result<GetOutcome> {
         self.require_bucket(bucket)?;
         let set = self.set_for(bucket, key);
-        let versions = self.resolve_key(&set, bucket, key).await;
+        let versions = self.resolve_for(&set, bucket, key, opts.version_id.as_deref()).await;
         let resolved = Self::pick_version(&versions, opts.version_id.as_deref())?;
         let object_key = match &resolved.record.encryption {
             Some(record) => Some(

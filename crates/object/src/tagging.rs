@@ -63,7 +63,7 @@ impl ObjectStore {
     ) -> Result<(bulwark_storage::VersionUid, VersionRecord)> {
         self.bucket_config(bucket)?;
         let set = self.set_for_key(bucket, key);
-        let versions = self.resolve_key(&set, bucket, key).await;
+        let versions = self.resolve_for(&set, bucket, key, version_id).await;
         // A delete marker is refused there (NoSuchKey / MethodNotAllowed).
         let resolved = Self::pick_version(&versions, version_id)?;
         Ok((resolved.uid, resolved.record))

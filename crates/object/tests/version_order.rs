@@ -97,3 +97,59 @@ async fn a_new_version_while_the_clock_is_behind_lists_first_and_keeps_its_own_i
     assert!(deleted.delete_marker);
     assert!(store.get_object(BUCKET, "key", &GetOptions::default()).await.is_err(), "the marker is the latest");
 }
+
+/// More versions than a latest-version read looks at per drive.
+const LONG_HISTORY: u8 = 80;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_with_a_long_history_reads_its_latest_and_its_oldest_version() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, _drives) = bulwark_object::testing::local_store(dir.path()).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    store.put_bucket_versioning(BUCKET, Versioning::Enabled).await.expect("versioning");
+    let mut ids = Vec::new();
+    for seed in 0..LONG_HISTORY {
+        // Small bodies: inline objects, so the history is cheap to write.
+        let body_bytes = vec![seed; 100];
+        let written =
+            store.put_object(BUCKET, "status", body(body_bytes), Some(100), PutOptions::default()).await.expect("put");
+        ids.push(written.version_id.expect("a version id"));
+    }
+    assert_eq!(read_all(&store, "status", None).await, vec![LONG_HISTORY - 1; 100], "the latest");
+    assert_eq!(read_all(&store, "status", Some(&ids[0])).await, vec![0; 100], "the first, far back");
+    let head = store.head_object(BUCKET, "status", &GetOptions::default()).await.expect("head");
+    assert_eq!(head.0.version_id.as_deref(), ids.last().map(String::as_str));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_latest_version_is_found_behind_a_long_run_of_failed_writes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    let current = data(5);
+    store
+        .put_object(BUCKET, "key", body(current.clone()), Some(current.len() as u64), PutOptions::default())
+        .await
+        .expect("put");
+    // Failed writes newer than it, each on three drives only (below K = 4),
+    // more of them than a latest-version read looks at per drive.
+    let stored = drives[0].get_versions(BUCKET, "key").await.expect("versions").remove(0);
+    for n in 0..u32::from(LONG_HISTORY) {
+        let mut uid = stored.uid;
+        let tail = u32::from_be_bytes(uid[12..].try_into().expect("4 bytes")) ^ n;
+        uid[12..].copy_from_slice(&tail.to_be_bytes());
+        let millis = u64::from_be_bytes([0, 0, uid[0], uid[1], uid[2], uid[3], uid[4], uid[5]]) + 1 + u64::from(n);
+        uid[..6].copy_from_slice(&millis.to_be_bytes()[2..]);
+        for drive in &drives[..3] {
+            let op = MetaOp::PutVersion {
+                bucket: BUCKET.into(),
+                key: "key".into(),
+                uid,
+                record: stored.record.clone(),
+                inline: None,
+            };
+            drive.commit(vec![op]).await.expect("a minority record");
+        }
+    }
+    assert!(read_all(&store, "key", None).await == current, "the acknowledged version is still the latest");
+}
