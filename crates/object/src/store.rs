@@ -411,9 +411,8 @@ impl ObjectStore {
                 if !drive.is_online() {
                     return None;
                 }
-                match drive.scan_versions(bucket, key, bulwark_storage::ScanFrom::Start, LATEST_WINDOW).await {
-                    // The scan runs on into longer keys this key prefixes.
-                    Ok(versions) => Some(versions.into_iter().filter(|stored| stored.key == key).collect::<Vec<_>>()),
+                match drive.get_newest_versions(bucket, key, LATEST_WINDOW).await {
+                    Ok(versions) => Some(versions),
                     Err(e) => {
                         tracing::warn!(drive = %drive.info().label, error = %e, "metadata read failed");
                         None
@@ -1801,16 +1800,11 @@ async fn commit_on(set: &ErasureSet, positions: &[usize], ops_for: impl Fn(usize
     join_all(commits).await.into_iter().flatten().collect()
 }
 
-/// The newest version uid of `key` on any online drive: one record read per
-/// drive (versions sort newest first under their key, and the key itself
-/// sorts before every longer key it prefixes).
+/// The newest version uid of `key` on any online drive: one record read per drive.
 async fn newest_uid(set: &ErasureSet, bucket: &str, key: &str) -> Option<VersionUid> {
     let reads = set.online_positions().into_iter().map(|position| {
         let drive = set.drives[position].clone();
-        async move {
-            let first = drive.scan_versions(bucket, key, bulwark_storage::ScanFrom::Start, 1).await.ok()?;
-            first.into_iter().find(|stored| stored.key == key).map(|stored| stored.uid)
-        }
+        async move { drive.get_newest_versions(bucket, key, 1).await.ok()?.first().map(|stored| stored.uid) }
     });
     join_all(reads).await.into_iter().flatten().max()
 }

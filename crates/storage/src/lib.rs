@@ -164,6 +164,14 @@ pub trait Drive: Send + Sync + fmt::Debug {
     /// Every version record of `key`, newest first.
     async fn get_versions(&self, bucket: &str, key: &str) -> Result<Vec<StoredVersion>>;
 
+    /// The newest `limit` version records of `key`, newest first: what a read
+    /// of the latest version needs, however long the key's history.
+    async fn get_newest_versions(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<StoredVersion>> {
+        let mut versions = self.get_versions(bucket, key).await?;
+        versions.truncate(limit);
+        Ok(versions)
+    }
+
     /// This drive's inline shard of version `uid`, if it has one.
     async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>>;
 

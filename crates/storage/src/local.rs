@@ -597,6 +597,10 @@ impl Drive for LocalDrive {
     }
 
     async fn get_versions(&self, bucket: &str, key: &str) -> Result<Vec<StoredVersion>> {
+        self.get_newest_versions(bucket, key, usize::MAX).await
+    }
+
+    async fn get_newest_versions(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<StoredVersion>> {
         let mut start = Vec::new();
         keys::push_component(&mut start, bucket);
         keys::push_component(&mut start, key);
@@ -604,7 +608,7 @@ impl Drive for LocalDrive {
         self.read(move |txn| {
             let table = txn.open_table(VERSIONS)?;
             let end = keys::prefix_end(&start);
-            let rows = scan_range(&table, &start, false, end.as_deref(), usize::MAX)?;
+            let rows = scan_range(&table, &start, false, end.as_deref(), limit)?;
             Ok(rows
                 .into_iter()
                 .filter_map(|(k, v)| {
@@ -1002,6 +1006,12 @@ mod tests {
         assert_eq!(after_key[0].key, "a/x");
         assert!(!drive.bucket_is_empty("b").await.expect("empty"));
         assert!(drive.bucket_is_empty("c").await.expect("empty"));
+        // The newest versions of one key only, never of a key it prefixes.
+        drive.commit(vec![put("a", 3), put("a", 4)]).await.expect("commit");
+        let newest = drive.get_newest_versions("b", "a", 2).await.expect("newest");
+        assert_eq!(newest.iter().map(|v| (v.key.as_str(), v.uid[0])).collect::<Vec<_>>(), vec![("a", 4), ("a", 3)]);
+        let all = drive.get_newest_versions("b", "a", 10).await.expect("all of a");
+        assert_eq!(all.iter().map(|v| v.uid[0]).collect::<Vec<_>>(), vec![4, 3, 2, 1], "not a/x");
     }
 
     #[tokio::test]

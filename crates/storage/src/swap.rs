@@ -64,6 +64,9 @@ impl Drive for SwappableDrive {
     async fn get_versions(&self, bucket: &str, key: &str) -> Result<Vec<StoredVersion>> {
         self.current().get_versions(bucket, key).await
     }
+    async fn get_newest_versions(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<StoredVersion>> {
+        self.current().get_newest_versions(bucket, key, limit).await
+    }
     async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>> {
         self.current().get_inline(uid).await
     }

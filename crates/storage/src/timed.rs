@@ -135,6 +135,9 @@ impl Drive for TimedDrive {
     async fn get_versions(&self, bucket: &str, key: &str) -> Result<Vec<StoredVersion>> {
         self.deadline.run(self.inner.get_versions(bucket, key)).await
     }
+    async fn get_newest_versions(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<StoredVersion>> {
+        self.deadline.run(self.inner.get_newest_versions(bucket, key, limit)).await
+    }
     async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>> {
         self.deadline.run(self.inner.get_inline(uid)).await
     }
