@@ -903,3 +903,42 @@ async fn a_drive_wiped_in_the_middle_of_a_versioned_history_loses_no_version() {
     unplug_drive(&server.drive_path(6));
     assert_versions_intact(&client, &versions, "with drive 6 unplugged as well").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_versioned_bucket_is_emptied_page_by_page_deleting_each_page_before_asking_for_the_next() {
+    // What boto3's `bucket.object_versions.delete()` and most "empty the
+    // bucket" scripts do: the markers of the next request name versions that
+    // were just deleted.
+    let (_server, client) = enabled_bucket().await;
+    for key in ["a", "b", "c"] {
+        for n in 0..3u8 {
+            put_versioned(&client, key, &[n; 10]).await;
+        }
+    }
+    let (mut key_marker, mut version_marker): (Option<String>, Option<String>) = (None, None);
+    let mut deleted = 0;
+    for _ in 0..20 {
+        let page = client
+            .list_object_versions()
+            .bucket(BUCKET)
+            .max_keys(2)
+            .set_key_marker(key_marker.clone())
+            .set_version_id_marker(version_marker.clone())
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("ListObjectVersions after deleting a page: {}", DisplayErrorContext(&e)));
+        for version in page.versions() {
+            let (key, id) = (version.key().expect("key"), version.version_id().expect("version id"));
+            client.delete_object().bucket(BUCKET).key(key).version_id(id).send().await.expect("delete version");
+            deleted += 1;
+        }
+        if !page.is_truncated().unwrap_or(false) {
+            break;
+        }
+        key_marker = page.next_key_marker().map(str::to_owned);
+        version_marker = page.next_version_id_marker().map(str::to_owned);
+    }
+    assert_eq!(deleted, 9, "every version was listed once and deleted");
+    let left = client.list_object_versions().bucket(BUCKET).send().await.expect("list");
+    assert!(left.versions().is_empty() && left.delete_markers().is_empty(), "the bucket is empty");
+}

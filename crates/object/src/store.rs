@@ -954,10 +954,19 @@ impl ObjectStore {
                 let set = self.set_for(bucket, key);
                 let versions = self.resolve_key(&set, bucket, key).await;
                 let wanted = parse_version_id(version)?;
-                let uid =
-                    versions.iter().find(|v| v.record.version_id.as_deref() == wanted).map(|v| v.uid).ok_or_else(
-                        || Error::InvalidArgument("the version-id-marker names no version of that key".into()),
-                    )?;
+                // The marker's version may be gone (a client emptying a
+                // bucket deletes each page before asking for the next): a
+                // version id is its uid in hex, so the listing resumes where
+                // it stood; a vanished null version resumes at the key's start.
+                let found = versions.iter().find(|v| v.record.version_id.as_deref() == wanted).map(|v| v.uid);
+                let uid = match (found, wanted) {
+                    (Some(uid), _) => uid,
+                    (None, Some(hex_id)) => hex::decode(hex_id)
+                        .ok()
+                        .and_then(|bytes| VersionUid::try_from(bytes).ok())
+                        .ok_or_else(|| Error::InvalidArgument("Invalid version id specified".into()))?,
+                    (None, None) => [0xFF; 16],
+                };
                 resume_latest = Some((key.clone(), versions.first().map(|v| v.uid)));
                 ScanFrom::AfterVersion(key.clone(), uid)
             }
