@@ -942,3 +942,29 @@ async fn a_versioned_bucket_is_emptied_page_by_page_deleting_each_page_before_as
     let left = client.list_object_versions().bucket(BUCKET).send().await.expect("list");
     assert!(left.versions().is_empty() && left.delete_markers().is_empty(), "the bucket is empty");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_folder_whose_objects_are_all_deleted_is_no_common_prefix_in_list_objects() {
+    let (_server, client) = enabled_bucket().await;
+    put_versioned(&client, "photos/a.jpg", b"a").await;
+    put_versioned(&client, "photos/b.jpg", b"b").await;
+    put_versioned(&client, "docs/readme.txt", b"r").await;
+    delete_key(&client, "photos/a.jpg").await;
+    delete_key(&client, "photos/b.jpg").await;
+
+    let listed = client.list_objects_v2().bucket(BUCKET).delimiter("/").send().await.expect("ListObjectsV2");
+    let prefixes: Vec<&str> = listed.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!(prefixes, vec!["docs/"], "photos/ holds only delete markers");
+    let v1 = client.list_objects().bucket(BUCKET).delimiter("/").send().await.expect("ListObjects");
+    let prefixes: Vec<&str> = v1.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!(prefixes, vec!["docs/"]);
+    // The history is still there: ListObjectVersions shows both folders.
+    let versions = client.list_object_versions().bucket(BUCKET).delimiter("/").send().await.expect("versions");
+    let prefixes: Vec<&str> = versions.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!(prefixes, vec!["docs/", "photos/"]);
+    // An object put back makes the folder appear again.
+    put_versioned(&client, "photos/b.jpg", b"again").await;
+    let listed = client.list_objects_v2().bucket(BUCKET).delimiter("/").send().await.expect("ListObjectsV2");
+    let prefixes: Vec<&str> = listed.common_prefixes().iter().filter_map(|p| p.prefix()).collect();
+    assert_eq!(prefixes, vec!["docs/", "photos/"]);
+}

@@ -986,8 +986,15 @@ impl ObjectStore {
                 && let Some(index) = key[params.prefix.len()..].find(delimiter)
             {
                 let common = key[..params.prefix.len() + index + delimiter.len()].to_owned();
-                skip_prefix(&mut cursors, &common);
                 if key_marker.as_deref().is_some_and(|m| common.as_str() <= m) {
+                    skip_prefix(&mut cursors, &common);
+                    continue;
+                }
+                // A prefix holding only failed writes (minority records) is no folder.
+                let shown = |versions: &[Resolved]| !versions.is_empty();
+                let visible = self.prefix_has(bucket, &params.prefix, &common, key, &mut cursors, shown).await;
+                skip_prefix(&mut cursors, &common);
+                if !visible {
                     continue;
                 }
                 if count == max_keys {
@@ -1055,8 +1062,15 @@ impl ObjectStore {
                 && let Some(index) = key[params.prefix.len()..].find(delimiter)
             {
                 let common = key[..params.prefix.len() + index + delimiter.len()].to_owned();
-                skip_prefix(&mut cursors, &common);
                 if params.start_after.as_deref().is_some_and(|after| common.as_str() <= after) {
+                    skip_prefix(&mut cursors, &common);
+                    continue;
+                }
+                // A prefix whose keys are all deleted (or only failed writes) is no folder.
+                let shown = |versions: &[Resolved]| versions.first().is_some_and(|v| !v.record.delete_marker);
+                let visible = self.prefix_has(bucket, &params.prefix, &common, key, &mut cursors, shown).await;
+                skip_prefix(&mut cursors, &common);
+                if !visible {
                     continue;
                 }
                 if count == max_keys {
@@ -1092,6 +1106,30 @@ impl ObjectStore {
             });
         }
         Ok(page)
+    }
+
+    /// Whether some key under `common`, from `first` (the key that revealed
+    /// the prefix) on, has versions that `shown` accepts. The keys it looks at
+    /// are taken from the cursors; it stops at the first one shown.
+    async fn prefix_has(
+        &self,
+        bucket: &str,
+        prefix: &str,
+        common: &str,
+        first: String,
+        cursors: &mut [Cursor],
+        shown: impl Fn(&[Resolved]) -> bool,
+    ) -> bool {
+        let mut next = Some(first);
+        while let Some(key) = next.filter(|key| key.starts_with(common)) {
+            if let Some((set, answers)) = self.take_key(bucket, prefix, &key, cursors).await
+                && shown(&quorum::resolve(&answers, self.sets[set].data()))
+            {
+                return true;
+            }
+            next = self.next_key(bucket, prefix, cursors).await;
+        }
+        false
     }
 
     /// One listing cursor per online drive of every set.
