@@ -138,9 +138,18 @@ pub(crate) async fn verify_part(
     Ok(report)
 }
 
+/// What [`rebuild_part`] did: each inline target's framed shard bytes (to be
+/// committed with the record), and the targets whose drive refused the
+/// rebuilt blob (they wait for a later heal; the others are rebuilt).
+struct Rebuilt {
+    inline: BTreeMap<usize, Vec<u8>>,
+    unwritable: Vec<usize>,
+}
+
 /// Rebuilds the shards of `part` for `targets` from the other online drives.
-/// For inline objects returns each target's framed shard bytes (to be
-/// committed with the record); for blobs writes and commits the blob.
+/// For inline objects returns each target's framed shard bytes; for blobs
+/// writes and commits the blob. Fails only when the pieces cannot be
+/// reconstructed; a target that cannot be written is left out, not the rest.
 async fn rebuild_part(
     set: &ErasureSet,
     bucket: &str,
@@ -149,7 +158,7 @@ async fn rebuild_part(
     part: &PartLayout,
     sources: &[usize],
     targets: &[usize],
-) -> std::result::Result<BTreeMap<usize, Vec<u8>>, String> {
+) -> std::result::Result<Rebuilt, String> {
     let geometry = geometry_of(layout).map_err(|e| e.to_string())?;
     let n = geometry.total();
     let mut opened = Vec::new();
@@ -159,6 +168,10 @@ async fn rebuild_part(
         }
     }
     let mut inline_out: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+    let mut unwritable = Vec::new();
+    let refused = |target: usize, what: &str, e: &dyn std::fmt::Display| {
+        tracing::warn!(drive = %set.drives[target].info().label, error = %e, "heal cannot {what} a rebuilt shard; it waits");
+    };
     let mut writers = BTreeMap::new();
     if !layout.inline {
         let blob = part.blob.as_deref().and_then(parse_blob_id).ok_or("record names no blob")?;
@@ -167,7 +180,10 @@ async fn rebuild_part(
                 Ok(writer) => {
                     writers.insert(target, writer);
                 }
-                Err(e) => return Err(format!("cannot write to {}: {e}", set.drives[target].info().label)),
+                Err(e) => {
+                    refused(target, "create", &e);
+                    unwritable.push(target);
+                }
             }
         }
     }
@@ -197,17 +213,24 @@ async fn rebuild_part(
             erasure::frame_piece(shard, block_index, piece, &mut framed);
             if let Some(writer) = writers.get_mut(&target) {
                 if let Err(e) = writer.write(vec![Bytes::from(framed)]).await {
-                    return Err(format!("write to {} failed: {e}", set.drives[target].info().label));
+                    refused(target, "write", &e);
+                    unwritable.push(target);
+                    if let Some(writer) = writers.remove(&target) {
+                        writer.abort().await;
+                    }
                 }
-            } else {
+            } else if layout.inline {
                 inline_out.entry(target).or_default().extend_from_slice(&framed);
             }
         }
     }
     for (target, writer) in writers {
-        writer.commit().await.map_err(|e| format!("commit on {} failed: {e}", set.drives[target].info().label))?;
+        if let Err(e) = writer.commit().await {
+            refused(target, "commit", &e);
+            unwritable.push(target);
+        }
     }
-    Ok(inline_out)
+    Ok(Rebuilt { inline: inline_out, unwritable })
 }
 
 impl ObjectStore {
@@ -250,6 +273,8 @@ impl ObjectStore {
             .collect();
         let mut shards_rebuilt = 0;
         let mut inline_shards: BTreeMap<usize, Vec<u8>> = BTreeMap::new();
+        // Drives that refused a rebuilt shard: the version waits for them.
+        let mut unwritable: Vec<usize> = Vec::new();
         if let Some(layout) = record.layout.as_ref().filter(|_| record.size > 0) {
             for part in &layout.parts {
                 let report = verify_part(&set, bucket, uid, layout, part, &online).await?;
@@ -257,24 +282,31 @@ impl ObjectStore {
                     continue;
                 }
                 let rebuilt = rebuild_part(&set, bucket, uid, layout, part, &report.good, &report.bad).await;
-                let inline = match rebuilt {
-                    Ok(inline) => inline,
+                let rebuilt = match rebuilt {
+                    Ok(rebuilt) => rebuilt,
                     Err(detail) => {
                         tracing::error!(%bucket, %key, uid = %hex::encode(uid), %detail, "UNREPAIRABLE object version");
                         return Ok(HealOutcome::Unrepairable { detail });
                     }
                 };
+                let written: Vec<usize> =
+                    report.bad.iter().copied().filter(|p| !rebuilt.unwritable.contains(p)).collect();
                 // Prove it: every rebuilt blob shard must now verify.
                 if !layout.inline {
-                    let check = verify_part(&set, bucket, uid, layout, part, &report.bad).await?;
+                    let check = verify_part(&set, bucket, uid, layout, part, &written).await?;
                     if !check.bad.is_empty() {
                         return Ok(HealOutcome::Unrepairable {
                             detail: format!("rebuilt shards on positions {:?} did not verify", check.bad),
                         });
                     }
                 }
-                shards_rebuilt += report.bad.len();
-                inline_shards.extend(inline);
+                shards_rebuilt += written.len();
+                for position in rebuilt.unwritable {
+                    if !unwritable.contains(&position) {
+                        unwritable.push(position);
+                    }
+                }
+                inline_shards.extend(rebuilt.inline);
             }
         }
         let mut targets: Vec<usize> = lacking.clone();
@@ -305,8 +337,11 @@ impl ObjectStore {
                 }
             }
         }
-        if offline > 0 {
-            return Ok(HealOutcome::Deferred { offline });
+        if offline + unwritable.len() > 0 {
+            if shards_rebuilt > 0 {
+                tracing::info!(%bucket, %key, uid = %hex::encode(uid), shards_rebuilt, "healed in part");
+            }
+            return Ok(HealOutcome::Deferred { offline: offline + unwritable.len() });
         }
         if shards_rebuilt == 0 && lacking.is_empty() {
             return Ok(HealOutcome::Healthy);

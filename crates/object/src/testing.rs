@@ -84,12 +84,23 @@ fn as_drive<D: IntoDrive + ?Sized>(drive: Arc<D>) -> Arc<dyn Drive> {
 pub struct FaultyDrive {
     inner: Arc<dyn Drive>,
     failing_commits: AtomicBool,
+    failing_blob_writes: AtomicBool,
     hanging: AtomicBool,
 }
 
 impl FaultyDrive {
     pub fn wrap(inner: Arc<dyn Drive>) -> Arc<FaultyDrive> {
-        Arc::new(FaultyDrive { inner, failing_commits: AtomicBool::new(false), hanging: AtomicBool::new(false) })
+        Arc::new(FaultyDrive {
+            inner,
+            failing_commits: AtomicBool::new(false),
+            failing_blob_writes: AtomicBool::new(false),
+            hanging: AtomicBool::new(false),
+        })
+    }
+
+    /// New blobs cannot be created while set (a full or read-only disk).
+    pub fn fail_blob_writes(&self, failing: bool) {
+        self.failing_blob_writes.store(failing, Ordering::SeqCst);
     }
 
     /// Metadata commits fail while set.
@@ -123,6 +134,10 @@ impl Drive for FaultyDrive {
     }
     async fn create_blob(&self, bucket: &str, blob: BlobId) -> StorageResult<Box<dyn BlobWriter>> {
         self.answer().await;
+        if self.failing_blob_writes.load(Ordering::SeqCst) {
+            let source = std::io::Error::new(std::io::ErrorKind::StorageFull, "no space left on device");
+            return Err(bulwark_storage::Error::Io { drive: self.info().label.clone(), source });
+        }
         self.inner.create_blob(bucket, blob).await
     }
     async fn open_blob(&self, bucket: &str, blob: BlobId) -> StorageResult<Box<dyn BlobReader>> {

@@ -106,3 +106,54 @@ async fn heal_removes_an_old_failed_write_that_no_drive_can_complete() {
         assert!(drive.get_versions(BUCKET, "key").await.expect("versions").is_empty(), "no record is left");
     }
 }
+
+/// Every file under `dir` (a drive's blobs for one bucket).
+fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let path = entry.path();
+        if path.is_dir() {
+            out.extend(files_under(&path));
+        } else {
+            out.push(path);
+        }
+    }
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drive_that_refuses_a_rebuilt_shard_does_not_keep_heal_from_rebuilding_the_others() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) =
+        bulwark_object::testing::local_store_with(dir.path(), bulwark_object::testing::FaultyDrive::wrap).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    let data: Vec<u8> = (0..3 * 1024 * 1024u32).map(|i| (i * 11 + 3) as u8).collect();
+    store
+        .put_object(BUCKET, "key", body(data.clone()), Some(data.len() as u64), PutOptions::default())
+        .await
+        .expect("put");
+    let uid = drives[0].get_versions(BUCKET, "key").await.expect("versions")[0].uid;
+    // Drives 2 and 5 lose their shards; drive 5 cannot take new blobs (full).
+    let shards = |position: usize| files_under(&dir.path().join(format!("drive-{position}")).join("data").join(BUCKET));
+    for position in [2, 5] {
+        let lost = shards(position);
+        assert_eq!(lost.len(), 1, "one shard file on drive {position}");
+        std::fs::remove_file(&lost[0]).expect("lose the shard");
+    }
+    drives[5].fail_blob_writes(true);
+
+    let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
+    assert!(
+        matches!(outcome, HealOutcome::Deferred { offline: 1 }),
+        "drive 5 waits, it does not make the version unrepairable: {outcome:?}"
+    );
+    assert_eq!(shards(2).len(), 1, "drive 2's shard is rebuilt meanwhile");
+    assert!(shards(5).is_empty());
+
+    drives[5].fail_blob_writes(false);
+    let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
+    assert!(matches!(outcome, HealOutcome::Healed { shards_rebuilt: 1, .. }), "{outcome:?}");
+    assert_eq!(read_all(&store, "key").await.expect("read"), data);
+    let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
+    assert!(matches!(outcome, HealOutcome::Healthy), "{outcome:?}");
+}
