@@ -258,7 +258,15 @@ impl ObjectStore {
         let Some((raw, _)) = votes.into_iter().max_by_key(|(_, count)| *count) else {
             return Ok(HealOutcome::NotFound);
         };
-        let record: VersionRecord = meta::decode("version", &raw).map_err(|e| Error::Internal(e.to_string()))?;
+        // A record most drives hold but nobody can read cannot be healed by
+        // trying again: report it instead of retrying it for ever.
+        let record: VersionRecord = match meta::decode("version", &raw) {
+            Ok(record) => record,
+            Err(e) => {
+                tracing::error!(%bucket, %key, uid = %hex::encode(uid), error = %e, "UNREPAIRABLE version record");
+                return Ok(HealOutcome::Unrepairable { detail: format!("the version record does not decode: {e}") });
+            }
+        };
         if !visible.iter().any(|v| v.uid == uid) {
             let unanswered = answers.iter().filter(|answer| answer.is_none()).count();
             return self.remove_garbage(&set, bucket, key, uid, &record, &holders, unanswered).await;

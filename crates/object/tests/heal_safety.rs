@@ -157,3 +157,23 @@ async fn a_drive_that_refuses_a_rebuilt_shard_does_not_keep_heal_from_rebuilding
     let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
     assert!(matches!(outcome, HealOutcome::Healthy), "{outcome:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_record_nobody_can_decode_is_reported_unrepairable_not_retried_for_ever() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    let uid = [7u8; 16];
+    for drive in &drives {
+        let op = MetaOp::PutVersion {
+            bucket: BUCKET.into(),
+            key: "key".into(),
+            uid,
+            record: Bytes::from_static(b"not a version record"),
+            inline: None,
+        };
+        drive.commit(vec![op]).await.expect("write the record");
+    }
+    let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal answers");
+    assert!(matches!(outcome, HealOutcome::Unrepairable { .. }), "{outcome:?}");
+}
