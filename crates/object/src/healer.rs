@@ -38,8 +38,11 @@ const HEAL_QUEUE_MAX: usize = 1_000_000;
 /// write the missing ones, re-read them), so a few in flight keep the drives
 /// busy without starving foreground requests.
 const HEAL_WORKERS: usize = 4;
-/// Delay before a deferred heal (drives offline) is tried again.
+/// Delay before a heal that failed (an error, not a deferral) is tried again.
 const HEAL_RETRY_DELAY: Duration = Duration::from_secs(5);
+/// Deferred heals (drives offline, or refusing a rebuilt shard) wait for a
+/// drive to change state, or at most this long.
+const PARKED_RETRY_INTERVAL: Duration = Duration::from_secs(300);
 /// How often the drive monitor looks at every drive.
 const DRIVE_CHECK_INTERVAL: Duration = Duration::from_secs(2);
 /// Unrepairable versions remembered for the status report.
@@ -56,8 +59,12 @@ pub struct HealQueue {
     inner: Mutex<(VecDeque<HealEntry>, HashSet<HealEntry>)>,
     notify: tokio::sync::Notify,
     in_flight: AtomicU64,
-    /// Heals waiting for a retry (drives offline).
+    /// Heals waiting for a timed retry (after an error).
     deferred: AtomicU64,
+    /// Heals deferred until a drive changes state (or the parked interval).
+    /// Retrying them at once would read every piece of every version again
+    /// and again for as long as a drive is away.
+    parked: Mutex<Vec<HealEntry>>,
 }
 
 impl HealQueue {
@@ -102,9 +109,26 @@ impl HealQueue {
         self.len() == 0
     }
 
-    /// Heals parked until drives return.
+    /// Heals waiting: for a drive, or for a retry.
     pub fn deferred(&self) -> usize {
-        self.deferred.load(Ordering::Acquire) as usize
+        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner()).len();
+        self.deferred.load(Ordering::Acquire) as usize + parked
+    }
+
+    /// Sets a deferred heal aside until [`HealQueue::unpark_all`].
+    fn park(&self, entry: HealEntry) {
+        let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
+        if parked.len() < HEAL_QUEUE_MAX && !parked.contains(&entry) {
+            parked.push(entry);
+        }
+    }
+
+    /// Queues every parked heal again.
+    fn unpark_all(&self) {
+        let parked = std::mem::take(&mut *self.parked.lock().unwrap_or_else(|e| e.into_inner()));
+        for (bucket, key, uid) in parked {
+            self.push(&bucket, &key, uid);
+        }
     }
 }
 
@@ -345,7 +369,8 @@ impl ObjectStore {
                         list.push(format!("{bucket}/{key} (version {}): {detail}", hex::encode(uid)));
                     }
                 }
-                Ok(HealOutcome::Deferred { .. }) | Err(_) => {
+                Ok(HealOutcome::Deferred { .. }) => self.heal.park((bucket, key, uid)),
+                Err(_) => {
                     let store = self.clone();
                     self.heal.deferred.fetch_add(1, Ordering::AcqRel);
                     tokio::spawn(async move {
@@ -360,16 +385,25 @@ impl ObjectStore {
     }
 
     async fn drive_monitor(self: Arc<Self>) {
+        let mut parked_since = Instant::now();
         loop {
             tokio::time::sleep(DRIVE_CHECK_INTERVAL).await;
+            let mut changed = false;
             for set in self.sets() {
                 for drive in set.drives() {
                     let was = drive.is_online();
                     let now = drive.check_health().await;
                     if was != now {
                         tracing::warn!(drive = %drive.info().label, online = now, "drive state changed");
+                        changed = true;
                     }
                 }
+            }
+            // Deferred heals go again when a drive comes or goes, and now
+            // and then (a drive that refused a shard may have room again).
+            if changed || parked_since.elapsed() >= PARKED_RETRY_INTERVAL {
+                self.heal.unpark_all();
+                parked_since = Instant::now();
             }
         }
     }
@@ -511,5 +545,23 @@ impl ObjectStore {
             }
         }
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parked_heals_wait_outside_the_queue_until_unparked_and_count_as_deferred() {
+        let queue = HealQueue::default();
+        queue.park(("b".into(), "k".into(), [1; 16]));
+        queue.park(("b".into(), "k".into(), [1; 16]));
+        queue.park(("b".into(), "other".into(), [2; 16]));
+        assert!(queue.is_empty(), "a parked heal is not retried by the workers");
+        assert_eq!(queue.deferred(), 2, "each parked heal once");
+        queue.unpark_all();
+        assert_eq!((queue.len(), queue.deferred()), (2, 0), "back in the queue");
+        assert_eq!(queue.try_pop().map(|(_, key, _)| key).as_deref(), Some("k"));
     }
 }
