@@ -18,7 +18,9 @@ use crate::meta::{self, VersionRecord};
 pub(crate) struct Resolved {
     pub uid: VersionUid,
     pub record: VersionRecord,
-    /// `holders[position]`: that drive holds this record.
+    /// `holders[position]`: that drive holds this record, with the bytes most
+    /// drives agree on (a drive with another variant, rot or a missed update,
+    /// counts as lacking it, so that scans, scrubs and reads queue it for repair).
     pub holders: Vec<bool>,
 }
 
@@ -28,23 +30,26 @@ impl Resolved {
     }
 }
 
+/// One uid's record bytes per drive, and how many drives hold each variant.
+type UidAnswers = (Vec<Option<Bytes>>, BTreeMap<Bytes, usize>);
+
 /// Resolves the versions of one key from per-drive answers (`None` = no answer).
 /// Returns the visible versions, newest first.
 pub(crate) fn resolve(per_drive: &[Option<Vec<StoredVersion>>], read_quorum: usize) -> Vec<Resolved> {
     let positions = per_drive.len();
-    let mut by_uid: BTreeMap<VersionUid, (Vec<bool>, BTreeMap<Bytes, usize>)> = BTreeMap::new();
+    let mut by_uid: BTreeMap<VersionUid, UidAnswers> = BTreeMap::new();
     for (position, answer) in per_drive.iter().enumerate() {
         for stored in answer.iter().flatten() {
-            let entry = by_uid.entry(stored.uid).or_insert_with(|| (vec![false; positions], BTreeMap::new()));
-            entry.0[position] = true;
+            let entry = by_uid.entry(stored.uid).or_insert_with(|| (vec![None; positions], BTreeMap::new()));
+            entry.0[position] = Some(stored.record.clone());
             *entry.1.entry(stored.record.clone()).or_default() += 1;
         }
     }
     let mut out = Vec::new();
     let mut null_seen = false;
     // Newest first: uids are UUIDv7, whose byte order is their age order.
-    for (uid, (holders, votes)) in by_uid.into_iter().rev() {
-        if holders.iter().filter(|h| **h).count() < read_quorum {
+    for (uid, (held, votes)) in by_uid.into_iter().rev() {
+        if held.iter().filter(|h| h.is_some()).count() < read_quorum {
             continue;
         }
         // The record bytes most drives agree on; a minority variant is rot.
@@ -60,6 +65,7 @@ pub(crate) fn resolve(per_drive: &[Option<Vec<StoredVersion>>], read_quorum: usi
             }
             null_seen = true;
         }
+        let holders = held.iter().map(|bytes| bytes.as_ref() == Some(raw)).collect();
         out.push(Resolved { uid, record, holders });
     }
     out
@@ -119,6 +125,9 @@ mod tests {
         let good = || Some(vec![stored(1, None)]);
         let resolved = resolve(&[Some(vec![bad]), good(), good(), good(), good(), good()], 4);
         assert_eq!(resolved.len(), 1);
-        assert_eq!(resolved[0].holder_count(), 6);
+        // The rotten copy counts toward visibility (the drive holds the uid)
+        // but not as a holder: scans, scrubs and reads queue it for repair.
+        assert_eq!(resolved[0].holder_count(), 5);
+        assert!(!resolved[0].holders[0]);
     }
 }

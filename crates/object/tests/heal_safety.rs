@@ -177,3 +177,35 @@ async fn a_version_record_nobody_can_decode_is_reported_unrepairable_not_retried
     let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal answers");
     assert!(matches!(outcome, HealOutcome::Unrepairable { .. }), "{outcome:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drive_whose_record_copy_differs_from_the_majority_is_found_by_the_scanner_and_repaired() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    let data = vec![9u8; 1024 * 1024];
+    store
+        .put_object(BUCKET, "key", body(data.clone()), Some(data.len() as u64), PutOptions::default())
+        .await
+        .expect("put");
+    let stored = drives[0].get_versions(BUCKET, "key").await.expect("versions").remove(0);
+    // Drive 0 keeps a stale variant of the record (it missed an update).
+    let mut stale: bulwark_object::meta::VersionRecord =
+        bulwark_object::meta::decode("version", &stored.record).expect("decode");
+    stale.user_meta.insert("stale".into(), "yes".into());
+    let op = MetaOp::PutVersion {
+        bucket: BUCKET.into(),
+        key: "key".into(),
+        uid: stored.uid,
+        record: bulwark_object::meta::encode(&stale),
+        inline: None,
+    };
+    drives[0].commit(vec![op]).await.expect("stale copy");
+
+    store.scan_pass(false, 0, Some(BUCKET)).await;
+    assert_eq!(store.heal_queue().len(), 1, "the scanner queues the version whose copy differs");
+    let outcome = store.heal_version(BUCKET, "key", stored.uid).await.expect("heal");
+    assert!(matches!(outcome, HealOutcome::Healed { records_restored: 1, .. }), "{outcome:?}");
+    let repaired = drives[0].get_versions(BUCKET, "key").await.expect("versions").remove(0);
+    assert_eq!(repaired.record, stored.record, "drive 0 holds the majority's bytes again");
+}
