@@ -218,3 +218,27 @@ pub async fn set_drive_online(dir: &Path, drive: &Arc<dyn Drive>, position: usiz
     std::fs::rename(from, to).expect("move the format file");
     assert_eq!(drive.check_health().await, online, "drive {position} online = {online}");
 }
+
+/// A request body of `data`, in one chunk.
+pub fn body(data: Vec<u8>) -> crate::ByteStream {
+    Box::pin(futures::stream::once(async move { Ok(Bytes::from(data)) }))
+}
+
+/// The bytes of `key` in `bucket` (version `version_id`, or the latest), or
+/// what stopped the read.
+pub async fn read_object(
+    store: &ObjectStore,
+    bucket: &str,
+    key: &str,
+    version_id: Option<&str>,
+) -> Result<Vec<u8>, String> {
+    use futures::StreamExt;
+    let opts = crate::GetOptions { version_id: version_id.map(str::to_owned), ..crate::GetOptions::default() };
+    let outcome = store.get_object(bucket, key, &opts).await.map_err(|e| e.to_string())?;
+    let mut read = Vec::new();
+    let mut stream = outcome.body;
+    while let Some(chunk) = stream.next().await {
+        read.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
+    }
+    Ok(read)
+}

@@ -2,32 +2,17 @@
 //! object waiting for them, not a failed write. Real local drives in a
 //! temporary directory; nothing is mocked.
 
+use bulwark_object::testing::{body, read_object};
 use std::sync::Arc;
 
 use bulwark_object::HealOutcome;
-use bulwark_object::{GetOptions, ObjectStore, PutOptions};
+use bulwark_object::PutOptions;
 use bulwark_storage::{Drive, MetaOp};
 use bytes::Bytes;
-use futures::StreamExt;
 
 const BUCKET: &str = "bucket";
 /// Older than any grace period a failed write is given.
 const AN_HOUR_NS: i64 = 3600 * 1_000_000_000;
-
-fn body(data: Vec<u8>) -> bulwark_object::ByteStream {
-    Box::pin(futures::stream::once(async move { Ok(Bytes::from(data)) }))
-}
-
-/// The object's bytes, or what stopped the read.
-async fn read_all(store: &ObjectStore, key: &str) -> Result<Vec<u8>, String> {
-    let outcome = store.get_object(BUCKET, key, &GetOptions::default()).await.map_err(|e| e.to_string())?;
-    let mut read = Vec::new();
-    let mut stream = outcome.body;
-    while let Some(chunk) = stream.next().await {
-        read.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
-    }
-    Ok(read)
-}
 
 /// Rewrites the version record of `key` on every drive as written an hour ago.
 async fn age_records(drives: &[Arc<dyn Drive>], key: &str) -> [u8; 16] {
@@ -68,7 +53,7 @@ async fn heal_keeps_an_object_whose_drives_are_offline_and_it_reads_back_when_th
     for position in [0, 1, 2] {
         bulwark_object::testing::set_drive_online(dir.path(), &drives[position], position, false).await;
     }
-    assert!(read_all(&store, "key").await.is_err(), "3 of 6 drives cannot serve a 4+2 object");
+    assert!(read_object(&store, BUCKET, "key", None).await.is_err(), "3 of 6 drives cannot serve a 4+2 object");
     let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
     assert!(
         matches!(outcome, HealOutcome::Deferred { offline: 3 }),
@@ -78,7 +63,7 @@ async fn heal_keeps_an_object_whose_drives_are_offline_and_it_reads_back_when_th
     for position in [0, 1, 2] {
         bulwark_object::testing::set_drive_online(dir.path(), &drives[position], position, true).await;
     }
-    assert_eq!(read_all(&store, "key").await.expect("get after the drives return"), data);
+    assert_eq!(read_object(&store, BUCKET, "key", None).await.expect("get after the drives return"), data);
     let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
     assert!(matches!(outcome, HealOutcome::Healthy), "all six drives hold it again: {outcome:?}");
 }
@@ -153,7 +138,7 @@ async fn a_drive_that_refuses_a_rebuilt_shard_does_not_keep_heal_from_rebuilding
     drives[5].fail_blob_writes(false);
     let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
     assert!(matches!(outcome, HealOutcome::Healed { shards_rebuilt: 1, .. }), "{outcome:?}");
-    assert_eq!(read_all(&store, "key").await.expect("read"), data);
+    assert_eq!(read_object(&store, BUCKET, "key", None).await.expect("read"), data);
     let outcome = store.heal_version(BUCKET, "key", uid).await.expect("heal");
     assert!(matches!(outcome, HealOutcome::Healthy), "{outcome:?}");
 }

@@ -4,15 +4,14 @@
 //! drive is skipped until it answers again. Real local drives in a temporary
 //! directory, one of which hangs on demand.
 
+use bulwark_object::testing::{body, read_object};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bulwark_object::testing::{FaultyDrive, local_store_with};
-use bulwark_object::{GetOptions, ObjectStore, PutOptions};
+use bulwark_object::{ObjectStore, PutOptions};
 use bulwark_storage::Drive;
 use bulwark_storage::timed::TimedDrive;
-use bytes::Bytes;
-use futures::StreamExt;
 
 const BUCKET: &str = "bucket";
 /// Deadline of one drive call in these tests (the server's default is 30 s).
@@ -20,10 +19,6 @@ const LIMIT: Duration = Duration::from_millis(300);
 const COOLDOWN: Duration = Duration::from_millis(500);
 /// A request that is not done by then is hanging on the drive.
 const REQUEST_DEADLINE: Duration = Duration::from_secs(20);
-
-fn body(data: Vec<u8>) -> bulwark_object::ByteStream {
-    Box::pin(futures::stream::once(async move { Ok(Bytes::from(data)) }))
-}
 
 fn data(seed: u8) -> Vec<u8> {
     (0..3 * 1024 * 1024u32).map(|i| (i as u8).wrapping_mul(29).wrapping_add(seed)).collect()
@@ -48,16 +43,8 @@ async fn put(store: &ObjectStore, key: &str, data: &[u8]) -> bulwark_object::Put
 }
 
 async fn get(store: &ObjectStore, key: &str) -> Vec<u8> {
-    let read = async {
-        let outcome = store.get_object(BUCKET, key, &GetOptions::default()).await.expect("get");
-        let mut read = Vec::new();
-        let mut stream = outcome.body;
-        while let Some(chunk) = stream.next().await {
-            read.extend_from_slice(&chunk.expect("chunk"));
-        }
-        read
-    };
-    tokio::time::timeout(REQUEST_DEADLINE, read).await.expect("the GET does not hang on the drive")
+    let read = read_object(store, BUCKET, key, None);
+    tokio::time::timeout(REQUEST_DEADLINE, read).await.expect("the GET does not hang on the drive").expect("get")
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

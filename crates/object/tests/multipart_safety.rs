@@ -3,6 +3,7 @@
 //! counts only drives that hold every part. Real local drives in a temporary
 //! directory.
 
+use bulwark_object::testing::{body, read_object};
 use bulwark_object::{CompletedPart, ObjectStore, PutOptions, WriteCondition};
 use bytes::Bytes;
 use futures::StreamExt;
@@ -10,21 +11,6 @@ use futures::StreamExt;
 const BUCKET: &str = "bucket";
 /// Each race is run this many times: interleavings differ from run to run.
 const ROUNDS: usize = 12;
-
-fn body(data: Vec<u8>) -> bulwark_object::ByteStream {
-    Box::pin(futures::stream::once(async move { Ok(Bytes::from(data)) }))
-}
-
-async fn read_all(store: &ObjectStore, key: &str) -> Result<Vec<u8>, String> {
-    let outcome =
-        store.get_object(BUCKET, key, &bulwark_object::GetOptions::default()).await.map_err(|e| e.to_string())?;
-    let mut read = Vec::new();
-    let mut stream = outcome.body;
-    while let Some(chunk) = stream.next().await {
-        read.extend_from_slice(&chunk.map_err(|e| e.to_string())?);
-    }
-    Ok(read)
-}
 
 /// Starts an upload of `key` with one part; returns the upload id, the part
 /// list for Complete and the object's bytes.
@@ -52,9 +38,15 @@ async fn an_abort_racing_a_complete_either_wins_and_a_completed_object_reads_bac
         );
         match (&completed, &aborted) {
             (Ok(_), Err(_)) => {
-                assert_eq!(read_all(&store, &key).await.expect("the completed object reads"), data, "round {round}")
+                assert_eq!(
+                    read_object(&store, BUCKET, &key, None).await.expect("the completed object reads"),
+                    data,
+                    "round {round}"
+                )
             }
-            (Err(_), Ok(())) => assert!(read_all(&store, &key).await.is_err(), "round {round}: aborted, no object"),
+            (Err(_), Ok(())) => {
+                assert!(read_object(&store, BUCKET, &key, None).await.is_err(), "round {round}: aborted, no object")
+            }
             _ => panic!("round {round}: exactly one of Complete and Abort must win: {completed:?} / {aborted:?}"),
         }
     }
@@ -80,7 +72,7 @@ async fn two_completes_of_one_upload_make_one_object_that_reads_back_whole() {
             matches!(lost, Err(bulwark_object::Error::NoSuchUpload)),
             "round {round}: the later Complete gets NoSuchUpload: {lost:?}"
         );
-        assert_eq!(read_all(&store, &key).await.expect("the object reads"), data, "round {round}");
+        assert_eq!(read_object(&store, BUCKET, &key, None).await.expect("the object reads"), data, "round {round}");
     }
 }
 
@@ -100,7 +92,7 @@ async fn complete_counts_only_drives_that_hold_every_part_toward_the_write_quoru
         matches!(refused, Err(bulwark_object::Error::InsufficientDrives { .. })),
         "four drives with the data are below W = 5: {refused:?}"
     );
-    assert!(read_all(&store, "key").await.is_err(), "a refused Complete makes no object");
+    assert!(read_object(&store, BUCKET, "key", None).await.is_err(), "a refused Complete makes no object");
     // With drive 1 back, five drives hold everything: the upload completes.
     bulwark_object::testing::set_drive_online(dir.path(), &drives[1], 1, true).await;
     let done = store
@@ -108,7 +100,7 @@ async fn complete_counts_only_drives_that_hold_every_part_toward_the_write_quoru
         .await
         .expect("complete with five drives holding every part");
     assert_eq!((done.redundancy.durable, done.redundancy.total), (5, 6), "the receipt counts drives with every part");
-    assert_eq!(read_all(&store, "key").await.expect("the object reads"), data);
+    assert_eq!(read_object(&store, BUCKET, "key", None).await.expect("the object reads"), data);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,28 +3,12 @@
 //! clock that went back must not hide an acknowledged write. Real local drives
 //! in a temporary directory.
 
-use bulwark_object::{GetOptions, ObjectStore, PutOptions, Versioning};
+use bulwark_object::testing::{body, read_object};
+use bulwark_object::{GetOptions, PutOptions, Versioning};
 use bulwark_storage::MetaOp;
-use bytes::Bytes;
-use futures::StreamExt;
 
 const BUCKET: &str = "bucket";
 const A_DAY_MS: u64 = 86_400_000;
-
-fn body(data: Vec<u8>) -> bulwark_object::ByteStream {
-    Box::pin(futures::stream::once(async move { Ok(Bytes::from(data)) }))
-}
-
-async fn read_all(store: &ObjectStore, key: &str, version_id: Option<&str>) -> Vec<u8> {
-    let opts = GetOptions { version_id: version_id.map(str::to_owned), ..GetOptions::default() };
-    let outcome = store.get_object(BUCKET, key, &opts).await.expect("get");
-    let mut read = Vec::new();
-    let mut stream = outcome.body;
-    while let Some(chunk) = stream.next().await {
-        read.extend_from_slice(&chunk.expect("chunk"));
-    }
-    read
-}
 
 /// Moves the only version of `key` on every drive to a uid a day in the
 /// future: as if it was written while the clock ran a day ahead.
@@ -70,7 +54,10 @@ async fn an_overwrite_while_the_clock_is_behind_is_what_get_returns() {
         .put_object(BUCKET, "key", body(new.clone()), Some(new.len() as u64), PutOptions::default())
         .await
         .expect("put");
-    assert!(read_all(&store, "key", None).await == new, "GET returns the acknowledged overwrite");
+    assert!(
+        read_object(&store, BUCKET, "key", None).await.expect("get") == new,
+        "GET returns the acknowledged overwrite"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -90,8 +77,14 @@ async fn a_new_version_while_the_clock_is_behind_lists_first_and_keeps_its_own_i
         .await
         .expect("put");
     let version_id = written.version_id.expect("a version id");
-    assert!(read_all(&store, "key", None).await == new, "the latest version is the one just written");
-    assert!(read_all(&store, "key", Some(&version_id)).await == new, "its returned version id reads it");
+    assert!(
+        read_object(&store, BUCKET, "key", None).await.expect("get") == new,
+        "the latest version is the one just written"
+    );
+    assert!(
+        read_object(&store, BUCKET, "key", Some(&version_id)).await.expect("get") == new,
+        "its returned version id reads it"
+    );
     // A delete marker made now hides it, as a delete must.
     let deleted = store.delete_object(BUCKET, "key", None).await.expect("delete");
     assert!(deleted.delete_marker);
@@ -115,8 +108,16 @@ async fn a_key_with_a_long_history_reads_its_latest_and_its_oldest_version() {
             store.put_object(BUCKET, "status", body(body_bytes), Some(100), PutOptions::default()).await.expect("put");
         ids.push(written.version_id.expect("a version id"));
     }
-    assert_eq!(read_all(&store, "status", None).await, vec![LONG_HISTORY - 1; 100], "the latest");
-    assert_eq!(read_all(&store, "status", Some(&ids[0])).await, vec![0; 100], "the first, far back");
+    assert_eq!(
+        read_object(&store, BUCKET, "status", None).await.expect("get"),
+        vec![LONG_HISTORY - 1; 100],
+        "the latest"
+    );
+    assert_eq!(
+        read_object(&store, BUCKET, "status", Some(&ids[0])).await.expect("get"),
+        vec![0; 100],
+        "the first, far back"
+    );
     let head = store.head_object(BUCKET, "status", &GetOptions::default()).await.expect("head");
     assert_eq!(head.0.version_id.as_deref(), ids.last().map(String::as_str));
 }
@@ -151,5 +152,8 @@ async fn the_latest_version_is_found_behind_a_long_run_of_failed_writes() {
             drive.commit(vec![op]).await.expect("a minority record");
         }
     }
-    assert!(read_all(&store, "key", None).await == current, "the acknowledged version is still the latest");
+    assert!(
+        read_object(&store, BUCKET, "key", None).await.expect("get") == current,
+        "the acknowledged version is still the latest"
+    );
 }
