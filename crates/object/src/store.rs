@@ -366,13 +366,25 @@ impl ObjectStore {
     }
 
     async fn fetch_versions(&self, set: &ErasureSet, bucket: &str, key: &str) -> Vec<Option<Vec<StoredVersion>>> {
+        self.fetch_newest_versions(set, bucket, key, usize::MAX).await
+    }
+
+    /// The newest `limit` version records of `key` on each drive (`None`
+    /// where a drive is offline or its read failed).
+    async fn fetch_newest_versions(
+        &self,
+        set: &ErasureSet,
+        bucket: &str,
+        key: &str,
+        limit: usize,
+    ) -> Vec<Option<Vec<StoredVersion>>> {
         join_all((0..set.total()).map(|p| {
             let drive = set.drives[p].clone();
             async move {
                 if !drive.is_online() {
                     return None;
                 }
-                match drive.get_versions(bucket, key).await {
+                match drive.get_newest_versions(bucket, key, limit).await {
                     Ok(versions) => Some(versions),
                     Err(e) => {
                         tracing::warn!(drive = %drive.info().label, error = %e, "metadata read failed");
@@ -405,22 +417,7 @@ impl ObjectStore {
         if version_id.is_some() {
             return self.resolve_key(set, bucket, key).await;
         }
-        let answers = join_all((0..set.total()).map(|p| {
-            let drive = set.drives[p].clone();
-            async move {
-                if !drive.is_online() {
-                    return None;
-                }
-                match drive.get_newest_versions(bucket, key, LATEST_WINDOW).await {
-                    Ok(versions) => Some(versions),
-                    Err(e) => {
-                        tracing::warn!(drive = %drive.info().label, error = %e, "metadata read failed");
-                        None
-                    }
-                }
-            }
-        }))
-        .await;
+        let answers = self.fetch_newest_versions(set, bucket, key, LATEST_WINDOW).await;
         let resolved = quorum::resolve(&answers, set.data());
         let cut_short = answers.iter().flatten().any(|held| held.len() >= LATEST_WINDOW);
         if resolved.is_empty() && cut_short {
@@ -760,15 +757,12 @@ impl ObjectStore {
         // one or an overwritten null version is to be purged; else only the
         // newest uid of each drive (a key may have millions of versions).
         let read_all = *condition != WriteCondition::None || record.version_id.is_none();
-        let answers = if read_all { self.fetch_versions(set, bucket, key).await } else { Vec::new() };
+        let limit = if read_all { usize::MAX } else { 1 };
+        let answers = self.fetch_newest_versions(set, bucket, key, limit).await;
         // Newest by uid is the current version: a clock that went back (a
         // host booted before its time was set) must not slip a new version in
         // under an older one, where it would be hidden and purged as superseded.
-        let newest = if read_all {
-            answers.iter().flatten().flatten().map(|stored| stored.uid).max()
-        } else {
-            newest_uid(set, bucket, key).await
-        };
+        let newest = answers.iter().flatten().flatten().map(|stored| stored.uid).max();
         let (uid, record) = match newest {
             Some(newest) if newest >= uid => {
                 let uid = uid_after(&newest);
@@ -1845,15 +1839,6 @@ async fn commit_on(set: &ErasureSet, positions: &[usize], ops_for: impl Fn(usize
         }
     });
     join_all(commits).await.into_iter().flatten().collect()
-}
-
-/// The newest version uid of `key` on any online drive: one record read per drive.
-async fn newest_uid(set: &ErasureSet, bucket: &str, key: &str) -> Option<VersionUid> {
-    let reads = set.online_positions().into_iter().map(|position| {
-        let drive = set.drives[position].clone();
-        async move { drive.get_newest_versions(bucket, key, 1).await.ok()?.first().map(|stored| stored.uid) }
-    });
-    join_all(reads).await.into_iter().flatten().max()
 }
 
 /// Removes null-version records of `key` older than `newer_than` from every
