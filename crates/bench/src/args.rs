@@ -110,10 +110,17 @@ pub struct Args {
     /// Skip the raw disk measurement (the targets then cannot be computed).
     #[arg(long)]
     pub no_raw: bool,
-    /// Sign PUTs of the cells with UNSIGNED-PAYLOAD instead of hashing every body with SHA-256
-    /// (the streamed bodies of --rss-check are signed chunk by chunk over http:// regardless).
-    #[arg(long)]
+    /// Sign PUTs of the cells with UNSIGNED-PAYLOAD instead of the body's SHA-256, as the AWS
+    /// CLI and the SDKs do over https (the streamed bodies of --rss-check are signed chunk by
+    /// chunk over http:// regardless).
+    #[arg(long, conflicts_with = "hash_every_body")]
     pub unsigned_payload: bool,
+    /// Let the SDK hash every PUT body with SHA-256 for its signature, as an application
+    /// does, instead of hashing the cell's payload once (every PUT of a cell sends the same
+    /// bytes; the server hashes and checks every body either way). On a machine the client
+    /// shares with the server, the client's hashing then takes CPU from the server.
+    #[arg(long)]
+    pub hash_every_body: bool,
     /// Send no flexible checksum (x-amz-checksum-crc32) with uploads.
     #[arg(long)]
     pub no_checksum: bool,
@@ -237,6 +244,17 @@ pub struct SizeList(pub Vec<u64>);
 pub struct ConcurrencyList(pub Vec<usize>);
 
 impl Args {
+    pub fn payload_signing(&self) -> crate::s3::PayloadSigning {
+        use crate::s3::PayloadSigning;
+        if self.unsigned_payload {
+            PayloadSigning::Unsigned
+        } else if self.hash_every_body {
+            PayloadSigning::EveryBody
+        } else {
+            PayloadSigning::OncePerPayload
+        }
+    }
+
     /// What this run measures (`validate` has checked that at most one mode was asked for).
     pub fn mode(&self) -> Mode {
         if self.rss_check {
@@ -516,6 +534,16 @@ mod tests {
         assert!(parse(&["--kms", "--rounds", "0"]).is_err());
         assert!(parse(&["--kms", "--rounds", "10"]).is_err());
         assert!(parse(&["--heal", "--data-dir", "/srv", "--heal-bytes", "1MiB"]).is_err(), "smaller than one object");
+    }
+
+    #[test]
+    fn puts_sign_a_hash_computed_once_unless_told_otherwise() {
+        use crate::s3::PayloadSigning;
+        let signing = |line: &[&str]| parse(line).expect("valid").payload_signing();
+        assert_eq!(signing(&[]), PayloadSigning::OncePerPayload);
+        assert_eq!(signing(&["--hash-every-body"]), PayloadSigning::EveryBody);
+        assert_eq!(signing(&["--unsigned-payload"]), PayloadSigning::Unsigned);
+        assert!(parse(&["--unsigned-payload", "--hash-every-body"]).is_err(), "two ways to sign at once");
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! The hashing floor of a signed PUT, measured on this machine.
 //!
-//! With a signed payload the SDK hashes the whole body with SHA-256 before it
+//! With `--hash-every-body` the SDK hashes the whole body with SHA-256 before it
 //! sends a byte (the hash is part of the signature), and the server's MD5 of
 //! the body (the ETag) can only follow the bytes as they arrive. So one PUT
 //! at a time takes at least `size / SHA-256 rate + size / MD5 rate`, however

@@ -158,7 +158,7 @@ async fn run(args: Args) -> Result<(), String> {
         client,
         bucket: args.bucket.clone(),
         prefix: format!("bulwark-bench-{started_unix_secs}-{}", std::process::id()),
-        unsigned_payload: args.unsigned_payload,
+        signing: args.payload_signing(),
         options: RequestOptions::default(),
         sampler: args.server_pid.map(RssSampler::start).transpose()?.map(Arc::new),
     };
@@ -254,7 +254,7 @@ fn settings(args: &Args) -> Settings {
         duration_secs_max: args.duration_secs,
         bytes_per_cell_max: args.bytes_per_cell,
         count: args.count,
-        payload_signing: !args.unsigned_payload,
+        payload_signing: args.payload_signing().describe(),
         checksum_crc32: !args.no_checksum && !args.checksums,
         ca_cert: args.ca_cert.clone(),
         drop_caches: args.drop_caches,
@@ -268,8 +268,10 @@ fn settings(args: &Args) -> Settings {
 /// written.
 async fn run_benchmark(args: &Args, runner: &Runner, report: &mut Report) -> Vec<String> {
     measure_raw(args, report).await;
-    if !args.unsigned_payload && args.sizes().iter().any(|&size| size >= report::LARGE_OBJECT_BYTES_MIN) {
-        // Signed large PUTs: what the client's and the server's hashing alone allow.
+    if args.payload_signing() == s3::PayloadSigning::EveryBody
+        && args.sizes().iter().any(|&size| size >= report::LARGE_OBJECT_BYTES_MIN)
+    {
+        // Large PUTs the SDK hashes: what the client's and the server's hashing alone allow.
         let pattern = payload::random_bytes(RAW_PATTERN_BYTES, 1);
         report.hash_floor = tokio::task::spawn_blocking(move || hashing::HashFloor::measure(&pattern)).await.ok();
     }

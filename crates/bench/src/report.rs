@@ -112,7 +112,8 @@ pub struct Settings {
     pub duration_secs_max: u64,
     pub bytes_per_cell_max: u64,
     pub count: Option<u64>,
-    pub payload_signing: bool,
+    /// How PUT bodies are signed (`s3::PayloadSigning::describe`).
+    pub payload_signing: &'static str,
     pub checksum_crc32: bool,
     /// The PEM file trusted for https:// (`--ca-cert`), if any.
     pub ca_cert: Option<PathBuf>,
@@ -382,13 +383,12 @@ pub fn render(report: &Report) -> String {
     let _ = writeln!(
         out,
         "client: aws-sdk-s3, {}, {checksum}, no retries; {} CPUs shared by client and server",
-        if settings.payload_signing { "SigV4 with SHA-256 of every body" } else { "UNSIGNED-PAYLOAD" },
-        settings.cpus
+        settings.payload_signing, settings.cpus
     );
     if let Some(ca_cert) = &settings.ca_cert {
         let _ = writeln!(
             out,
-            "TLS: the SDK's hyper-rustls client (aws-lc-rs) trusting only {} (ALPN h2, http/1.1)",
+            "TLS: the SDK's hyper-rustls client (aws-lc-rs) trusting only {} (ALPN offers h2, http/1.1)",
             ca_cert.display()
         );
     }
@@ -532,7 +532,7 @@ fn render_raw(report: &Report, out: &mut String) {
             out,
             "  hashing of a signed PUT on this CPU: the client's SHA-256 {:.0} MiB/s (the whole body, before it is \
              sent), the server's MD5 {:.0} MiB/s (the ETag; it follows the bytes received): one PUT at a time \
-             cannot exceed {:.1} MiB/s (--unsigned-payload leaves out the client's hash, as SDKs do over https)",
+             cannot exceed {:.1} MiB/s (without --hash-every-body the client hashes the payload once)",
             floor.sha256_mib_per_s,
             floor.md5_mib_per_s,
             floor.signed_put_mib_per_s()

@@ -8,19 +8,22 @@
 //!
 //! TLS: for an `https://` endpoint with `--ca-cert`, the client's HTTP client is the SDK's
 //! own hyper + rustls (aws-lc-rs) client, built with a trust store that holds only that
-//! certificate; it offers HTTP/2 and HTTP/1.1 by ALPN (Bulwark picks HTTP/2). Without
-//! `--ca-cert` the SDK's default client and the system's roots are used.
+//! certificate; it offers HTTP/2 and HTTP/1.1 by ALPN (Bulwark picks HTTP/1.1, as Amazon
+//! S3 does). Without `--ca-cert` the SDK's default client and the system's roots are used.
 
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aws_runtime::auth::PayloadSigningOverride;
 use aws_sdk_s3::Client;
 use aws_sdk_s3::config::SharedHttpClient;
+use aws_sdk_s3::config::interceptors::BeforeTransmitInterceptorContextMut;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation};
-use aws_sdk_s3::error::DisplayErrorContext;
+use aws_sdk_s3::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_s3::error::{BoxError, DisplayErrorContext};
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{ChecksumAlgorithm, Delete, ObjectIdentifier};
 use aws_smithy_http_client::tls::{self, TlsContext, TrustStore};
@@ -150,6 +153,55 @@ pub struct RequestOptions {
     pub streamed: bool,
 }
 
+/// How PUT cells sign their bodies (SigV4's `x-amz-content-sha256`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PayloadSigning {
+    /// The body's SHA-256, hashed once per cell: every PUT of a cell sends the same
+    /// bytes, so the client need not hash them again for each request, and the CPU
+    /// it shares with the server goes to the server. The server still hashes and
+    /// checks every body it receives.
+    OncePerPayload,
+    /// The body's SHA-256, hashed by the SDK for every request, as an application
+    /// does; on a shared machine the client's hashing then takes the server's CPU.
+    EveryBody,
+    /// `UNSIGNED-PAYLOAD`, as the AWS CLI and the SDKs send over https.
+    Unsigned,
+}
+
+impl PayloadSigning {
+    pub fn describe(self) -> &'static str {
+        match self {
+            PayloadSigning::OncePerPayload => {
+                "SigV4 with the body's SHA-256 (hashed once per cell: every PUT sends the same bytes; the server \
+                 hashes and checks every body)"
+            }
+            PayloadSigning::EveryBody => "SigV4 with SHA-256 of every body, hashed by the SDK for each PUT",
+            PayloadSigning::Unsigned => "UNSIGNED-PAYLOAD",
+        }
+    }
+}
+
+/// Gives the signer the body's SHA-256 computed beforehand, so the SDK does not
+/// hash the body itself (`x-amz-content-sha256` is the same either way).
+#[derive(Debug)]
+struct PrecomputedPayloadHash(String);
+
+impl Intercept for PrecomputedPayloadHash {
+    fn name(&self) -> &'static str {
+        "PrecomputedPayloadHash"
+    }
+
+    fn modify_before_signing(
+        &self,
+        _context: &mut BeforeTransmitInterceptorContextMut<'_>,
+        _runtime_components: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        cfg.interceptor_state().store_put(PayloadSigningOverride::Precomputed(self.0.clone()));
+        Ok(())
+    }
+}
+
 /// Makes sure `bucket` exists; returns whether this call created it.
 pub async fn ensure_bucket(client: &Client, bucket: &str) -> Result<bool, String> {
     if client.head_bucket().bucket(bucket).send().await.is_ok() {
@@ -231,7 +283,7 @@ pub struct Runner {
     pub bucket: String,
     /// Key prefix unique to this run (and variant).
     pub prefix: String,
-    pub unsigned_payload: bool,
+    pub signing: PayloadSigning,
     pub options: RequestOptions,
     pub sampler: Option<Arc<RssSampler>>,
 }
@@ -292,6 +344,10 @@ impl Runner {
         if let Some(sampler) = &self.sampler {
             sampler.take_peak_bytes();
         }
+        // Hashed before the clock starts: every PUT of the cell sends these same bytes.
+        let payload_sha256 =
+            (op == Op::Put && self.signing == PayloadSigning::OncePerPayload && !self.options.streamed)
+                .then(|| hex::encode(sha2::Sha256::digest(payload)));
         let server_cpu_start = server_pid.and_then(|pid| cpu_seconds(&pid.to_string()).ok());
         let client_cpu_start = cpu_seconds("self").ok();
         let start = Instant::now();
@@ -307,7 +363,8 @@ impl Runner {
                 let worker = Worker {
                     client: self.client.clone(),
                     bucket: self.bucket.clone(),
-                    unsigned_payload: self.unsigned_payload,
+                    signing: self.signing,
+                    payload_sha256: payload_sha256.clone(),
                     options: self.options.clone(),
                     payload: payload.clone(),
                     keys: Arc::clone(keys),
@@ -396,7 +453,10 @@ impl Runner {
 struct Worker {
     client: Client,
     bucket: String,
-    unsigned_payload: bool,
+    signing: PayloadSigning,
+    /// The payload's SHA-256 (lowercase hex), given to the signer instead of
+    /// letting the SDK hash every body (`PayloadSigning::OncePerPayload`).
+    payload_sha256: Option<String>,
     options: RequestOptions,
     payload: Bytes,
     keys: Arc<Vec<String>>,
@@ -455,10 +515,10 @@ impl Worker {
                 .server_side_encryption(aws_sdk_s3::types::ServerSideEncryption::from(server_side.algorithm))
                 .set_ssekms_key_id(server_side.kms_key_id.clone());
         }
-        let sent = if self.unsigned_payload {
-            request.customize().disable_payload_signing().send().await
-        } else {
-            request.send().await
+        let sent = match (self.signing, &self.payload_sha256) {
+            (PayloadSigning::Unsigned, _) => request.customize().disable_payload_signing().send().await,
+            (_, Some(sha256)) => request.customize().interceptor(PrecomputedPayloadHash(sha256.clone())).send().await,
+            (_, None) => request.send().await,
         };
         sent.map(|_| ()).map_err(|e| DisplayErrorContext(&e).to_string())
     }
@@ -500,5 +560,83 @@ impl Worker {
             return Err(format!("body has {offset} bytes, expected {}", self.payload.len()));
         }
         Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tokio::io::{AsyncReadExt as _, AsyncWriteExt as _};
+
+    /// Answers one request on `listener` with an empty 200 and returns its
+    /// `x-amz-content-sha256` header.
+    async fn content_sha256_of_one_request(listener: tokio::net::TcpListener) -> String {
+        let (mut socket, _) = listener.accept().await.expect("accept");
+        let mut request = Vec::new();
+        let mut buffer = [0u8; 8192];
+        let head_end = loop {
+            let read = socket.read(&mut buffer).await.expect("read the request");
+            assert!(read > 0, "the client closed before sending its headers");
+            request.extend_from_slice(&buffer[..read]);
+            if let Some(at) = request.windows(4).position(|window| window == b"\r\n\r\n") {
+                break at + 4;
+            }
+        };
+        let head = String::from_utf8_lossy(&request[..head_end]).to_ascii_lowercase();
+        let header =
+            |name: &str| head.lines().find_map(|line| line.strip_prefix(name).map(|value| value.trim().to_owned()));
+        let length: usize = header("content-length:").and_then(|value| value.parse().ok()).unwrap_or(0);
+        while request.len() < head_end + length {
+            let read = socket.read(&mut buffer).await.expect("read the body");
+            assert!(read > 0, "the client closed before sending its body");
+            request.extend_from_slice(&buffer[..read]);
+        }
+        socket.write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\n\r\n").await.expect("answer");
+        header("x-amz-content-sha256:").expect("a signed request names its payload hash")
+    }
+
+    async fn sent_payload_hash(signing: PayloadSigning, payload_sha256: Option<String>, payload: &Bytes) -> String {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let endpoint = format!("http://{}", listener.local_addr().expect("address"));
+        let server = tokio::spawn(content_sha256_of_one_request(listener));
+        let client = client(&ClientSettings {
+            endpoint,
+            region: "us-east-1".to_owned(),
+            access_key: "bench".to_owned(),
+            secret_key: "benchbenchbench".to_owned(),
+            checksum: true,
+            ca_cert_pem: None,
+        })
+        .expect("a client");
+        let worker = Worker {
+            client,
+            bucket: "bucket".to_owned(),
+            signing,
+            payload_sha256,
+            options: RequestOptions::default(),
+            payload: payload.clone(),
+            keys: Arc::new(Vec::new()),
+            key_prefix: "prefix".to_owned(),
+            shared: Arc::new(Shared {
+                next: AtomicU64::new(0),
+                operations_max: 1,
+                deadline: None,
+                errors: AtomicU64::new(0),
+                first_error: Mutex::new(None),
+            }),
+        };
+        worker.put("key").await.expect("the PUT is answered 200");
+        server.await.expect("the listener task")
+    }
+
+    #[tokio::test]
+    async fn a_hash_computed_once_is_what_the_request_is_signed_with() {
+        let payload = Bytes::from(vec![7u8; 4096]);
+        let real = hex::encode(sha2::Sha256::digest(&payload));
+        // A hash that is not the body's: the SDK must send it as given, not its own.
+        let given = hex::encode(sha2::Sha256::digest(b"not the body"));
+        assert_eq!(sent_payload_hash(PayloadSigning::OncePerPayload, Some(given.clone()), &payload).await, given);
+        assert_eq!(sent_payload_hash(PayloadSigning::EveryBody, None, &payload).await, real);
+        assert_eq!(sent_payload_hash(PayloadSigning::Unsigned, None, &payload).await, "unsigned-payload");
     }
 }

@@ -1,6 +1,7 @@
 //! An operator serves Bulwark over HTTPS with a certificate from
 //! `bulwark cert self-signed`: the AWS SDK stores and reads objects over it,
-//! clients that speak only HTTP/2 or only HTTP/1.1 are both served (HTTP/2 clients
+//! a client offering both protocols gets HTTP/1.1 (as from Amazon S3), clients
+//! that speak only HTTP/2 or only HTTP/1.1 are both served (HTTP/2 clients
 //! may upload in large frames and well ahead of the server), plain HTTP gets
 //! no answer, and SIGHUP swaps in a renewed certificate for new connections while
 //! connections already open keep working (and a broken renewal changes nothing).
@@ -150,6 +151,19 @@ async fn a_client_offering_only_h2_is_served_over_http2_and_one_offering_only_ht
     let get = send_signed(&server, &mut h1, "GET", &format!("/{BUCKET}/h2"), Vec::new()).await;
     assert_eq!((get.status, get.version), (200, http::Version::HTTP_11), "GET over HTTP/1.1: {}", get.text());
     assert!(get.body == body, "the object read back over HTTP/1.1 differs");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_client_offering_h2_and_http1_is_given_http11_as_amazon_s3_does() {
+    // The SDKs' hyper-rustls client offers h2 first. Over HTTP/1.1 they spread
+    // concurrent requests over a pool of connections instead of multiplexing
+    // them all on one.
+    let server = TestServer::start_tls().await;
+    let config = bulwark_e2e::tls::client_config(&[&server.tls_cert_path()], &[b"h2", b"http/1.1"]);
+    let tcp = tokio::net::TcpStream::connect(server.address()).await.expect("connect");
+    let name = rustls::pki_types::ServerName::try_from("localhost").expect("a server name");
+    let tls = tokio_rustls::TlsConnector::from(config).connect(name, tcp).await.expect("TLS handshake");
+    assert_eq!(tls.get_ref().1.alpn_protocol(), Some(&b"http/1.1"[..]), "ALPN chose http/1.1");
 }
 
 /// HTTP/2 frame types and SETTINGS parameters (RFC 9113 §6).
