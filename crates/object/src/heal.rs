@@ -19,6 +19,7 @@ use bulwark_storage::{BlobReader, MetaOp, VersionUid};
 use bytes::Bytes;
 use futures::future::join_all;
 
+use crate::healer::Health;
 use crate::meta::{self, DataLayout, PartLayout, VersionRecord};
 use crate::quorum;
 use crate::read::parse_blob_id;
@@ -405,13 +406,14 @@ impl ObjectStore {
         Ok(HealOutcome::Removed)
     }
 
-    /// Verifies every shard of one version without changing anything (scrub).
-    pub async fn verify_version(&self, bucket: &str, key: &str, uid: VersionUid) -> Result<(bool, u64)> {
+    /// Verifies every shard of one version on the online drives without
+    /// changing anything (scrub); returns what it found and the bytes read.
+    pub(crate) async fn verify_version(&self, bucket: &str, key: &str, uid: VersionUid) -> Result<(Health, u64)> {
         let set = self.set_for_key(bucket, key);
         let answers = self.fetch_versions_of(&set, bucket, key).await;
         let versions = quorum::resolve(&answers, set.data());
         let Some(version) = versions.into_iter().find(|v| v.uid == uid) else {
-            return Ok((true, 0));
+            return Ok((Health::Whole, 0));
         };
         let online = set.online_positions();
         let mut healthy = online.iter().all(|&p| version.holders[p]);
@@ -423,7 +425,7 @@ impl ObjectStore {
                 healthy &= report.bad.is_empty();
             }
         }
-        Ok((healthy && online.len() == set.total(), bytes))
+        Ok((Health::of_online(healthy, online.len(), set.total()), bytes))
     }
 }
 

@@ -64,7 +64,7 @@ pub struct HealQueue {
     /// Heals deferred until a drive changes state (or the parked interval).
     /// Retrying them at once would read every piece of every version again
     /// and again for as long as a drive is away.
-    parked: Mutex<Vec<HealEntry>>,
+    parked: Mutex<HashSet<HealEntry>>,
 }
 
 impl HealQueue {
@@ -118,8 +118,8 @@ impl HealQueue {
     /// Sets a deferred heal aside until [`HealQueue::unpark_all`].
     fn park(&self, entry: HealEntry) {
         let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        if parked.len() < HEAL_QUEUE_MAX && !parked.contains(&entry) {
-            parked.push(entry);
+        if parked.len() < HEAL_QUEUE_MAX {
+            parked.insert(entry);
         }
     }
 
@@ -192,6 +192,111 @@ pub struct HealStats {
     pub scan_running: AtomicBool,
     pub scrub_running: AtomicBool,
     pub current: Mutex<Option<PassReport>>,
+    /// Client requests being served, and when the last one began.
+    pub foreground: Foreground,
+}
+
+/// Client requests being served right now, and when the last one began: the
+/// scrub slows down while clients are served (see [`Pacer`]).
+#[derive(Default)]
+pub struct Foreground {
+    in_flight: AtomicU64,
+    last_started_ns: AtomicU64,
+}
+
+/// A client request in progress (see [`ObjectStore::foreground_request`]).
+pub struct ForegroundRequest<'a>(&'a Foreground);
+
+impl Drop for ForegroundRequest<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Foreground {
+    fn begin(&self) -> ForegroundRequest<'_> {
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.last_started_ns.store(u64::try_from(now_ns()).unwrap_or(0), Ordering::Release);
+        ForegroundRequest(self)
+    }
+
+    /// Whether a request is in progress or one began within [`BUSY_AFTER_REQUEST`]
+    /// (a GET's body is still being sent after its handler returns, and a
+    /// client's next request follows closely).
+    fn busy(&self) -> bool {
+        let last = self.last_started_ns.load(Ordering::Acquire);
+        self.in_flight.load(Ordering::Acquire) > 0
+            || (last > 0
+                && u64::try_from(now_ns()).unwrap_or(0).saturating_sub(last) < BUSY_AFTER_REQUEST.as_nanos() as u64)
+    }
+}
+
+/// What a scan or scrub found of one version.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Health {
+    /// A record and a good shard on every drive.
+    Whole,
+    /// Something an online drive lacks (a record, a shard, a good block):
+    /// heal can repair it now.
+    Lacking,
+    /// Whole on every online drive; only drives that are offline lack it.
+    AwaitingDrives,
+}
+
+impl Health {
+    /// The health of a version whose pieces on the `online` drives are
+    /// `good`, out of `total`.
+    pub(crate) fn of_online(good: bool, online: usize, total: usize) -> Health {
+        match (good, online == total) {
+            (false, _) => Health::Lacking,
+            (true, true) => Health::Whole,
+            (true, false) => Health::AwaitingDrives,
+        }
+    }
+}
+
+/// How long after a client request began the server still counts as busy.
+const BUSY_AFTER_REQUEST: Duration = Duration::from_secs(1);
+/// What checking one version costs the scrub's pace at least, in bytes:
+/// reading its records and opening its pieces on every drive costs CPU and
+/// disk seeks whatever its size, so small objects are paced too.
+const SCRUB_VERSION_COST_MIN: u64 = 64 * 1024;
+/// While clients are being served the scrub reads at this fraction of its
+/// rate: it shares the disks and CPU with them (as Ceph's scrub sleeps and
+/// MinIO's scanner slows under load).
+const SCRUB_FOREGROUND_SLOWDOWN: u64 = 8;
+/// How far behind its pace the scrub may fall and then catch up at full
+/// speed; beyond it, the time lost is forgiven rather than made up in a burst.
+const SCRUB_CATCH_UP_MAX: Duration = Duration::from_secs(1);
+
+/// The scrub's pace: every version is charged its bytes (at least
+/// [`SCRUB_VERSION_COST_MIN`]), [`SCRUB_FOREGROUND_SLOWDOWN`] times that
+/// while clients are served, at `rate_bytes` per second.
+pub(crate) struct Pacer {
+    rate_bytes: u64,
+    started: Instant,
+    /// The time since `started` at which the work charged so far is due.
+    due: Duration,
+}
+
+impl Pacer {
+    pub(crate) fn new(rate_bytes: u64, started: Instant) -> Pacer {
+        Pacer { rate_bytes, started, due: Duration::ZERO }
+    }
+
+    /// Charges one version of `bytes` checked at `now`; returns how long to
+    /// wait before the next (zero when the rate is unlimited or the pass is
+    /// behind its pace).
+    pub(crate) fn charge(&mut self, bytes: u64, busy: bool, now: Instant) -> Duration {
+        if self.rate_bytes == 0 {
+            return Duration::ZERO;
+        }
+        let cost = bytes.max(SCRUB_VERSION_COST_MIN) * if busy { SCRUB_FOREGROUND_SLOWDOWN } else { 1 };
+        let elapsed = now.saturating_duration_since(self.started);
+        self.due = self.due.max(elapsed.saturating_sub(SCRUB_CATCH_UP_MAX))
+            + Duration::from_secs_f64(cost as f64 / self.rate_bytes as f64);
+        self.due.saturating_sub(elapsed)
+    }
 }
 
 #[derive(Debug, Clone, Serialize)]
@@ -277,6 +382,12 @@ impl ObjectStore {
                 }
             });
         }
+    }
+
+    /// Marks a client request in progress until the guard is dropped: the
+    /// scrub slows down while clients are served.
+    pub fn foreground_request(&self) -> ForegroundRequest<'_> {
+        self.stats.foreground.begin()
     }
 
     pub fn heal_stats(&self) -> &HealStats {
@@ -416,13 +527,13 @@ impl ObjectStore {
         let running = if verify { &self.stats.scrub_running } else { &self.stats.scan_running };
         running.store(true, Ordering::Release);
         let mut report = PassReport { started_ns: now_ns(), ..PassReport::default() };
-        let started = Instant::now();
+        let mut pacer = Pacer::new(rate_bytes, Instant::now());
         // A replaced drive gets its bucket records back first.
         self.repair_bucket_records().await;
         let buckets: Vec<String> = self.list_buckets().into_iter().map(|b| b.name).collect();
         for bucket in buckets.iter().filter(|b| only_bucket.is_none_or(|only| only == b.as_str())) {
             for set in self.sets().to_vec() {
-                self.scan_set(&set, bucket, verify, rate_bytes, started, &mut report).await;
+                self.scan_set(&set, bucket, verify, &mut pacer, &mut report).await;
             }
         }
         report.finished_ns = Some(now_ns());
@@ -444,8 +555,7 @@ impl ObjectStore {
         set: &Arc<ErasureSet>,
         bucket: &str,
         verify: bool,
-        rate_bytes: u64,
-        started: Instant,
+        pacer: &mut Pacer,
         report: &mut PassReport,
     ) {
         // Walk the keys of this set through its online drives; a drive that
@@ -482,20 +592,30 @@ impl ObjectStore {
                 let answers = self.fetch_versions_of(set, bucket, key).await;
                 for version in quorum::resolve(&answers, set.data()) {
                     report.versions_checked += 1;
-                    let (healthy, bytes) = if verify {
-                        self.verify_version(bucket, key, version.uid).await.unwrap_or((false, 0))
+                    let (health, bytes) = if verify {
+                        self.verify_version(bucket, key, version.uid).await.unwrap_or((Health::Lacking, 0))
                     } else {
                         (self.quick_check(set, bucket, &version).await, 0)
                     };
                     report.bytes_checked += bytes;
-                    if !healthy {
-                        report.problems_found += 1;
-                        self.heal.push(bucket, key, version.uid);
+                    match health {
+                        Health::Whole => {}
+                        Health::Lacking => {
+                            report.problems_found += 1;
+                            self.heal.push(bucket, key, version.uid);
+                        }
+                        // Nothing to repair until a drive comes back: set it
+                        // aside with the heals that wait for one, rather than
+                        // have heal read every piece of it again each pass.
+                        Health::AwaitingDrives => {
+                            report.problems_found += 1;
+                            self.heal.park((bucket.to_owned(), key.clone(), version.uid));
+                        }
                     }
                     *self.stats.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
-                    if verify && rate_bytes > 0 {
-                        let due = Duration::from_secs_f64(report.bytes_checked as f64 / rate_bytes as f64);
-                        if let Some(wait) = due.checked_sub(started.elapsed()) {
+                    if verify {
+                        let wait = pacer.charge(bytes, self.stats.foreground.busy(), Instant::now());
+                        if !wait.is_zero() {
                             tokio::time::sleep(wait).await;
                         }
                     }
@@ -517,21 +637,24 @@ impl ObjectStore {
         }
     }
 
-    /// Metadata on every drive and every blob shard present at full length.
-    async fn quick_check(&self, set: &ErasureSet, bucket: &str, version: &Resolved) -> bool {
-        if version.holders.iter().any(|h| !h) {
-            return false;
+    /// Metadata on every online drive and every blob shard there at full
+    /// length; whole if every drive is online too.
+    async fn quick_check(&self, set: &ErasureSet, bucket: &str, version: &Resolved) -> Health {
+        let online = set.online_positions();
+        let waiting = Health::of_online(true, online.len(), set.total());
+        if online.iter().any(|&p| !version.holders[p]) {
+            return Health::Lacking;
         }
         let Some(layout) = version.record.layout.as_ref().filter(|l| !l.inline && version.record.size > 0) else {
-            return true;
+            return waiting;
         };
         let Ok(geometry) = bulwark_erasure::Geometry::new(layout.data, layout.parity, layout.block_size) else {
-            return false;
+            return Health::Lacking;
         };
         for part in &layout.parts {
-            let Some(blob) = part.blob.as_deref().and_then(parse_blob_id) else { return false };
+            let Some(blob) = part.blob.as_deref().and_then(parse_blob_id) else { return Health::Lacking };
             let expected = geometry.shard_len(part.size);
-            let checks = (0..set.total()).map(|p| {
+            let checks = online.iter().map(|&p| {
                 let drive = set.drives[p].clone();
                 async move {
                     match drive.open_blob(bucket, blob).await {
@@ -541,16 +664,53 @@ impl ObjectStore {
                 }
             });
             if join_all(checks).await.into_iter().any(|ok| !ok) {
-                return false;
+                return Health::Lacking;
             }
         }
-        true
+        waiting
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_scrub_pays_each_version_its_bytes_and_small_ones_a_minimum() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(1 << 20, start);
+        // 1 MiB at 1 MiB/s: due one second after the start.
+        assert_eq!(pacer.charge(1 << 20, false, start), Duration::from_secs(1));
+        // A 4 KiB version costs the minimum: 64 KiB = 1/16 s more.
+        assert_eq!(pacer.charge(4096, false, start + Duration::from_secs(1)), Duration::from_micros(62_500));
+        // Unlimited: never waits.
+        assert_eq!(Pacer::new(0, start).charge(1 << 30, true, start), Duration::ZERO);
+    }
+
+    #[test]
+    fn the_scrub_slows_down_while_clients_are_served_and_never_bursts_to_catch_up() {
+        let start = Instant::now();
+        let mut pacer = Pacer::new(1 << 20, start);
+        assert_eq!(pacer.charge(1 << 20, true, start), Duration::from_secs(SCRUB_FOREGROUND_SLOWDOWN));
+        // A pass that fell a minute behind (slow disks) is forgiven all but
+        // SCRUB_CATCH_UP_MAX of it: it waits again after one more second's worth.
+        let mut late = Pacer::new(1 << 20, start);
+        let now = start + Duration::from_secs(60);
+        assert_eq!(late.charge(1 << 20, false, now), Duration::ZERO, "within the catch-up allowance");
+        assert_eq!(late.charge(1 << 20, false, now), Duration::from_secs(1));
+    }
+
+    #[test]
+    fn the_server_is_busy_while_a_request_is_served_and_a_moment_after() {
+        let foreground = Foreground::default();
+        assert!(!foreground.busy(), "no request yet");
+        let request = foreground.begin();
+        assert!(foreground.busy());
+        drop(request);
+        assert!(foreground.busy(), "a request began less than a second ago");
+        foreground.last_started_ns.store(1, Ordering::Release);
+        assert!(!foreground.busy(), "the last request began long ago and none is in flight");
+    }
 
     #[test]
     fn parked_heals_wait_outside_the_queue_until_unparked_and_count_as_deferred() {

@@ -39,7 +39,7 @@ mod write;
 pub use checksum::{ChecksumAlgorithm, ChecksumType, StoredChecksum};
 pub use documents::Document;
 pub use heal::{HealOutcome, VerifyReport};
-pub use healer::{DriveStatus, HealQueue, HealStats, HealerConfig, PassReport, Status};
+pub use healer::{DriveStatus, ForegroundRequest, HealQueue, HealStats, HealerConfig, PassReport, Status};
 pub use meta::{BucketRecord, ContentHeaders, DefaultEncryption, PublicAccessBlock};
 pub use names::{validate_bucket_name, validate_object_key};
 pub use rekey::{ManagedPage, ManagedVersion};

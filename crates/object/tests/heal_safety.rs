@@ -194,3 +194,33 @@ async fn a_drive_whose_record_copy_differs_from_the_majority_is_found_by_the_sca
     let repaired = drives[0].get_versions(BUCKET, "key").await.expect("versions").remove(0);
     assert_eq!(repaired.record, stored.record, "drive 0 holds the majority's bytes again");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn while_a_drive_is_away_the_scanner_sets_aside_what_only_it_lacks_and_queues_what_an_online_drive_lacks() {
+    // With a drive offline every version lacks its shard there. Queuing them
+    // all would have heal read every piece of every object each pass, for as
+    // long as the drive is away, to find nothing it can do.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    let data = vec![3u8; 3 * 1024 * 1024];
+    for key in ["whole", "damaged"] {
+        store
+            .put_object(BUCKET, key, body(data.clone()), Some(data.len() as u64), PutOptions::default())
+            .await
+            .expect("put");
+    }
+    bulwark_object::testing::set_drive_online(dir.path(), &drives[5], 5, false).await;
+    // An online drive loses the record of one of them.
+    let lost = drives[0].get_versions(BUCKET, "damaged").await.expect("versions").remove(0);
+    let op = MetaOp::DeleteVersion { bucket: BUCKET.into(), key: "damaged".into(), uid: lost.uid };
+    drives[0].commit(vec![op]).await.expect("delete the record");
+
+    let pass = store.scan_pass(false, 0, Some(BUCKET)).await;
+    assert_eq!(pass.problems_found, 2, "both are short of full redundancy");
+    assert_eq!(store.heal_queue().len(), 1, "only the version an online drive lacks is queued");
+    assert_eq!(store.heal_queue().deferred(), 1, "the other waits for the drive");
+    let outcome = store.heal_version(BUCKET, "damaged", lost.uid).await.expect("heal");
+    assert!(matches!(outcome, HealOutcome::Deferred { offline: 1 }), "{outcome:?}");
+    assert_eq!(drives[0].get_versions(BUCKET, "damaged").await.expect("versions").len(), 1, "record restored");
+}

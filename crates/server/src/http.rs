@@ -132,6 +132,8 @@ pub async fn serve(
 }
 
 async fn handle(service: &S3Service, store: &ObjectStore, request: http::Request<Incoming>) -> Response<Body> {
+    // The scrub slows down while clients are served.
+    let _foreground = store.foreground_request();
     if is_metrics_request(&request) {
         let mut response = Response::new(Body::from(crate::metrics::render(store)));
         response
