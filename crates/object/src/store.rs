@@ -942,7 +942,7 @@ impl ObjectStore {
         let key_marker = params.key_marker.clone().filter(|m| !m.is_empty());
         let version_marker = params.version_id_marker.clone().filter(|m| !m.is_empty());
         // Where to resume: after a whole key, or after one version of it.
-        let mut resume_latest: Option<(String, Option<VersionUid>)> = None;
+        let mut resume: Option<Resume> = None;
         let from = match (&key_marker, &version_marker) {
             (Some(key), Some(version)) => {
                 let set = self.set_for(bucket, key);
@@ -961,7 +961,13 @@ impl ObjectStore {
                         .ok_or_else(|| Error::InvalidArgument("Invalid version id specified".into()))?,
                     (None, None) => [0xFF; 16],
                 };
-                resume_latest = Some((key.clone(), versions.first().map(|v| v.uid)));
+                resume = Some(Resume {
+                    key: key.clone(),
+                    latest: versions.first().map(|v| v.uid),
+                    // The key's null version, if it came at or before the marker:
+                    // an older null record awaiting its purge is not shown either.
+                    null_listed: versions.iter().any(|v| v.record.version_id.is_none() && v.uid >= uid),
+                });
                 ScanFrom::AfterVersion(key.clone(), uid)
             }
             (Some(key), None) if key.as_str() >= params.prefix.as_str() => ScanFrom::AfterKey(key.clone()),
@@ -1005,11 +1011,14 @@ impl ObjectStore {
                 continue;
             };
             let versions = quorum::resolve(&answers, self.sets[set].data());
-            let latest = match &resume_latest {
-                Some((resumed, latest)) if *resumed == key => *latest,
-                _ => versions.first().map(|v| v.uid),
+            let (latest, null_listed) = match &resume {
+                Some(resumed) if resumed.key == key => (resumed.latest, resumed.null_listed),
+                _ => (versions.first().map(|v| v.uid), false),
             };
             for version in versions {
+                if null_listed && version.record.version_id.is_none() {
+                    continue;
+                }
                 if count == max_keys {
                     page.is_truncated = true;
                     break 'keys;
@@ -1803,6 +1812,15 @@ impl WrittenData {
     }
 }
 
+/// A version listing resumed within a key (after its version marker).
+struct Resume {
+    key: String,
+    /// The key's latest version, to flag it though it was on an earlier page.
+    latest: Option<VersionUid>,
+    /// Whether the key's null version was on an earlier page.
+    null_listed: bool,
+}
+
 struct Cursor {
     set: usize,
     position: usize,
@@ -1818,7 +1836,7 @@ fn skip_prefix(cursors: &mut [Cursor], common: &str) {
             cursor.buffer.pop_front();
         }
         if cursor.buffer.is_empty() && !cursor.exhausted {
-            cursor.from = ScanFrom::AfterKey(format!("{common}\u{10FFFF}"));
+            cursor.from = ScanFrom::AfterPrefix(common.to_owned());
         }
     }
 }

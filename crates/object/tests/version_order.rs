@@ -157,3 +157,73 @@ async fn the_latest_version_is_found_behind_a_long_run_of_failed_writes() {
         "the acknowledged version is still the latest"
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_version_listing_resumed_after_the_null_version_does_not_list_a_second_one() {
+    // Overwriting the null version leaves the old null record until an
+    // asynchronous purge removes it. A listing shows only the newest null
+    // version; one resumed page by page must not show the older one as well.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    store.put_bucket_versioning(BUCKET, Versioning::Enabled).await.expect("enable versioning");
+    let small = || body(b"versioned".to_vec());
+    store.put_object(BUCKET, "k", small(), Some(9), PutOptions::default()).await.expect("put v1");
+    store.put_bucket_versioning(BUCKET, Versioning::Suspended).await.expect("suspend versioning");
+    store.put_object(BUCKET, "k", small(), Some(9), PutOptions::default()).await.expect("put null");
+    // An older null record that the purge has not removed yet.
+    for drive in &drives {
+        let null = drive.get_versions(BUCKET, "k").await.expect("versions").remove(0);
+        let op = MetaOp::PutVersion {
+            bucket: BUCKET.into(),
+            key: "k".into(),
+            uid: [0x01; 16],
+            record: null.record.clone(),
+            inline: None,
+        };
+        drive.commit(vec![op]).await.expect("old null record");
+    }
+
+    let whole = store
+        .list_object_versions(
+            BUCKET,
+            bulwark_object::VersionListParams {
+                prefix: String::new(),
+                delimiter: None,
+                key_marker: None,
+                version_id_marker: None,
+                max_keys: 1000,
+            },
+        )
+        .await
+        .expect("list");
+    let ids = |entries: &[bulwark_object::VersionEntry]| {
+        entries.iter().map(|v| v.version_id.clone().unwrap_or_else(|| "null".into())).collect::<Vec<_>>()
+    };
+    assert_eq!(ids(&whole.versions).len(), 2, "one null version and v1: {:?}", ids(&whole.versions));
+
+    let mut paged = Vec::new();
+    let (mut key_marker, mut version_id_marker) = (None, None);
+    loop {
+        let page = store
+            .list_object_versions(
+                BUCKET,
+                bulwark_object::VersionListParams {
+                    prefix: String::new(),
+                    delimiter: None,
+                    key_marker: key_marker.clone(),
+                    version_id_marker: version_id_marker.clone(),
+                    max_keys: 1,
+                },
+            )
+            .await
+            .expect("list a page");
+        paged.extend(ids(&page.versions));
+        if !page.is_truncated {
+            break;
+        }
+        (key_marker, version_id_marker) = (page.next_key_marker, page.next_version_id_marker);
+        assert!(paged.len() <= 3, "the listing does not end: {paged:?}");
+    }
+    assert_eq!(paged, ids(&whole.versions), "page by page lists what one page does");
+}

@@ -135,6 +135,9 @@ pub enum ScanFrom {
     AfterKey(String),
     /// After the version `uid` of `key` (later versions of the same key first).
     AfterVersion(String, VersionUid),
+    /// After every key that starts with this prefix (a listing's rolled-up
+    /// common prefix).
+    AfterPrefix(String),
 }
 
 #[async_trait]
