@@ -64,7 +64,8 @@ pub struct HealQueue {
     /// Heals deferred until a drive changes state (or the parked interval).
     /// Retrying them at once would read every piece of every version again
     /// and again for as long as a drive is away.
-    parked: Mutex<HashSet<HealEntry>>,
+    /// In the order they were parked, and as a set (parking is O(1)).
+    parked: Mutex<(Vec<HealEntry>, HashSet<HealEntry>)>,
 }
 
 impl HealQueue {
@@ -111,21 +112,21 @@ impl HealQueue {
 
     /// Heals waiting: for a drive, or for a retry.
     pub fn deferred(&self) -> usize {
-        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let parked = self.parked.lock().unwrap_or_else(|e| e.into_inner()).0.len();
         self.deferred.load(Ordering::Acquire) as usize + parked
     }
 
     /// Sets a deferred heal aside until [`HealQueue::unpark_all`].
     fn park(&self, entry: HealEntry) {
         let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        if parked.len() < HEAL_QUEUE_MAX {
-            parked.insert(entry);
+        if parked.0.len() < HEAL_QUEUE_MAX && parked.1.insert(entry.clone()) {
+            parked.0.push(entry);
         }
     }
 
     /// Queues every parked heal again.
     fn unpark_all(&self) {
-        let parked = std::mem::take(&mut *self.parked.lock().unwrap_or_else(|e| e.into_inner()));
+        let (parked, _) = std::mem::take(&mut *self.parked.lock().unwrap_or_else(|e| e.into_inner()));
         for (bucket, key, uid) in parked {
             self.push(&bucket, &key, uid);
         }

@@ -378,21 +378,21 @@ impl ObjectStore {
         key: &str,
         limit: usize,
     ) -> Vec<Option<Vec<StoredVersion>>> {
-        join_all((0..set.total()).map(|p| {
-            let drive = set.drives[p].clone();
-            async move {
-                if !drive.is_online() {
-                    return None;
-                }
-                match drive.get_newest_versions(bucket, key, limit).await {
-                    Ok(versions) => Some(versions),
-                    Err(e) => {
-                        tracing::warn!(drive = %drive.info().label, error = %e, "metadata read failed");
-                        None
-                    }
-                }
-            }
-        }))
+        read_online_drives(set, |drive| async move { drive.get_newest_versions(bucket, key, limit).await }).await
+    }
+
+    /// The record of version `uid` on each drive (`Some(empty)` where a
+    /// drive does not hold it; `None` where it is offline or its read failed).
+    async fn fetch_version(
+        &self,
+        set: &ErasureSet,
+        bucket: &str,
+        key: &str,
+        uid: VersionUid,
+    ) -> Vec<Option<Vec<StoredVersion>>> {
+        read_online_drives(set, |drive| async move {
+            drive.get_version(bucket, key, uid).await.map(|stored| stored.into_iter().collect())
+        })
         .await
     }
 
@@ -414,8 +414,19 @@ impl ObjectStore {
         key: &str,
         version_id: Option<&str>,
     ) -> Vec<Resolved> {
-        if version_id.is_some() {
-            return self.resolve_key(set, bucket, key).await;
+        if let Some(id) = version_id {
+            // A version id is its uid in hex: that record alone, on every
+            // drive, tells whether the version is there. The null version
+            // has no id of its own and is found among them all.
+            let uid = parse_version_id(id)
+                .ok()
+                .flatten()
+                .and_then(|hex_id| hex::decode(hex_id).ok())
+                .and_then(|bytes| VersionUid::try_from(bytes).ok());
+            return match uid {
+                Some(uid) => quorum::resolve(&self.fetch_version(set, bucket, key, uid).await, set.data()),
+                None => self.resolve_key(set, bucket, key).await,
+            };
         }
         let answers = self.fetch_newest_versions(set, bucket, key, LATEST_WINDOW).await;
         let resolved = quorum::resolve(&answers, set.data());
@@ -1839,6 +1850,28 @@ fn skip_prefix(cursors: &mut [Cursor], common: &str) {
             cursor.from = ScanFrom::AfterPrefix(common.to_owned());
         }
     }
+}
+
+/// Asks every online drive of `set` at once; `None` where a drive is offline
+/// or its read failed (logged).
+async fn read_online_drives<T, F, Fut>(set: &ErasureSet, read: F) -> Vec<Option<T>>
+where
+    F: Fn(Arc<dyn bulwark_storage::Drive>) -> Fut,
+    Fut: std::future::Future<Output = bulwark_storage::Result<T>>,
+{
+    join_all(set.drives.iter().map(|drive| {
+        let reading = drive.is_online().then(|| read(drive.clone()));
+        async move {
+            match reading?.await {
+                Ok(answer) => Some(answer),
+                Err(e) => {
+                    tracing::warn!(drive = %drive.info().label, error = %e, "metadata read failed");
+                    None
+                }
+            }
+        }
+    }))
+    .await
 }
 
 /// Commits per-position batches on `positions` in parallel; returns where it succeeded.

@@ -175,6 +175,12 @@ pub trait Drive: Send + Sync + fmt::Debug {
         Ok(versions)
     }
 
+    /// The record of version `uid` of `key`, if this drive holds it: what a
+    /// read by version id needs, however long the key's history.
+    async fn get_version(&self, bucket: &str, key: &str, uid: VersionUid) -> Result<Option<StoredVersion>> {
+        Ok(self.get_versions(bucket, key).await?.into_iter().find(|stored| stored.uid == uid))
+    }
+
     /// This drive's inline shard of version `uid`, if it has one.
     async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>>;
 

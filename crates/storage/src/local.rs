@@ -620,6 +620,20 @@ impl Drive for LocalDrive {
         .await
     }
 
+    async fn get_version(&self, bucket: &str, key: &str, uid: VersionUid) -> Result<Option<StoredVersion>> {
+        let raw = keys::version_key(bucket, key, &uid);
+        let key = key.to_owned();
+        self.read(move |txn| {
+            let table = txn.open_table(VERSIONS)?;
+            Ok(table.get(raw.as_slice())?.map(|record| StoredVersion {
+                key,
+                uid,
+                record: Bytes::copy_from_slice(record.value()),
+            }))
+        })
+        .await
+    }
+
     async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>> {
         self.read(move |txn| {
             let table = txn.open_table(INLINE)?;
@@ -1044,6 +1058,12 @@ mod tests {
         assert_eq!(newest.iter().map(|v| (v.key.as_str(), v.uid[0])).collect::<Vec<_>>(), vec![("a", 4), ("a", 3)]);
         let all = drive.get_newest_versions("b", "a", 10).await.expect("all of a");
         assert_eq!(all.iter().map(|v| v.uid[0]).collect::<Vec<_>>(), vec![4, 3, 2, 1], "not a/x");
+        // One version by its uid, and none of another key's.
+        let one = drive.get_version("b", "a", [2; 16]).await.expect("one version").expect("held");
+        assert_eq!((one.key.as_str(), one.uid, one.record), ("a", [2; 16], Bytes::from("a2")));
+        assert!(drive.get_version("b", "a", [3; 16]).await.expect("lookup").is_some());
+        assert!(drive.get_version("b", "a/x", [2; 16]).await.expect("lookup").is_none(), "uid 2 is a's, not a/x's");
+        assert!(drive.get_version("b", "a", [9; 16]).await.expect("lookup").is_none());
     }
 
     #[tokio::test]

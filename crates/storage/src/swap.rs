@@ -67,6 +67,9 @@ impl Drive for SwappableDrive {
     async fn get_newest_versions(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<StoredVersion>> {
         self.current().get_newest_versions(bucket, key, limit).await
     }
+    async fn get_version(&self, bucket: &str, key: &str, uid: VersionUid) -> Result<Option<StoredVersion>> {
+        self.current().get_version(bucket, key, uid).await
+    }
     async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>> {
         self.current().get_inline(uid).await
     }

@@ -138,6 +138,9 @@ impl Drive for TimedDrive {
     async fn get_newest_versions(&self, bucket: &str, key: &str, limit: usize) -> Result<Vec<StoredVersion>> {
         self.deadline.run(self.inner.get_newest_versions(bucket, key, limit)).await
     }
+    async fn get_version(&self, bucket: &str, key: &str, uid: VersionUid) -> Result<Option<StoredVersion>> {
+        self.deadline.run(self.inner.get_version(bucket, key, uid)).await
+    }
     async fn get_inline(&self, uid: VersionUid) -> Result<Option<Bytes>> {
         self.deadline.run(self.inner.get_inline(uid)).await
     }
