@@ -25,6 +25,7 @@ use bytes::Bytes;
 use futures::future::join_all;
 use serde::{Deserialize, Serialize};
 
+use crate::Result;
 use crate::heal::HealOutcome;
 use crate::now_ns;
 use crate::quorum::{self, Resolved};
@@ -63,19 +64,44 @@ pub struct HealQueue {
     deferred: AtomicU64,
     /// Heals deferred until a drive changes state (or the parked interval).
     /// Retrying them at once would read every piece of every version again
-    /// and again for as long as a drive is away.
-    /// In the order they were parked, and as a set (parking is O(1)).
+    /// and again for as long as a drive is away. In the order they were
+    /// parked, and as a set (parking is O(1)).
     parked: Mutex<(Vec<HealEntry>, HashSet<HealEntry>)>,
+    /// Parked or queued versions whose only known shortfall is drives that
+    /// were offline (set aside by the scanner or the scrub). When a drive
+    /// comes back they are checked by records and shard lengths, not read
+    /// piece by piece: a drive back from a reboot does not make heal read
+    /// every object. Bit rot is the scrub's to find.
+    awaiting_drives: Mutex<HashSet<HealEntry>>,
 }
 
 impl HealQueue {
+    /// Queues a version found short of full redundancy, to be healed whole.
     pub fn push(&self, bucket: &str, key: &str, uid: VersionUid) {
-        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         let entry = (bucket.to_owned(), key.to_owned(), uid);
+        self.awaiting_drives.lock().unwrap_or_else(|e| e.into_inner()).remove(&entry);
+        self.enqueue(entry);
+    }
+
+    fn enqueue(&self, entry: HealEntry) {
+        let mut inner = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         if inner.0.len() < HEAL_QUEUE_MAX && inner.1.insert(entry.clone()) {
             inner.0.push_back(entry);
             self.notify.notify_one();
         }
+    }
+
+    /// Parks a version whole on every online drive that lacks only what
+    /// offline drives hold.
+    fn park_awaiting_drives(&self, entry: HealEntry) {
+        if self.park(entry.clone()) {
+            self.awaiting_drives.lock().unwrap_or_else(|e| e.into_inner()).insert(entry);
+        }
+    }
+
+    /// Whether `entry` was only waiting for drives (and forgets it).
+    fn take_awaiting_drives(&self, entry: &HealEntry) -> bool {
+        self.awaiting_drives.lock().unwrap_or_else(|e| e.into_inner()).remove(entry)
     }
 
     fn try_pop(&self) -> Option<HealEntry> {
@@ -116,19 +142,27 @@ impl HealQueue {
         self.deferred.load(Ordering::Acquire) as usize + parked
     }
 
-    /// Sets a deferred heal aside until [`HealQueue::unpark_all`].
-    fn park(&self, entry: HealEntry) {
+    /// Sets a deferred heal aside until [`HealQueue::retry_parked`]; whether
+    /// it is parked now (false when full).
+    fn park(&self, entry: HealEntry) -> bool {
         let mut parked = self.parked.lock().unwrap_or_else(|e| e.into_inner());
-        if parked.0.len() < HEAL_QUEUE_MAX && parked.1.insert(entry.clone()) {
-            parked.0.push(entry);
+        if parked.1.contains(&entry) {
+            return true;
         }
+        if parked.0.len() >= HEAL_QUEUE_MAX {
+            return false;
+        }
+        parked.1.insert(entry.clone());
+        parked.0.push(entry);
+        true
     }
 
-    /// Queues every parked heal again.
-    fn unpark_all(&self) {
+    /// Queues every parked heal again (the drive monitor does when a drive
+    /// comes or goes, and every few minutes).
+    pub fn retry_parked(&self) {
         let (parked, _) = std::mem::take(&mut *self.parked.lock().unwrap_or_else(|e| e.into_inner()));
-        for (bucket, key, uid) in parked {
-            self.push(&bucket, &key, uid);
+        for entry in parked {
+            self.enqueue(entry);
         }
     }
 }
@@ -460,40 +494,85 @@ impl ObjectStore {
 
     async fn heal_worker(self: Arc<Self>) {
         loop {
-            let (bucket, key, uid) = self.heal.pop().await;
-            let outcome = self.heal_version(&bucket, &key, uid).await;
-            let set = self.set_for_key(&bucket, &key);
-            match outcome {
-                Ok(HealOutcome::Healed { shards_rebuilt, records_restored }) => {
-                    self.stats.healed.fetch_add(1, Ordering::Relaxed);
-                    self.stats.shards_rebuilt.fetch_add(shards_rebuilt as u64, Ordering::Relaxed);
-                    self.stats.records_restored.fetch_add(records_restored as u64, Ordering::Relaxed);
-                    forget_entry(&set, uid).await;
-                }
-                Ok(HealOutcome::Healthy | HealOutcome::NotFound) => forget_entry(&set, uid).await,
-                Ok(HealOutcome::Removed) => {
-                    self.stats.removed.fetch_add(1, Ordering::Relaxed);
-                    forget_entry(&set, uid).await;
-                }
-                Ok(HealOutcome::Unrepairable { detail }) => {
-                    let mut list = self.stats.unrepairable.lock().unwrap_or_else(|e| e.into_inner());
-                    if list.len() < UNREPAIRABLE_LIST_MAX {
-                        list.push(format!("{bucket}/{key} (version {}): {detail}", hex::encode(uid)));
-                    }
-                }
-                Ok(HealOutcome::Deferred { .. }) => self.heal.park((bucket, key, uid)),
-                Err(_) => {
-                    let store = self.clone();
-                    self.heal.deferred.fetch_add(1, Ordering::AcqRel);
-                    tokio::spawn(async move {
-                        tokio::time::sleep(HEAL_RETRY_DELAY).await;
-                        store.heal.push(&bucket, &key, uid);
-                        store.heal.deferred.fetch_sub(1, Ordering::AcqRel);
-                    });
-                }
-            }
+            let entry = self.heal.pop().await;
+            // Filed by heal_entry (counted, forgotten, parked or retried).
+            let _ = self.heal_entry(entry).await;
             self.heal.done();
         }
+    }
+
+    /// Heals the next queued version, if any (what the heal workers do, for
+    /// tests that run no background work); returns the outcome.
+    pub async fn heal_next_queued(&self) -> Option<Result<HealOutcome>> {
+        let entry = self.heal.try_pop()?;
+        let outcome = self.heal_entry(entry).await;
+        self.heal.done();
+        Some(outcome)
+    }
+
+    /// Heals one version taken from the queue and files the outcome: counted,
+    /// forgotten, parked, or retried later.
+    async fn heal_entry(&self, entry: HealEntry) -> Result<HealOutcome> {
+        let outcome = if self.heal.take_awaiting_drives(&entry) {
+            self.recheck_awaiting_drives(&entry).await
+        } else {
+            self.heal_version(&entry.0, &entry.1, entry.2).await
+        };
+        let (bucket, key, uid) = entry;
+        let set = self.set_for_key(&bucket, &key);
+        match &outcome {
+            Ok(HealOutcome::Healed { shards_rebuilt, records_restored }) => {
+                self.stats.healed.fetch_add(1, Ordering::Relaxed);
+                self.stats.shards_rebuilt.fetch_add(*shards_rebuilt as u64, Ordering::Relaxed);
+                self.stats.records_restored.fetch_add(*records_restored as u64, Ordering::Relaxed);
+                forget_entry(&set, uid).await;
+            }
+            Ok(HealOutcome::Healthy | HealOutcome::NotFound) => forget_entry(&set, uid).await,
+            Ok(HealOutcome::Removed) => {
+                self.stats.removed.fetch_add(1, Ordering::Relaxed);
+                forget_entry(&set, uid).await;
+            }
+            Ok(HealOutcome::Unrepairable { detail }) => {
+                let mut list = self.stats.unrepairable.lock().unwrap_or_else(|e| e.into_inner());
+                if list.len() < UNREPAIRABLE_LIST_MAX {
+                    list.push(format!("{bucket}/{key} (version {}): {detail}", hex::encode(uid)));
+                }
+            }
+            Ok(HealOutcome::Deferred { .. }) => {
+                self.heal.park((bucket, key, uid));
+            }
+            Err(_) => {
+                let heal = self.heal.clone();
+                heal.deferred.fetch_add(1, Ordering::AcqRel);
+                tokio::spawn(async move {
+                    tokio::time::sleep(HEAL_RETRY_DELAY).await;
+                    heal.push(&bucket, &key, uid);
+                    heal.deferred.fetch_sub(1, Ordering::AcqRel);
+                });
+            }
+        }
+        outcome
+    }
+
+    /// A version that lacked only what offline drives hold, back in the queue
+    /// because a drive changed state: whole if every drive now holds its
+    /// record and full-length shards (nothing is read piece by piece), still
+    /// waiting if drives are still away, else healed.
+    async fn recheck_awaiting_drives(&self, entry: &HealEntry) -> Result<HealOutcome> {
+        let (bucket, key, uid) = entry;
+        let set = self.set_for_key(bucket, key);
+        let answers = self.fetch_versions_of(&set, bucket, key).await;
+        if let Some(version) = quorum::resolve(&answers, set.data()).into_iter().find(|v| v.uid == *uid) {
+            match self.quick_check(&set, bucket, &version).await {
+                Health::Whole => return Ok(HealOutcome::Healthy),
+                Health::AwaitingDrives => {
+                    self.heal.park_awaiting_drives(entry.clone());
+                    return Ok(HealOutcome::Deferred { offline: set.total() - set.online_positions().len() });
+                }
+                Health::Lacking => {}
+            }
+        }
+        self.heal_version(bucket, key, *uid).await
     }
 
     async fn drive_monitor(self: Arc<Self>) {
@@ -514,7 +593,7 @@ impl ObjectStore {
             // Deferred heals go again when a drive comes or goes, and now
             // and then (a drive that refused a shard may have room again).
             if changed || parked_since.elapsed() >= PARKED_RETRY_INTERVAL {
-                self.heal.unpark_all();
+                self.heal.retry_parked();
                 parked_since = Instant::now();
             }
         }
@@ -610,7 +689,7 @@ impl ObjectStore {
                         // have heal read every piece of it again each pass.
                         Health::AwaitingDrives => {
                             report.problems_found += 1;
-                            self.heal.park((bucket.to_owned(), key.clone(), version.uid));
+                            self.heal.park_awaiting_drives((bucket.to_owned(), key.clone(), version.uid));
                         }
                     }
                     *self.stats.current.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
@@ -721,7 +800,7 @@ mod tests {
         queue.park(("b".into(), "other".into(), [2; 16]));
         assert!(queue.is_empty(), "a parked heal is not retried by the workers");
         assert_eq!(queue.deferred(), 2, "each parked heal once");
-        queue.unpark_all();
+        queue.retry_parked();
         assert_eq!((queue.len(), queue.deferred()), (2, 0), "back in the queue");
         assert_eq!(queue.try_pop().map(|(_, key, _)| key).as_deref(), Some("k"));
     }

@@ -224,3 +224,53 @@ async fn while_a_drive_is_away_the_scanner_sets_aside_what_only_it_lacks_and_que
     assert!(matches!(outcome, HealOutcome::Deferred { offline: 1 }), "{outcome:?}");
     assert_eq!(drives[0].get_versions(BUCKET, "damaged").await.expect("versions").len(), 1, "record restored");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_drive_back_from_an_absence_gets_what_it_missed_without_every_object_being_read_whole() {
+    // While a drive is away the scanner sets every object aside for it. When
+    // it returns, an object it holds whole is checked by its record and shard
+    // lengths, not read piece by piece (a reboot must not make heal read the
+    // whole store); what was written while it was away is rebuilt onto it;
+    // bit rot elsewhere is left to the scrub, which finds it.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    let data = vec![5u8; 3 * 1024 * 1024];
+    let put = |key: &'static str| {
+        store.put_object(BUCKET, key, body(data.clone()), Some(data.len() as u64), PutOptions::default())
+    };
+    put("before").await.expect("put before");
+    bulwark_object::testing::set_drive_online(dir.path(), &drives[5], 5, false).await;
+    put("during").await.expect("put during the absence");
+    let pass = store.scan_pass(false, 0, Some(BUCKET)).await;
+    assert_eq!(pass.problems_found, 2, "both lack drive 5");
+    // Bit rot in drive 0's shard of the object written before the absence.
+    let record = drives[0].get_versions(BUCKET, "before").await.expect("versions").remove(0).record;
+    let record: bulwark_object::meta::VersionRecord = bulwark_object::meta::decode("version", &record).expect("decode");
+    let blob = record.layout.expect("layout").parts[0].blob.clone().expect("a blob");
+    let shard = files_under(&dir.path().join("drive-0"))
+        .into_iter()
+        .find(|path| path.to_string_lossy().contains(&blob))
+        .expect("drive 0's shard of `before`");
+    let mut bytes = std::fs::read(&shard).expect("read the shard");
+    let middle = bytes.len() / 2;
+    bytes[middle] ^= 0x40;
+    std::fs::write(&shard, bytes).expect("rot one byte");
+
+    bulwark_object::testing::set_drive_online(dir.path(), &drives[5], 5, true).await;
+    store.heal_queue().retry_parked();
+    while let Some(outcome) = store.heal_next_queued().await {
+        outcome.expect("heal answers");
+    }
+    assert_eq!(drives[5].get_versions(BUCKET, "during").await.expect("versions").len(), 1, "drive 5 got `during`");
+    let rebuilt = || store.heal_stats().shards_rebuilt.load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(rebuilt(), 1, "only drive 5's shard of `during`: `before` was not read piece by piece");
+
+    let scrub = store.scan_pass(true, 0, Some(BUCKET)).await;
+    assert_eq!(scrub.problems_found, 1, "the scrub finds the rot");
+    while let Some(outcome) = store.heal_next_queued().await {
+        outcome.expect("heal answers");
+    }
+    assert_eq!(rebuilt(), 2, "and heal rebuilds drive 0's shard of `before`");
+    assert_eq!(read_object(&store, BUCKET, "before", None).await.expect("read"), data);
+}
