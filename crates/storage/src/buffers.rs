@@ -21,7 +21,10 @@
 //! Reads have their own pool, [`PIECES`]: a GET reads every block as K
 //! pieces (512 KiB with 2 MiB blocks and K = 4) on blocking threads, and the
 //! pieces are dropped on another thread once sent; allocated afresh, they
-//! churn pages and spread over the allocator's per-thread arenas.
+//! churn pages and spread over the allocator's per-thread arenas. Pieces of
+//! large blobs are read with `O_DIRECT` into buffers of [`DIRECT`], which
+//! keep their contents between uses: the disk writes into them, so they need
+//! no zeroing and no unsafe code to be read into, only once when first made.
 
 use std::sync::Mutex;
 
@@ -40,14 +43,38 @@ pub const POOLED_PIECES_MAX: usize = 128;
 /// The pool of the pieces blob reads return.
 pub static PIECES: Pool = Pool::new(POOLED_PIECES_MAX);
 
+/// The pool of the buffers `O_DIRECT` reads fill (kept filled: see
+/// [`Pool::take_filled`]).
+pub static DIRECT: Pool = Pool::filled(POOLED_PIECES_MAX);
+
 pub struct Pool {
     free: Mutex<Vec<Vec<u8>>>,
     max: usize,
+    /// Buffers come back with their contents instead of emptied.
+    keeps_contents: bool,
 }
 
 impl Pool {
     pub const fn new(max: usize) -> Pool {
-        Pool { free: Mutex::new(Vec::new()), max }
+        Pool { free: Mutex::new(Vec::new()), max, keeps_contents: false }
+    }
+
+    /// A pool whose buffers keep their length (and stale contents) when they
+    /// come back; take them with [`Pool::take_filled`].
+    pub const fn filled(max: usize) -> Pool {
+        Pool { free: Mutex::new(Vec::new()), max, keeps_contents: true }
+    }
+
+    /// A buffer at least `len` bytes long whose bytes are whatever was last
+    /// in it (zero where it never held anything): to be overwritten, as a
+    /// read overwrites it. Only a new buffer, or the part of a recycled one
+    /// beyond its old length, is zeroed.
+    pub fn take_filled(&self, len: usize) -> Vec<u8> {
+        let mut buffer = self.take(len);
+        if buffer.len() < len {
+            buffer.resize(len, 0);
+        }
+        buffer
     }
 
     /// An empty buffer with room for `capacity` bytes: a recycled one of
@@ -68,7 +95,9 @@ impl Pool {
     }
 
     fn give(&self, mut buffer: Vec<u8>) {
-        buffer.clear();
+        if !self.keeps_contents {
+            buffer.clear();
+        }
         if let Ok(mut free) = self.free.lock()
             && free.len() < self.max
         {
@@ -130,6 +159,25 @@ mod tests {
         assert!(again.is_empty(), "handed out empty");
         assert_eq!(again.as_ptr(), address, "the same allocation again");
         assert_eq!(pool.len(), 0);
+    }
+
+    #[test]
+    fn a_filled_pool_hands_back_its_buffers_with_their_length_and_zeroes_only_new_bytes() {
+        let pool: &'static Pool = Box::leak(Box::new(Pool::filled(4)));
+        let fresh = pool.take_filled(8192);
+        assert!(fresh.len() >= 8192 && fresh.iter().all(|&b| b == 0), "a new buffer is zeroed");
+        let mut buffer = fresh;
+        buffer[..4].copy_from_slice(b"read");
+        let address = buffer.as_ptr();
+        drop(pool.freeze(buffer));
+        let again = pool.take_filled(6000);
+        assert_eq!(again.as_ptr(), address, "reused");
+        assert!(again.len() >= 8192, "kept its length");
+        assert_eq!(&again[..4], b"read", "not zeroed again");
+        drop(pool.freeze(again));
+        let longer = pool.take_filled(9000);
+        assert_ne!(longer.as_ptr(), address, "too short: a new buffer");
+        assert!(longer.len() >= 9000 && longer.iter().all(|&b| b == 0));
     }
 
     #[test]

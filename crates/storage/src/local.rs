@@ -231,6 +231,38 @@ impl LocalDrive {
         &self.info.label
     }
 
+    /// Opens a committed blob for reading; one of at least
+    /// [`CACHE_DROP_MIN_BYTES`] is opened a second time with `O_DIRECT`, which
+    /// its pooled reads use (see [`read_direct_at`]).
+    async fn open_reader(&self, bucket: &str, blob: BlobId) -> Result<LocalBlobReader> {
+        self.ensure_online()?;
+        let path = self.blob_path(bucket, &blob);
+        let label = self.label().to_owned();
+        let root = self.root.clone();
+        let (file, direct, len) = tokio::task::spawn_blocking(move || -> io::Result<(File, Option<File>, u64)> {
+            let file = File::open(&path)?;
+            let len = file.metadata()?.len();
+            let direct = if len >= CACHE_DROP_MIN_BYTES { open_direct(&path) } else { None };
+            Ok((file, direct, len))
+        })
+        .await
+        .map_err(|e| io_error(&root, io::Error::other(e)))?
+        .map_err(|e| {
+            if e.kind() == io::ErrorKind::NotFound {
+                Error::BlobNotFound { drive: label.clone() }
+            } else {
+                io_error(&root, e)
+            }
+        })?;
+        Ok(LocalBlobReader {
+            label,
+            file: Arc::new(file),
+            direct: direct.map(Arc::new),
+            len,
+            readahead: Arc::default(),
+        })
+    }
+
     fn ensure_online(&self) -> Result<()> {
         if self.online.load(Ordering::Acquire) {
             Ok(())
@@ -537,25 +569,7 @@ impl Drive for LocalDrive {
     }
 
     async fn open_blob(&self, bucket: &str, blob: BlobId) -> Result<Box<dyn BlobReader>> {
-        self.ensure_online()?;
-        let path = self.blob_path(bucket, &blob);
-        let label = self.label().to_owned();
-        let root = self.root.clone();
-        let (file, len) = tokio::task::spawn_blocking(move || -> io::Result<(File, u64)> {
-            let file = File::open(&path)?;
-            let len = file.metadata()?.len();
-            Ok((file, len))
-        })
-        .await
-        .map_err(|e| io_error(&root, io::Error::other(e)))?
-        .map_err(|e| {
-            if e.kind() == io::ErrorKind::NotFound {
-                Error::BlobNotFound { drive: label.clone() }
-            } else {
-                io_error(&root, e)
-            }
-        })?;
-        Ok(Box::new(LocalBlobReader { label, file: Arc::new(file), len, readahead: Arc::default() }))
+        Ok(Box::new(self.open_reader(bucket, blob).await?))
     }
 
     async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> Result<()> {
@@ -905,6 +919,9 @@ impl BlobWriter for LocalBlobWriter {
 struct LocalBlobReader {
     label: String,
     file: Arc<File>,
+    /// The same file opened with `O_DIRECT`, for a blob that is not cached
+    /// (see [`CACHE_DROP_MIN_BYTES`]) on a file system that allows it.
+    direct: Option<Arc<File>>,
     len: u64,
     readahead: Arc<Readahead>,
 }
@@ -964,10 +981,14 @@ impl LocalBlobReader {
             return Err(Error::ShortRead { drive: self.label.clone(), offset, wanted: len, len: self.len });
         }
         let file = self.file.clone();
+        let direct = self.direct.clone();
         let label = self.label.clone();
         let readahead = self.readahead.clone();
         let file_len = self.len;
         tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+            if let Some(direct) = direct {
+                return read_direct_at(&direct, offset, len, pooled);
+            }
             let read = read_exact_at(&file, offset, len, pooled)?;
             readahead.after_read(&file, offset, offset + len as u64, file_len);
             Ok(read)
@@ -982,6 +1003,57 @@ impl LocalBlobReader {
             }
         })
     }
+}
+
+/// Offsets, lengths and buffer addresses of `O_DIRECT` reads are multiples
+/// of this (the page size; Linux needs the device's logical block size, at
+/// most this).
+const DIRECT_ALIGN_BYTES: usize = 4096;
+
+/// `path` opened again for reading with `O_DIRECT`, or `None` where the file
+/// system refuses it (the buffered file is used instead).
+fn open_direct(path: &Path) -> Option<File> {
+    use rustix::fs::{Mode, OFlags};
+    let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::DIRECT;
+    rustix::fs::open(path, flags, Mode::empty()).ok().map(File::from)
+}
+
+/// Reads exactly `len` bytes at `offset` of a file opened with `O_DIRECT`:
+/// the disk copies the aligned pages around the range straight into a
+/// buffer of [`crate::buffers::DIRECT`] (unless `pooled` is false: then into
+/// a new one only the caller holds), and the range is a view of it.
+///
+/// A large blob is not kept in the page cache (it is dropped once durable),
+/// so a buffered read of it would have the kernel allocate pages, read into
+/// them and copy them out again, and then evict them: an extra pass over
+/// every byte and, where a VM's host takes back free memory, a host fault per
+/// page. The disk's own sequential throughput is reached here by the read
+/// path keeping every data shard of a block in flight at once.
+fn read_direct_at(file: &File, offset: u64, len: usize, pooled: bool) -> io::Result<Bytes> {
+    const ALIGN: u64 = DIRECT_ALIGN_BYTES as u64;
+    let start = offset - offset % ALIGN;
+    let end = (offset + len as u64).next_multiple_of(ALIGN);
+    let span = (end - start) as usize;
+    let needed = (offset + len as u64 - start) as usize;
+    let mut buf = if pooled {
+        crate::buffers::DIRECT.take_filled(span + DIRECT_ALIGN_BYTES)
+    } else {
+        vec![0; span + DIRECT_ALIGN_BYTES]
+    };
+    let pad = buf.as_ptr().align_offset(DIRECT_ALIGN_BYTES);
+    let mut got = 0;
+    while got < needed {
+        let read = rustix::io::pread(file, &mut buf[pad + got..pad + span], start + got as u64)?;
+        got += read;
+        // Only the end of the file cuts a direct read short of whole pages;
+        // reading on from there would not be aligned.
+        if got < needed && (read == 0 || read % DIRECT_ALIGN_BYTES != 0) {
+            return Err(io::ErrorKind::UnexpectedEof.into());
+        }
+    }
+    let from = pad + (offset - start) as usize;
+    let buf = if pooled { crate::buffers::DIRECT.freeze(buf) } else { Bytes::from(buf) };
+    Ok(buf.slice(from..from + len))
 }
 
 /// Reads exactly `len` bytes at `offset` into a buffer of the read pool
@@ -1102,6 +1174,67 @@ mod tests {
         }
         let past = read_exact_at(&file, (content.len() - 2) as u64, 3, false).expect_err("past the end");
         assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof);
+    }
+
+    #[test]
+    fn direct_reads_return_exactly_the_bytes_asked_for_at_any_offset() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("f");
+        // A shard file of 2 MiB blocks with K = 4: pieces of 512 KiB and their
+        // 32-byte hashes, so no piece after the first starts on a page.
+        let framed = 512 * 1024 + 32;
+        let content: Vec<u8> = (0..5 * framed + 1000).map(|i| (i * 7 + i / 251) as u8).collect();
+        fs::write(&path, &content).expect("write");
+        let file = open_direct(&path).expect("this file system (ext4, xfs, tmpfs ≥ 6.6) allows O_DIRECT");
+        let end = content.len();
+        for (offset, len) in [
+            (0, framed),
+            (framed, framed),
+            (4 * framed, end - 4 * framed),
+            (4096, 8192),
+            (17, 3),
+            (end - 1, 1),
+            (end - 4097, 4097),
+            (0, end),
+            (framed, 0),
+        ] {
+            let read = read_direct_at(&file, offset as u64, len, true).expect("read");
+            assert_eq!(read.len(), len, "offset {offset} len {len}");
+            assert!(read[..] == content[offset..offset + len], "offset {offset} len {len}");
+        }
+        // Buffers come back from the pool with old bytes in them: a read is
+        // still exactly its own bytes.
+        let again = read_direct_at(&file, 3, 100, true).expect("read");
+        assert!(again[..] == content[3..103]);
+        for (offset, len) in [(end - 2, 3), (end, 1), (end + 4096, 10)] {
+            let past = read_direct_at(&file, offset as u64, len, offset % 2 == 0).expect_err("past the end");
+            assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof, "offset {offset} len {len}");
+        }
+    }
+
+    #[tokio::test]
+    async fn large_blobs_are_read_direct_and_small_ones_through_the_page_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let drive = open(dir.path());
+        for (id, len) in [(1u8, CACHE_DROP_MIN_BYTES as usize + 4099), (2, CACHE_DROP_MIN_BYTES as usize - 1)] {
+            let content: Vec<u8> = (0..len).map(|i| (i % 253) as u8 ^ id).collect();
+            let mut writer = drive.create_blob("b", [id; 16]).await.expect("create");
+            writer.write(vec![Bytes::from(content.clone())]).await.expect("write");
+            writer.commit().await.expect("commit");
+            let reader = drive.open_reader("b", [id; 16]).await.expect("open");
+            assert_eq!(reader.direct.is_some(), len as u64 >= CACHE_DROP_MIN_BYTES, "{len} bytes");
+            for (offset, n) in [(0, len), (1, 4096), (len - 5000, 5000)] {
+                let read = reader.read_at(offset as u64, n).await.expect("read");
+                assert!(read[..] == content[offset..offset + n], "blob {id} offset {offset}");
+            }
+            let owned = reader.read_at_owned(7, 9).await.expect("owned read");
+            assert_eq!(&owned[..], &content[7..16]);
+            let mut owned = owned.try_into_mut().expect("an owned read is nobody else's, direct or not");
+            owned[0] ^= 0xff;
+            assert_eq!(owned[0], content[7] ^ 0xff);
+            let pooled = reader.read_at(7, 9).await.expect("read");
+            assert!(pooled.try_into_mut().is_err(), "a pooled read is the pool's");
+        }
     }
 
     #[test]
