@@ -475,9 +475,9 @@ fn render_cells(report: &Report, out: &mut String) {
         let _ = writeln!(
             out,
             "GET cells read objects written moments before: unless the server keeps what it writes out of \
-             the page cache (Bulwark drops blob files of 1 MiB or more once durable and reads them with \
-             O_DIRECT: objects of 4 MiB or more come from the disk), they were served from memory (use \
-             --drop-caches for disk reads)."
+             the page cache (Bulwark writes and reads blob files of 1 MiB or more with O_DIRECT: objects \
+             of 4 MiB or more come from the disk), they were served from memory (use --drop-caches for \
+             disk reads)."
         );
     }
     if report.cells.iter().any(|cell| cell.op == Op::Get) {

@@ -555,16 +555,25 @@ impl Drive for LocalDrive {
         let final_path = self.blob_path(bucket, &blob);
         let root = self.root.clone();
         let open_path = tmp_path.clone();
-        let file =
-            tokio::task::spawn_blocking(move || OpenOptions::new().write(true).create_new(true).open(&open_path))
-                .await
-                .map_err(|e| io_error(&root, io::Error::other(e)))?
-                .map_err(|e| io_error(&self.root, e))?;
+        let open_path_kept = tmp_path.clone();
+        let file = tokio::task::spawn_blocking(move || {
+            OpenOptions::new().read(true).write(true).create_new(true).open(&open_path)
+        })
+        .await
+        .map_err(|e| io_error(&root, io::Error::other(e)))?
+        .map_err(|e| io_error(&self.root, e))?;
         Ok(Box::new(LocalBlobWriter {
             root: self.root.clone(),
             tmp_path,
             final_path,
-            file: Some(OpenBlob { file, written: 0, writeback_from: 0 }),
+            file: Some(OpenBlob {
+                file,
+                path: open_path_kept,
+                written: 0,
+                writeback_from: 0,
+                direct: None,
+                direct_allowed: true,
+            }),
         }))
     }
 
@@ -828,7 +837,9 @@ const WRITEBACK_INTERVAL_BYTES: u64 = 1 << 20;
 /// memory for every new one, while dropped pages are reused at once. Where
 /// memory is handed back to a VM's host when free, taking fresh memory cost
 /// large PUTs half their throughput. Smaller blobs stay cached for reads that
-/// follow their writes. A later read caches what it reads as usual.
+/// follow their writes. Past this length a blob is written and read with
+/// `O_DIRECT` (see [`DirectTail`], [`read_direct_at`]), so only its first
+/// MiB goes through the page cache at all.
 const CACHE_DROP_MIN_BYTES: u64 = WRITEBACK_INTERVAL_BYTES;
 
 struct LocalBlobWriter {
@@ -842,14 +853,144 @@ struct LocalBlobWriter {
 
 struct OpenBlob {
     file: File,
+    path: PathBuf,
     written: u64,
     writeback_from: u64,
+    /// Where the blob goes on with `O_DIRECT` writes once it is large.
+    direct: Option<DirectTail>,
+    /// Whether `O_DIRECT` may still be tried (the file system allowed it).
+    direct_allowed: bool,
+}
+
+/// Bytes staged for one `O_DIRECT` write of a blob at most: a piece of a
+/// 2 MiB block with K = 4 (a piece and its hash are one append; its whole
+/// pages are written at once).
+const DIRECT_STAGE_BYTES: usize = 512 << 10;
+
+/// The rest of a large blob, written with `O_DIRECT` from a page-aligned
+/// staging buffer (of [`crate::buffers::DIRECT`]): only whole pages are
+/// written, at page-aligned offsets; the partial page at the end waits in the
+/// buffer for the next append, and at the end is written padded with zeros
+/// and cut off again (`ftruncate`), all before the fsync of `commit`.
+///
+/// Why: past its first MiB a blob is not going to be kept in the page cache
+/// (see [`CACHE_DROP_MIN_BYTES`]), so writing it through the cache costs the
+/// kernel a page allocation, a copy and an eviction for every page (and,
+/// where a VM's host takes back free memory, a host fault). Staging costs
+/// one copy into a buffer that stays mapped. In alternating runs on one
+/// disk, PUT 64 MiB ×16 went from 320–361 to 520–530 MiB/s and ×1 from
+/// 378–410 to 439–446. Durability is unchanged: `commit` still fsyncs the
+/// file (its data, its length, the device's cache) before the rename.
+struct DirectTail {
+    file: File,
+    buf: Vec<u8>,
+    /// Where in `buf` the aligned stage starts.
+    pad: usize,
+    /// The file offset of the stage's first byte (page-aligned).
+    at: u64,
+    /// Bytes in the stage.
+    staged: usize,
+}
+
+impl DirectTail {
+    /// Goes on writing `plain` (written so far `written` bytes through the
+    /// page cache) at `written` with `O_DIRECT`; `None` where the file system
+    /// refuses it. The partial page at the end is read back into the stage.
+    fn start(path: &Path, plain: &File, written: u64) -> io::Result<Option<DirectTail>> {
+        use rustix::fs::{Mode, OFlags};
+        let Ok(file) = rustix::fs::open(path, OFlags::WRONLY | OFlags::CLOEXEC | OFlags::DIRECT, Mode::empty()) else {
+            return Ok(None);
+        };
+        let mut buf = crate::buffers::DIRECT.take_filled(DIRECT_STAGE_BYTES + DIRECT_ALIGN_BYTES);
+        let pad = buf.as_ptr().align_offset(DIRECT_ALIGN_BYTES);
+        let staged = (written % DIRECT_ALIGN_BYTES as u64) as usize;
+        let at = written - staged as u64;
+        let mut got = 0;
+        while got < staged {
+            let read = rustix::io::pread(plain, &mut buf[pad + got..pad + staged], at + got as u64)?;
+            if read == 0 {
+                return Err(io::ErrorKind::UnexpectedEof.into());
+            }
+            got += read;
+        }
+        Ok(Some(DirectTail { file: File::from(file), buf, pad, at, staged }))
+    }
+
+    fn append(&mut self, parts: &[Bytes]) -> io::Result<()> {
+        for part in parts {
+            let mut rest = &part[..];
+            while !rest.is_empty() {
+                let take = rest.len().min(DIRECT_STAGE_BYTES - self.staged);
+                let to = self.pad + self.staged;
+                self.buf[to..to + take].copy_from_slice(&rest[..take]);
+                self.staged += take;
+                rest = &rest[take..];
+                if self.staged == DIRECT_STAGE_BYTES {
+                    self.write_whole_pages()?;
+                }
+            }
+        }
+        self.write_whole_pages()
+    }
+
+    /// Writes the stage's whole pages and keeps the partial one.
+    fn write_whole_pages(&mut self) -> io::Result<()> {
+        let whole = self.staged - self.staged % DIRECT_ALIGN_BYTES;
+        self.write_stage(whole)?;
+        self.buf.copy_within(self.pad + whole..self.pad + self.staged, self.pad);
+        self.at += whole as u64;
+        self.staged -= whole;
+        Ok(())
+    }
+
+    /// Writes the partial page at the end, zero-padded to a whole page (the
+    /// caller cuts the file back to its length).
+    fn finish(&mut self) -> io::Result<()> {
+        if self.staged == 0 {
+            return Ok(());
+        }
+        let padded = self.staged.next_multiple_of(DIRECT_ALIGN_BYTES);
+        self.buf[self.pad + self.staged..self.pad + padded].fill(0);
+        self.write_stage(padded)?;
+        self.staged = 0;
+        Ok(())
+    }
+
+    fn write_stage(&self, len: usize) -> io::Result<()> {
+        let mut done = 0;
+        while done < len {
+            match rustix::io::pwrite(&self.file, &self.buf[self.pad + done..self.pad + len], self.at + done as u64) {
+                Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
+                // A short direct write can only go on from a page boundary.
+                Ok(n) if n % DIRECT_ALIGN_BYTES != 0 && done + n < len => {
+                    return Err(io::Error::other("short O_DIRECT write"));
+                }
+                Ok(n) => done += n,
+                Err(rustix::io::Errno::INTR) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+}
+
+impl Drop for DirectTail {
+    fn drop(&mut self) {
+        drop(crate::buffers::DIRECT.freeze(std::mem::take(&mut self.buf)));
+    }
 }
 
 impl OpenBlob {
-    /// Appends `parts` (vectored writes; a short write continues where it
-    /// stopped) and starts writeback of every full interval written.
+    /// Appends `parts`: through the page cache (vectored writes; a short
+    /// write continues where it stopped, and writeback of every full interval
+    /// written is started at once) until the blob is [`CACHE_DROP_MIN_BYTES`]
+    /// long, then with `O_DIRECT` where the file system allows it.
     fn append(&mut self, parts: &[Bytes]) -> io::Result<()> {
+        if let Some(direct) = &mut self.direct {
+            direct.append(parts)?;
+            self.written += parts.iter().map(|p| p.len() as u64).sum::<u64>();
+            return Ok(());
+        }
         let mut slices: Vec<io::IoSlice<'_>> = parts.iter().map(|p| io::IoSlice::new(p)).collect();
         let mut slices = &mut slices[..];
         while !slices.is_empty() {
@@ -868,6 +1009,19 @@ impl OpenBlob {
             // Advice only: a failure changes nothing but when the bytes reach the disk.
             let _ = rustix::fs::fadvise(&self.file, self.writeback_from, Some(len), rustix::fs::Advice::DontNeed);
             self.writeback_from = self.written;
+        }
+        if self.direct_allowed && self.written >= CACHE_DROP_MIN_BYTES {
+            self.direct = DirectTail::start(&self.path, &self.file, self.written)?;
+            self.direct_allowed = self.direct.is_some();
+        }
+        Ok(())
+    }
+
+    /// Writes what is still staged and cuts the file to its length.
+    fn finish(&mut self) -> io::Result<()> {
+        if let Some(direct) = &mut self.direct {
+            direct.finish()?;
+            self.file.set_len(self.written)?;
         }
         Ok(())
     }
@@ -889,10 +1043,12 @@ impl BlobWriter for LocalBlobWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         let blob = self.file.take().ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
-        let (file, len) = (blob.file, blob.written);
         let tmp_path = self.tmp_path.clone();
         let final_path = self.final_path.clone();
         tokio::task::spawn_blocking(move || -> io::Result<()> {
+            let mut blob = blob;
+            blob.finish()?;
+            let (file, len) = (blob.file, blob.written);
             file.sync_all()?;
             if len >= CACHE_DROP_MIN_BYTES {
                 // Advice only: a failure changes nothing but what stays cached.
@@ -1283,10 +1439,53 @@ mod tests {
     }
 
     #[test]
+    fn a_large_blob_goes_on_with_direct_writes_and_ends_exactly_at_its_length() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        // Ends on a page boundary, a byte after one, a byte before one.
+        for extra in [0usize, 1, DIRECT_ALIGN_BYTES - 1] {
+            let path = dir.path().join(format!("blob-{extra}"));
+            let file = OpenOptions::new().read(true).write(true).create_new(true).open(&path).expect("create");
+            let mut blob = OpenBlob {
+                file,
+                path: path.clone(),
+                written: 0,
+                writeback_from: 0,
+                direct: None,
+                direct_allowed: true,
+            };
+            let len = 3 * DIRECT_STAGE_BYTES + 5 * DIRECT_ALIGN_BYTES + extra;
+            let content: Vec<u8> = (0..len).map(|i| (i * 31 + i / 4093) as u8).collect();
+            // Framed pieces (not page multiples), odd small parts, and one part
+            // longer than the stage.
+            let cuts = [524_320, 524_320, 7, 4_095, 1, 3 * DIRECT_STAGE_BYTES / 2, 33];
+            let mut at = 0;
+            for (i, cut) in cuts.iter().cycle().enumerate() {
+                if at == len {
+                    break;
+                }
+                let end = (at + cut).min(len);
+                let (a, b) = content[at..end].split_at((end - at) / 2);
+                blob.append(&[Bytes::copy_from_slice(a), Bytes::copy_from_slice(b)]).expect("append");
+                at = end;
+                let direct = blob.direct.is_some();
+                assert_eq!(direct, at as u64 >= CACHE_DROP_MIN_BYTES, "append {i} ends at {at}: direct {direct}");
+                assert_eq!(blob.written, at as u64);
+            }
+            blob.finish().expect("finish");
+            blob.file.sync_all().expect("fsync");
+            let on_disk = fs::read(&path).expect("read back");
+            assert_eq!(on_disk.len(), len, "cut back to its length (extra {extra})");
+            assert!(on_disk == content, "every byte where it was written (extra {extra})");
+        }
+    }
+
+    #[test]
     fn appends_count_every_byte_and_start_writeback_once_per_interval() {
         let dir = tempfile::tempdir().expect("tempdir");
-        let file = OpenOptions::new().write(true).create_new(true).open(dir.path().join("blob")).expect("create");
-        let mut blob = OpenBlob { file, written: 0, writeback_from: 0 };
+        let path = dir.path().join("blob");
+        let file = OpenOptions::new().write(true).create_new(true).open(&path).expect("create");
+        // Buffered throughout: this is about the page-cache writes' writeback.
+        let mut blob = OpenBlob { file, path, written: 0, writeback_from: 0, direct: None, direct_allowed: false };
         // Many small parts in one vectored write, then a piece-sized part.
         let small: Vec<Bytes> = (0..100u8).map(|i| Bytes::from(vec![i; 33])).collect();
         blob.append(&small).expect("append small parts");
