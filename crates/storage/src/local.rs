@@ -260,6 +260,7 @@ impl LocalDrive {
             direct: direct.map(Arc::new),
             len,
             readahead: Arc::default(),
+            prefetched: std::sync::Mutex::default(),
         })
     }
 
@@ -1080,6 +1081,17 @@ struct LocalBlobReader {
     direct: Option<Arc<File>>,
     len: u64,
     readahead: Arc<Readahead>,
+    /// The direct read of the piece after the last one, started while the
+    /// caller verifies and sends that one.
+    prefetched: std::sync::Mutex<Option<Prefetched>>,
+}
+
+/// A direct read started ahead of the reader (see [`LocalBlobReader::read`]).
+struct Prefetched {
+    offset: u64,
+    len: usize,
+    pooled: bool,
+    read: tokio::task::JoinHandle<io::Result<Bytes>>,
 }
 
 /// Bytes of a shard file asked of the disk ahead of a sequential reader.
@@ -1137,27 +1149,61 @@ impl LocalBlobReader {
             return Err(Error::ShortRead { drive: self.label.clone(), offset, wanted: len, len: self.len });
         }
         let file = self.file.clone();
-        let direct = self.direct.clone();
         let label = self.label.clone();
         let readahead = self.readahead.clone();
         let file_len = self.len;
-        tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
-            if let Some(direct) = direct {
-                return read_direct_at(&direct, offset, len, pooled);
-            }
-            let read = read_exact_at(&file, offset, len, pooled)?;
-            readahead.after_read(&file, offset, offset + len as u64, file_len);
-            Ok(read)
-        })
-        .await
-        .map_err(|e| Error::Io { drive: self.label.clone(), source: io::Error::other(e) })?
-        .map_err(|source| {
-            if source.kind() == io::ErrorKind::UnexpectedEof {
-                Error::ShortRead { drive: label, offset, wanted: len, len: self.len }
-            } else {
-                Error::Io { drive: label, source }
-            }
-        })
+        let read = match &self.direct {
+            Some(direct) => self.read_direct(direct, offset, len, pooled),
+            None => tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+                let read = read_exact_at(&file, offset, len, pooled)?;
+                readahead.after_read(&file, offset, offset + len as u64, file_len);
+                Ok(read)
+            }),
+        };
+        read.await.map_err(|e| Error::Io { drive: self.label.clone(), source: io::Error::other(e) })?.map_err(
+            |source| {
+                if source.kind() == io::ErrorKind::UnexpectedEof {
+                    Error::ShortRead { drive: label, offset, wanted: len, len: self.len }
+                } else {
+                    Error::Io { drive: label, source }
+                }
+            },
+        )
+    }
+}
+
+impl LocalBlobReader {
+    /// A direct read of `offset..offset + len`: the one started ahead when it
+    /// is that, else a new one. A read that continues the one before it
+    /// (from the second such read on: a GET of more than a block, a scrub)
+    /// starts the read of the same length after it, so the disk reads the
+    /// next piece of every shard while the read path verifies and sends this
+    /// one: without the page cache, nothing else reads ahead.
+    fn read_direct(
+        &self,
+        direct: &Arc<File>,
+        offset: u64,
+        len: usize,
+        pooled: bool,
+    ) -> tokio::task::JoinHandle<io::Result<Bytes>> {
+        let end = offset + len as u64;
+        let continued = self.readahead.next.swap(end, Ordering::AcqRel) == offset;
+        let sequential = continued && offset > 0;
+        let spawn = |offset: u64| {
+            let direct = direct.clone();
+            tokio::task::spawn_blocking(move || read_direct_at(&direct, offset, len, pooled))
+        };
+        let mut prefetched = self.prefetched.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        // A read ahead that is not this one is left to finish on its own; its
+        // buffer goes back to the pool.
+        let read = match prefetched.take() {
+            Some(ahead) if (ahead.offset, ahead.len, ahead.pooled) == (offset, len, pooled) => ahead.read,
+            _ => spawn(offset),
+        };
+        if sequential && end + len as u64 <= self.len {
+            *prefetched = Some(Prefetched { offset: end, len, pooled, read: spawn(end) });
+        }
+        read
     }
 }
 
@@ -1183,8 +1229,8 @@ fn open_direct(path: &Path) -> Option<File> {
 /// so a buffered read of it would have the kernel allocate pages, read into
 /// them and copy them out again, and then evict them: an extra pass over
 /// every byte and, where a VM's host takes back free memory, a host fault per
-/// page. The disk's own sequential throughput is reached here by the read
-/// path keeping every data shard of a block in flight at once.
+/// page. With nothing reading ahead in the kernel, [`LocalBlobReader`]
+/// reads the next piece of a sequential reader ahead itself.
 fn read_direct_at(file: &File, offset: u64, len: usize, pooled: bool) -> io::Result<Bytes> {
     const ALIGN: u64 = DIRECT_ALIGN_BYTES as u64;
     let start = offset - offset % ALIGN;
@@ -1366,6 +1412,50 @@ mod tests {
             let past = read_direct_at(&file, offset as u64, len, offset % 2 == 0).expect_err("past the end");
             assert_eq!(past.kind(), io::ErrorKind::UnexpectedEof, "offset {offset} len {len}");
         }
+    }
+
+    #[tokio::test]
+    async fn a_sequential_direct_reader_has_the_next_piece_read_ahead() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let drive = open(dir.path());
+        let piece = 524_320usize;
+        let content: Vec<u8> = (0..5 * piece + 100).map(|i| (i * 13 + i / 509) as u8).collect();
+        let mut writer = drive.create_blob("b", [3; 16]).await.expect("create");
+        writer.write(vec![Bytes::from(content.clone())]).await.expect("write");
+        writer.commit().await.expect("commit");
+        let reader = drive.open_reader("b", [3; 16]).await.expect("open");
+        assert!(reader.direct.is_some());
+        let ahead = |reader: &LocalBlobReader| {
+            reader.prefetched.lock().expect("lock").as_ref().map(|p| (p.offset, p.len, p.pooled))
+        };
+        let p = piece as u64;
+        let check = |read: Bytes, offset: usize, len: usize| {
+            assert!(read[..] == content[offset..offset + len], "bytes at {offset}");
+        };
+        // The first read is not yet a sequence.
+        check(reader.read_at(0, piece).await.expect("read"), 0, piece);
+        assert_eq!(ahead(&reader), None);
+        // The second one in order starts the third.
+        check(reader.read_at(p, piece).await.expect("read"), piece, piece);
+        assert_eq!(ahead(&reader), Some((2 * p, piece, true)));
+        // The third is the one read ahead, and starts the fourth.
+        check(reader.read_at(2 * p, piece).await.expect("read"), 2 * piece, piece);
+        assert_eq!(ahead(&reader), Some((3 * p, piece, true)));
+        // A jump elsewhere gets its own read and starts nothing.
+        check(reader.read_at(7, 100).await.expect("read"), 7, 100);
+        assert_eq!(ahead(&reader), None);
+        // An owned (decrypting) reader in order is read ahead as owned.
+        check(reader.read_at_owned(3 * p, piece).await.expect("read"), 3 * piece, piece);
+        let owned = reader.read_at_owned(4 * p, piece).await.expect("read");
+        assert_eq!(ahead(&reader), None, "no whole piece after the fifth: nothing past the end");
+        assert!(owned.try_into_mut().is_ok(), "still a buffer of its own");
+        check(reader.read_at(5 * p, 100).await.expect("read"), 5 * piece, 100);
+        let again = reader.read_at_owned(p, piece).await.expect("read");
+        reader.read_at_owned(2 * p, piece).await.expect("read");
+        assert_eq!(ahead(&reader), Some((3 * p, piece, false)));
+        // A pooled read of what was read ahead owned gets a read of its own.
+        check(reader.read_at(3 * p, piece).await.expect("read"), 3 * piece, piece);
+        check(again, piece, piece);
     }
 
     #[tokio::test]
