@@ -316,3 +316,40 @@ async fn signature_version_2_and_browser_form_posts_are_refused_and_store_nothin
         assert_s3_error(absent, 404, "NoSuchKey");
     }
 }
+
+/// With `BULWARK_METRICS_TOKEN` set, `GET /metrics` needs `Authorization:
+/// Bearer <token>` (what Prometheus sends); without the token, or with another,
+/// it is 401 and shows nothing. S3 requests are signed as before, and a signed
+/// `GET /metrics` is still S3 (a bucket named `metrics`).
+#[tokio::test]
+async fn metrics_need_the_bearer_token_when_one_is_set() {
+    const TOKEN: &str = "metrics-token-0123456789abcdef";
+    let server = TestServer::start_with_env(&[("BULWARK_METRICS_TOKEN", TOKEN)]).await;
+    let url = format!("{}/metrics", server.endpoint());
+    let shorter = format!("Bearer {}", &TOKEN[..TOKEN.len() - 1]);
+    let headers_refused = [
+        vec![],
+        vec![("Authorization", "Bearer not-the-token")],
+        vec![("Authorization", "Bearer")],
+        vec![("Authorization", shorter.as_str())],
+    ];
+    for headers in headers_refused {
+        let refused = fetch("GET", &url, &headers, b"").await;
+        assert_eq!(refused.status, 401, "{headers:?}: {}", refused.text());
+        assert_eq!(refused.header("www-authenticate"), Some("Bearer realm=\"metrics\""));
+        assert!(!refused.text().contains("bulwark_"), "no figures without the token: {}", refused.text());
+        assert!(!refused.text().contains(TOKEN), "the token is never echoed");
+    }
+    for scheme in ["Bearer", "bearer"] {
+        let bearer = format!("{scheme} {TOKEN}");
+        let served = fetch("GET", &url, &[("Authorization", &bearer)], b"").await;
+        assert_eq!(served.status, 200, "{}", served.text());
+        assert!(served.text().contains("bulwark_drive_online{"), "{}", served.text());
+    }
+    // Signed S3 requests are untouched, including one for a bucket named `metrics`.
+    let client = server.client();
+    client.create_bucket().bucket("metrics").send().await.expect("create bucket metrics");
+    put_bytes(&client, "metrics", "k", b"v".to_vec()).await;
+    let listed = client.list_objects_v2().bucket("metrics").send().await.expect("list bucket metrics");
+    assert_eq!(listed.contents().len(), 1);
+}

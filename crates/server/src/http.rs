@@ -47,11 +47,51 @@ pub struct KmsEndpoint {
     pub region: String,
 }
 
+/// A secret that must be presented as `Authorization: Bearer <token>`.
+#[derive(Clone)]
+pub struct MetricsToken(Arc<str>);
+
+impl MetricsToken {
+    pub fn new(token: String) -> MetricsToken {
+        MetricsToken(token.into())
+    }
+
+    /// Whether the request's `Authorization` is `Bearer ` and this token
+    /// (compared in constant time).
+    fn admits(&self, request: &http::Request<Incoming>) -> bool {
+        use subtle::ConstantTimeEq;
+        let presented = request.headers().get(http::header::AUTHORIZATION).and_then(bearer).unwrap_or_default();
+        bool::from(presented.ct_eq(self.0.as_bytes()))
+    }
+}
+
+/// The credentials of an `Authorization: Bearer <credentials>` value (the
+/// scheme is case-insensitive, RFC 9110 11.1); `None` for any other scheme.
+fn bearer(value: &http::HeaderValue) -> Option<&[u8]> {
+    let value = value.as_bytes();
+    let (scheme, rest) = value.split_at_checked(6)?;
+    (scheme.eq_ignore_ascii_case(b"bearer") && (rest.is_empty() || rest[0] == b' ')).then(|| rest.trim_ascii())
+}
+
+impl std::fmt::Debug for MetricsToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("MetricsToken(..)")
+    }
+}
+
+/// What is served on the S3 port beside S3.
+pub struct Endpoints {
+    /// The AWS KMS JSON API.
+    pub kms: Option<Arc<KmsEndpoint>>,
+    /// The token `GET /metrics` needs, if any.
+    pub metrics_token: Option<MetricsToken>,
+}
+
 pub async fn serve(
     listener: TcpListener,
     service: S3Service,
     store: Arc<ObjectStore>,
-    kms: Option<Arc<KmsEndpoint>>,
+    endpoints: Endpoints,
     tls: Option<Arc<crate::tls::TlsReloader>>,
     shutdown: impl std::future::Future<Output = ()>,
 ) {
@@ -78,11 +118,13 @@ pub async fn serve(
         let secure = tls.is_some();
         let service = service.clone();
         let store = store.clone();
-        let kms = kms.clone();
+        let kms = endpoints.kms.clone();
+        let metrics_token = endpoints.metrics_token.clone();
         let handler = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             let service = service.clone();
             let store = store.clone();
             let kms = kms.clone();
+            let metrics_token = metrics_token.clone();
             request.extensions_mut().insert(bulwark_s3::Transport { secure, peer: Some(peer) });
             async move {
                 if let Some(kms) = kms.as_deref()
@@ -90,7 +132,7 @@ pub async fn serve(
                 {
                     return Ok::<_, Infallible>(handle_kms(kms, operation, request).await);
                 }
-                Ok::<_, Infallible>(handle(&service, &store, request).await)
+                Ok::<_, Infallible>(handle(&service, &store, metrics_token.as_ref(), request).await)
             }
         });
         match &tls {
@@ -131,10 +173,23 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
-async fn handle(service: &S3Service, store: &ObjectStore, request: http::Request<Incoming>) -> Response<Body> {
+async fn handle(
+    service: &S3Service,
+    store: &ObjectStore,
+    metrics_token: Option<&MetricsToken>,
+    request: http::Request<Incoming>,
+) -> Response<Body> {
     // The scrub slows down while clients are served.
     let _foreground = store.foreground_request();
     if is_metrics_request(&request) {
+        if metrics_token.is_some_and(|token| !token.admits(&request)) {
+            let mut response = Response::new(Body::from("a bearer token is needed for /metrics\n".to_owned()));
+            *response.status_mut() = StatusCode::UNAUTHORIZED;
+            response
+                .headers_mut()
+                .insert(http::header::WWW_AUTHENTICATE, http::HeaderValue::from_static("Bearer realm=\"metrics\""));
+            return response;
+        }
         let mut response = Response::new(Body::from(crate::metrics::render(store)));
         response
             .headers_mut()
@@ -215,12 +270,14 @@ fn kms_response(status: u16, body: Vec<u8>, request_id: &str) -> Response<Body> 
     response
 }
 
-/// An unsigned `GET /metrics` is the Prometheus endpoint; a signed one is an
-/// S3 request for a bucket named `metrics` and goes to the S3 layer.
+/// An unsigned `GET /metrics` (no `Authorization`, or a `Bearer` one) is the
+/// Prometheus endpoint; a signed one is an S3 request for a bucket named
+/// `metrics` and goes to the S3 layer.
 fn is_metrics_request(request: &http::Request<Incoming>) -> bool {
+    let signed = request.headers().get(http::header::AUTHORIZATION).is_some_and(|value| bearer(value).is_none());
     request.method() == http::Method::GET
         && request.uri().path() == "/metrics"
-        && !request.headers().contains_key(http::header::AUTHORIZATION)
+        && !signed
         && !request.uri().query().unwrap_or_default().contains("X-Amz-Signature")
 }
 

@@ -92,7 +92,13 @@ pub struct Server {
     kms: Arc<bulwark_kms::Kms>,
     kms_endpoint: Arc<http::KmsEndpoint>,
     tls: Option<Arc<tls::TlsReloader>>,
+    metrics_token: Option<http::MetricsToken>,
 }
+
+/// The bearer token `GET /metrics` then needs (`Authorization: Bearer …`, as
+/// Prometheus sends it from `authorization.credentials_file`); without it the
+/// metrics are served to anyone who reaches the port.
+pub const ENV_METRICS_TOKEN: &str = "BULWARK_METRICS_TOKEN";
 
 impl Server {
     pub async fn start(
@@ -176,7 +182,9 @@ impl Server {
         let listener = TcpListener::bind(config.address)
             .await
             .map_err(|source| ServerError::Listen { address: config.address, source })?;
-        Ok(Server { listener, service, store, kms, kms_endpoint, tls })
+        let metrics_token =
+            std::env::var(ENV_METRICS_TOKEN).ok().filter(|t| !t.is_empty()).map(http::MetricsToken::new);
+        Ok(Server { listener, service, store, kms, kms_endpoint, tls, metrics_token })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -202,6 +210,7 @@ impl Server {
         if let Some(reloader) = &self.tls {
             spawn_reload_on_sighup(reloader.clone());
         }
-        http::serve(self.listener, self.service, self.store, Some(self.kms_endpoint), self.tls, shutdown).await;
+        let endpoints = http::Endpoints { kms: Some(self.kms_endpoint), metrics_token: self.metrics_token };
+        http::serve(self.listener, self.service, self.store, endpoints, self.tls, shutdown).await;
     }
 }
