@@ -555,27 +555,15 @@ impl Drive for LocalDrive {
         ));
         let final_path = self.blob_path(bucket, &blob);
         let root = self.root.clone();
-        let open_path = tmp_path.clone();
-        let open_path_kept = tmp_path.clone();
-        let file = tokio::task::spawn_blocking(move || {
-            OpenOptions::new().read(true).write(true).create_new(true).open(&open_path)
+        let blob = tokio::task::spawn_blocking(move || -> io::Result<OpenBlob> {
+            // Readable too: going on with O_DIRECT reads back the last partial page.
+            let file = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp_path)?;
+            Ok(OpenBlob { file, path: tmp_path, written: 0, writeback_from: 0, direct: None, direct_allowed: true })
         })
         .await
         .map_err(|e| io_error(&root, io::Error::other(e)))?
         .map_err(|e| io_error(&self.root, e))?;
-        Ok(Box::new(LocalBlobWriter {
-            root: self.root.clone(),
-            tmp_path,
-            final_path,
-            file: Some(OpenBlob {
-                file,
-                path: open_path_kept,
-                written: 0,
-                writeback_from: 0,
-                direct: None,
-                direct_allowed: true,
-            }),
-        }))
+        Ok(Box::new(LocalBlobWriter { root: self.root.clone(), final_path, file: Some(blob) }))
     }
 
     async fn open_blob(&self, bucket: &str, blob: BlobId) -> Result<Box<dyn BlobReader>> {
@@ -845,15 +833,16 @@ const CACHE_DROP_MIN_BYTES: u64 = WRITEBACK_INTERVAL_BYTES;
 
 struct LocalBlobWriter {
     root: PathBuf,
-    tmp_path: PathBuf,
     final_path: PathBuf,
     /// The open temp file, with how far it is written and how far writeback
-    /// was started (taken by the blocking call that writes it).
+    /// was started (taken by the blocking call that writes it; lost only if
+    /// that call panicked, and then start-up removes the temp file).
     file: Option<OpenBlob>,
 }
 
 struct OpenBlob {
     file: File,
+    /// The temp file's path (under `.bulwark/tmp/`).
     path: PathBuf,
     written: u64,
     writeback_from: u64,
@@ -1044,12 +1033,11 @@ impl BlobWriter for LocalBlobWriter {
 
     async fn commit(mut self: Box<Self>) -> Result<()> {
         let blob = self.file.take().ok_or_else(|| io_error(&self.root, io::Error::other("blob writer closed")))?;
-        let tmp_path = self.tmp_path.clone();
         let final_path = self.final_path.clone();
         tokio::task::spawn_blocking(move || -> io::Result<()> {
             let mut blob = blob;
             blob.finish()?;
-            let (file, len) = (blob.file, blob.written);
+            let (file, len, tmp_path) = (blob.file, blob.written, blob.path);
             file.sync_all()?;
             if len >= CACHE_DROP_MIN_BYTES {
                 // Advice only: a failure changes nothing but what stays cached.
@@ -1067,9 +1055,11 @@ impl BlobWriter for LocalBlobWriter {
     }
 
     async fn abort(mut self: Box<Self>) {
-        self.file.take();
-        let tmp_path = self.tmp_path.clone();
-        let _ = tokio::task::spawn_blocking(move || fs::remove_file(tmp_path)).await;
+        if let Some(blob) = self.file.take() {
+            let tmp_path = blob.path.clone();
+            drop(blob);
+            let _ = tokio::task::spawn_blocking(move || fs::remove_file(tmp_path)).await;
+        }
     }
 }
 
@@ -1148,17 +1138,17 @@ impl LocalBlobReader {
         if offset.saturating_add(len as u64) > self.len {
             return Err(Error::ShortRead { drive: self.label.clone(), offset, wanted: len, len: self.len });
         }
-        let file = self.file.clone();
         let label = self.label.clone();
-        let readahead = self.readahead.clone();
-        let file_len = self.len;
         let read = match &self.direct {
             Some(direct) => self.read_direct(direct, offset, len, pooled),
-            None => tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
-                let read = read_exact_at(&file, offset, len, pooled)?;
-                readahead.after_read(&file, offset, offset + len as u64, file_len);
-                Ok(read)
-            }),
+            None => {
+                let (file, readahead, file_len) = (self.file.clone(), self.readahead.clone(), self.len);
+                tokio::task::spawn_blocking(move || -> io::Result<Bytes> {
+                    let read = read_exact_at(&file, offset, len, pooled)?;
+                    readahead.after_read(&file, offset, offset + len as u64, file_len);
+                    Ok(read)
+                })
+            }
         };
         read.await.map_err(|e| Error::Io { drive: self.label.clone(), source: io::Error::other(e) })?.map_err(
             |source| {
@@ -1567,6 +1557,20 @@ mod tests {
             assert_eq!(on_disk.len(), len, "cut back to its length (extra {extra})");
             assert!(on_disk == content, "every byte where it was written (extra {extra})");
         }
+    }
+
+    #[tokio::test]
+    async fn an_aborted_blob_leaves_no_temp_file_and_never_appears() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let drive = open(dir.path());
+        let tmp = dir.path().join(SYSTEM_DIR).join("tmp");
+        let mut writer = drive.create_blob("b", [5; 16]).await.expect("create");
+        // Past the first MiB, so the writer has gone on with O_DIRECT too.
+        writer.write(vec![Bytes::from(vec![1u8; 3 << 20])]).await.expect("write");
+        assert_eq!(fs::read_dir(&tmp).expect("tmp").count(), 1, "being written under tmp/");
+        writer.abort().await;
+        assert_eq!(fs::read_dir(&tmp).expect("tmp").count(), 0, "the temp file is gone");
+        assert!(matches!(drive.open_blob("b", [5; 16]).await, Err(Error::BlobNotFound { .. })));
     }
 
     #[test]
