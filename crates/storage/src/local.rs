@@ -1160,9 +1160,7 @@ impl LocalBlobReader {
             },
         )
     }
-}
 
-impl LocalBlobReader {
     /// A direct read of `offset..offset + len`: the one started ahead when it
     /// is that, else a new one. A read that continues the one before it
     /// (from the second such read on: a GET of more than a block, a scrub)
