@@ -109,6 +109,9 @@ pub struct LocalDrive {
     db: Arc<Database>,
     online: Arc<AtomicBool>,
     committer: mpsc::Sender<CommitRequest>,
+    /// Large blobs are written and read with `O_DIRECT` (the file system
+    /// passed [`direct_io_works`] when the drive was opened).
+    direct_io: bool,
 }
 
 struct CommitRequest {
@@ -142,6 +145,10 @@ impl LocalDrive {
         }
         create_dir_durable(&tmp).map_err(|e| io_error(root, e))?;
         create_dir_durable(&root.join("data")).map_err(|e| io_error(root, e))?;
+        let direct_io = direct_io_works(&tmp);
+        if !direct_io {
+            tracing::info!(drive = %label, "O_DIRECT refused here: large blobs go through the page cache");
+        }
 
         let db_path = system.join("meta.redb");
         if !db_path.exists() && fs::read_dir(root.join("data")).is_ok_and(|mut entries| entries.next().is_some()) {
@@ -215,6 +222,7 @@ impl LocalDrive {
             db,
             online,
             committer: sender,
+            direct_io,
         })
     }
 
@@ -231,6 +239,29 @@ impl LocalDrive {
         &self.info.label
     }
 
+    /// Starts a blob under `.bulwark/tmp/`; it goes on with `O_DIRECT` past
+    /// its first MiB where the drive allows it (see [`DirectTail`]).
+    async fn create_writer(&self, bucket: &str, blob: BlobId) -> Result<LocalBlobWriter> {
+        self.ensure_online()?;
+        let tmp_path = self.root.join(SYSTEM_DIR).join("tmp").join(format!(
+            "{}.{}",
+            hex::encode(blob),
+            uuid::Uuid::new_v4().simple()
+        ));
+        let final_path = self.blob_path(bucket, &blob);
+        let root = self.root.clone();
+        let direct_allowed = self.direct_io;
+        let blob = tokio::task::spawn_blocking(move || -> io::Result<OpenBlob> {
+            // Readable too: going on with O_DIRECT reads back the last partial page.
+            let file = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp_path)?;
+            Ok(OpenBlob { file, path: tmp_path, written: 0, writeback_from: 0, direct: None, direct_allowed })
+        })
+        .await
+        .map_err(|e| io_error(&root, io::Error::other(e)))?
+        .map_err(|e| io_error(&self.root, e))?;
+        Ok(LocalBlobWriter { root: self.root.clone(), final_path, file: Some(blob) })
+    }
+
     /// Opens a committed blob for reading; one of at least
     /// [`CACHE_DROP_MIN_BYTES`] is opened a second time with `O_DIRECT`, which
     /// its pooled reads use (see [`read_direct_at`]).
@@ -239,10 +270,11 @@ impl LocalDrive {
         let path = self.blob_path(bucket, &blob);
         let label = self.label().to_owned();
         let root = self.root.clone();
+        let direct_io = self.direct_io;
         let (file, direct, len) = tokio::task::spawn_blocking(move || -> io::Result<(File, Option<File>, u64)> {
             let file = File::open(&path)?;
             let len = file.metadata()?.len();
-            let direct = if len >= CACHE_DROP_MIN_BYTES { open_direct(&path) } else { None };
+            let direct = if direct_io && len >= CACHE_DROP_MIN_BYTES { open_direct(&path) } else { None };
             Ok((file, direct, len))
         })
         .await
@@ -547,23 +579,7 @@ impl Drive for LocalDrive {
     }
 
     async fn create_blob(&self, bucket: &str, blob: BlobId) -> Result<Box<dyn BlobWriter>> {
-        self.ensure_online()?;
-        let tmp_path = self.root.join(SYSTEM_DIR).join("tmp").join(format!(
-            "{}.{}",
-            hex::encode(blob),
-            uuid::Uuid::new_v4().simple()
-        ));
-        let final_path = self.blob_path(bucket, &blob);
-        let root = self.root.clone();
-        let blob = tokio::task::spawn_blocking(move || -> io::Result<OpenBlob> {
-            // Readable too: going on with O_DIRECT reads back the last partial page.
-            let file = OpenOptions::new().read(true).write(true).create_new(true).open(&tmp_path)?;
-            Ok(OpenBlob { file, path: tmp_path, written: 0, writeback_from: 0, direct: None, direct_allowed: true })
-        })
-        .await
-        .map_err(|e| io_error(&root, io::Error::other(e)))?
-        .map_err(|e| io_error(&self.root, e))?;
-        Ok(Box::new(LocalBlobWriter { root: self.root.clone(), final_path, file: Some(blob) }))
+        Ok(Box::new(self.create_writer(bucket, blob).await?))
     }
 
     async fn open_blob(&self, bucket: &str, blob: BlobId) -> Result<Box<dyn BlobReader>> {
@@ -1200,6 +1216,34 @@ impl LocalBlobReader {
 /// most this).
 const DIRECT_ALIGN_BYTES: usize = 4096;
 
+/// Whether `O_DIRECT` writes and reads of a whole page at a page-aligned
+/// offset, from and into page-aligned memory (what [`DirectTail`] and
+/// [`read_direct_at`] do), work on the file system of `dir`: a probe file is
+/// written, read back, compared and removed. A file system that refuses
+/// `O_DIRECT`, or wants larger alignment than [`DIRECT_ALIGN_BYTES`], fails
+/// the probe here, once, instead of failing writes later.
+fn direct_io_works(dir: &Path) -> bool {
+    use rustix::fs::{Mode, OFlags};
+    let path = dir.join(format!("direct-probe.{}", uuid::Uuid::new_v4().simple()));
+    let probe = || -> io::Result<bool> {
+        let flags = OFlags::RDWR | OFlags::CREATE | OFlags::EXCL | OFlags::CLOEXEC | OFlags::DIRECT;
+        let file = File::from(rustix::fs::open(&path, flags, Mode::from_raw_mode(0o600))?);
+        let mut buf = crate::buffers::DIRECT.take_filled(2 * DIRECT_ALIGN_BYTES);
+        let pad = buf.as_ptr().align_offset(DIRECT_ALIGN_BYTES);
+        let page = pad..pad + DIRECT_ALIGN_BYTES;
+        buf[page.clone()].iter_mut().enumerate().for_each(|(i, b)| *b = (i % 251) as u8);
+        let written = rustix::io::pwrite(&file, &buf[page.clone()], 0)?;
+        buf[page.clone()].fill(0);
+        let read = rustix::io::pread(&file, &mut buf[page.clone()], 0)?;
+        let same = buf[page].iter().enumerate().all(|(i, &b)| b == (i % 251) as u8);
+        drop(crate::buffers::DIRECT.freeze(buf));
+        Ok(written == DIRECT_ALIGN_BYTES && read == DIRECT_ALIGN_BYTES && same)
+    };
+    let works = probe().unwrap_or(false);
+    let _ = fs::remove_file(&path);
+    works
+}
+
 /// `path` opened again for reading with `O_DIRECT`, or `None` where the file
 /// system refuses it (the buffered file is used instead).
 fn open_direct(path: &Path) -> Option<File> {
@@ -1444,6 +1488,33 @@ mod tests {
         // A pooled read of what was read ahead owned gets a read of its own.
         check(reader.read_at(3 * p, piece).await.expect("read"), 3 * piece, piece);
         check(again, piece, piece);
+    }
+
+    #[test]
+    fn the_direct_io_probe_passes_here_and_leaves_nothing_behind() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        assert!(direct_io_works(dir.path()), "ext4, xfs and tmpfs ≥ 6.6 allow O_DIRECT");
+        assert_eq!(fs::read_dir(dir.path()).expect("dir").count(), 0, "the probe file is removed");
+        assert!(!direct_io_works(&dir.path().join("missing")), "a probe that cannot run says no");
+    }
+
+    #[tokio::test]
+    async fn a_drive_without_direct_io_writes_and_reads_large_blobs_through_the_page_cache() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut drive = open(dir.path());
+        assert!(drive.direct_io, "this file system passed the probe");
+        drive.direct_io = false; // as on a file system that failed it
+        let content: Vec<u8> = (0..3 * CACHE_DROP_MIN_BYTES as usize + 77).map(|i| (i % 241) as u8).collect();
+        let mut writer = drive.create_writer("b", [4; 16]).await.expect("create");
+        for chunk in content.chunks(524_320) {
+            writer.write(vec![Bytes::copy_from_slice(chunk)]).await.expect("write");
+            let blob = writer.file.as_ref().expect("open");
+            assert!(blob.direct.is_none() && !blob.direct_allowed, "written through the page cache");
+        }
+        Box::new(writer).commit().await.expect("commit");
+        let reader = drive.open_reader("b", [4; 16]).await.expect("open");
+        assert!(reader.direct.is_none(), "read through the page cache");
+        assert!(reader.read_at(0, content.len()).await.expect("read")[..] == content[..]);
     }
 
     #[tokio::test]
