@@ -162,7 +162,21 @@ impl BlockEncoder {
     pub fn encode_into(
         &mut self,
         block: &Bytes,
+        parity_buffer: Vec<u8>,
+        share: impl FnOnce(Vec<u8>) -> Bytes,
+    ) -> Result<Vec<Bytes>, Error> {
+        self.encode_into_at(block, parity_buffer, 0, share)
+    }
+
+    /// [`BlockEncoder::encode_into`], the parity pieces starting `offset`
+    /// bytes into `parity_buffer` (the bytes before are zero): a caller that
+    /// wants the pieces at a given place within a memory page (the storage
+    /// layer writes such memory from where it is) passes that place.
+    pub fn encode_into_at(
+        &mut self,
+        block: &Bytes,
         mut parity_buffer: Vec<u8>,
+        offset: usize,
         share: impl FnOnce(Vec<u8>) -> Bytes,
     ) -> Result<Vec<Bytes>, Error> {
         let Geometry { data, parity, .. } = self.geometry;
@@ -193,12 +207,13 @@ impl BlockEncoder {
         }
         let result = codec.encode().map_err(codec_error)?;
         parity_buffer.clear();
-        parity_buffer.reserve(piece_len * parity);
+        parity_buffer.reserve(offset + piece_len * parity);
+        parity_buffer.resize(offset, 0);
         for recovery in result.recovery_iter() {
             parity_buffer.extend_from_slice(recovery);
         }
         let shared = share(parity_buffer);
-        pieces.extend((0..parity).map(|i| shared.slice(i * piece_len..(i + 1) * piece_len)));
+        pieces.extend((0..parity).map(|i| shared.slice(offset + i * piece_len..offset + (i + 1) * piece_len)));
         debug_assert_eq!(pieces.len(), self.geometry.total());
         Ok(pieces)
     }
@@ -366,6 +381,12 @@ mod tests {
             let shared = encoder.encode_into(&block, recycled, Bytes::from).expect("encode into");
             assert_eq!(shared, fresh, "len {len}: the same pieces");
             assert_eq!(shared[g.data].as_ptr(), address, "len {len}: parity in the given buffer");
+            // And at an offset into it, for pieces at a chosen place in a page.
+            let recycled = vec![0xEE; 4000];
+            let address = recycled.as_ptr();
+            let shared = encoder.encode_into_at(&block, recycled, 96, Bytes::from).expect("encode into at");
+            assert_eq!(shared, fresh, "len {len}: the same pieces at an offset");
+            assert_eq!(shared[g.data].as_ptr(), address.wrapping_add(96), "len {len}: parity from the offset on");
         }
     }
 

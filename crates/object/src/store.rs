@@ -705,6 +705,7 @@ impl ObjectStore {
         allow_inline: bool,
         cipher: Option<(&bulwark_crypto::Key32, [u8; 12])>,
     ) -> Result<WrittenData> {
+        reader.lay_out_for_shards(&geometry);
         let mut source = StoredSource::new(reader, cipher);
         let block_size = geometry.block_size_bytes();
         let first = source.next(block_size).await?;

@@ -27,6 +27,10 @@ use crate::{ByteStream, Error, Result};
 const PIECES_IN_FLIGHT_MAX: usize = 4;
 
 /// Reads a body stream in blocks, hashing everything it hands out.
+/// The memory page, for laying out blocks and parity where the drives can
+/// write them from (see [`BodyReader::lay_out_for_shards`]).
+const PAGE_BYTES: usize = 4096;
+
 pub(crate) struct BodyReader {
     stream: ByteStream,
     /// The block being assembled (a pooled buffer, see [`crate::buffers`]).
@@ -37,6 +41,13 @@ pub(crate) struct BodyReader {
     hashing: Hashing,
     total: u64,
     limit: u64,
+    /// Shard bytes per block (pieces and their hashes), when blocks are to be
+    /// laid out for the drives (see [`BodyReader::lay_out_for_shards`]).
+    shard_stride: Option<u64>,
+    /// Blocks handed out so far.
+    blocks_out: u64,
+    /// Bytes at the start of `pending` that are not the block's.
+    pad: usize,
 }
 
 /// MD5 and checksums of everything handed out. The first block is hashed in
@@ -98,13 +109,27 @@ impl BodyReader {
             hashing: Hashing::Inline(Hashers { md5: md5.then(Md5State::new), checksums }),
             total: 0,
             limit,
+            shard_stride: None,
+            blocks_out: 0,
+            pad: 0,
         }
+    }
+
+    /// Assembles each block at the place within a memory page where its
+    /// pieces go within the shard files' pages (block `b`'s pieces start at
+    /// `geometry.shard_offset(b)` of every shard), so that a drive can write
+    /// them from where they are instead of copying them (see
+    /// `bulwark_storage::local::page_phase`). The data pieces are views of
+    /// the block; they share its place in the page when the piece length is a
+    /// whole number of pages (2 MiB blocks over K = 4: 512 KiB).
+    pub fn lay_out_for_shards(&mut self, geometry: &Geometry) {
+        self.shard_stride = Some(geometry.shard_offset(1));
     }
 
     /// Next block of exactly `size` bytes, or fewer at the end of the body;
     /// `None` when the body is exhausted.
     pub async fn next_block(&mut self, size: usize) -> Result<Option<Bytes>> {
-        while self.pending.len() < size {
+        while self.pending.len() - self.pad < size {
             let chunk = match self.leftover.take() {
                 Some(chunk) => chunk,
                 None if self.done => break,
@@ -128,22 +153,33 @@ impl BodyReader {
                 let block = chunk.slice(..size);
                 self.leftover = (chunk.len() > size).then(|| chunk.slice(size..));
                 self.hash(block.clone()).await;
+                self.blocks_out += 1;
                 return Ok(Some(block));
             }
             if self.pending.capacity() == 0 {
-                self.pending = bulwark_storage::buffers::BLOCKS.take(size);
+                let phase =
+                    self.shard_stride.map_or(0, |stride| bulwark_storage::local::page_phase(self.blocks_out * stride));
+                // The phase in the page of the buffer's own start (an
+                // allocation is not page-aligned) is made up by the padding.
+                let mut pending = bulwark_storage::buffers::BLOCKS.take(size + PAGE_BYTES);
+                let pad = (phase + PAGE_BYTES - pending.as_ptr() as usize % PAGE_BYTES) % PAGE_BYTES;
+                pending.resize(if self.shard_stride.is_some() { pad } else { 0 }, 0);
+                self.pad = pending.len();
+                self.pending = pending;
             }
-            let fits = (size - self.pending.len()).min(chunk.len());
+            let fits = (size - (self.pending.len() - self.pad)).min(chunk.len());
             self.pending.extend_from_slice(&chunk[..fits]);
             if fits < chunk.len() {
                 self.leftover = Some(chunk.slice(fits..));
             }
         }
-        if self.pending.is_empty() {
+        if self.pending.len() == self.pad {
             return Ok(None);
         }
-        let block = bulwark_storage::buffers::BLOCKS.freeze(std::mem::take(&mut self.pending));
+        let pad = std::mem::take(&mut self.pad);
+        let block = bulwark_storage::buffers::BLOCKS.freeze(std::mem::take(&mut self.pending)).slice(pad..);
         self.hash(block.clone()).await;
+        self.blocks_out += 1;
         Ok(Some(block))
     }
 
@@ -302,12 +338,17 @@ impl BlobWrite {
     pub async fn write_block(&mut self, block: &Bytes) -> Result<()> {
         // Parity goes into a recycled buffer too (see crate::buffers).
         let geometry = self.encoder.geometry();
-        let parity = bulwark_storage::buffers::BLOCKS.take(geometry.piece_len(block.len()) * geometry.parity());
+        // Parity pieces at their shard offset's place in a page, as the body's
+        // blocks are (see BodyReader::lay_out_for_shards).
+        let block_index = self.block_index;
+        let parity =
+            bulwark_storage::buffers::BLOCKS.take(geometry.piece_len(block.len()) * geometry.parity() + PAGE_BYTES);
+        let phase = bulwark_storage::local::page_phase(geometry.shard_offset(block_index));
+        let offset = (phase + PAGE_BYTES - parity.as_ptr() as usize % PAGE_BYTES) % PAGE_BYTES;
         let pieces = self
             .encoder
-            .encode_into(block, parity, |parity| bulwark_storage::buffers::BLOCKS.freeze(parity))
+            .encode_into_at(block, parity, offset, |parity| bulwark_storage::buffers::BLOCKS.freeze(parity))
             .map_err(|e| Error::Internal(e.to_string()))?;
-        let block_index = self.block_index;
         self.block_index += 1;
         let distribution = &self.distribution;
         let sends = self.sinks.iter_mut().filter(|s| s.sender.is_some()).map(|sink| {
@@ -619,6 +660,30 @@ mod tests {
         let chunks: Vec<std::result::Result<Bytes, std::io::Error>> =
             data.chunks(chunk).map(|c| Ok(Bytes::copy_from_slice(c))).collect();
         Box::pin(futures::stream::iter(chunks))
+    }
+
+    /// Laid out for the drives, every block assembled from chunks starts at
+    /// the place in a page where its pieces start in the shard files, and the
+    /// blocks are still exactly the body.
+    #[tokio::test]
+    async fn blocks_laid_out_for_shards_sit_at_their_shard_offsets_page_phase() {
+        let geometry = Geometry::new(4, 2, 256 * 1024).expect("geometry");
+        let size = geometry.block_size_bytes();
+        let data: Vec<u8> = (0..9 * size as u32 + 4_321).map(|i| (i.wrapping_mul(2_654_435_761) >> 9) as u8).collect();
+        let mut reader = BodyReader::new(body(&data, 10_000), u64::MAX, &[], false);
+        reader.lay_out_for_shards(&geometry);
+        let mut blocks = Vec::new();
+        while let Some(block) = reader.next_block(size).await.expect("next block") {
+            let index = blocks.len() as u64;
+            let phase = bulwark_storage::local::page_phase(geometry.shard_offset(index));
+            assert_eq!(block.as_ptr() as usize % PAGE_BYTES, phase, "block {index}");
+            blocks.push(block);
+        }
+        assert!(
+            blocks.iter().any(|b| !(b.as_ptr() as usize).is_multiple_of(PAGE_BYTES)),
+            "phases differ between blocks"
+        );
+        assert_eq!(blocks.concat(), data);
     }
 
     /// Chunks smaller than, equal to and larger than a block (a larger one
