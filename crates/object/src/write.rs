@@ -31,6 +31,15 @@ const PIECES_IN_FLIGHT_MAX: usize = 4;
 /// write them from (see [`BodyReader::lay_out_for_shards`]).
 const PAGE_BYTES: usize = 4096;
 
+/// A pooled buffer of at least `len` bytes after `phase`-placing padding:
+/// the buffer and how many bytes into it data starts at `phase` within a
+/// page (an allocation is not page-aligned; the padding makes up for it).
+fn take_at_phase(len: usize, phase: usize) -> (Vec<u8>, usize) {
+    let buffer = bulwark_storage::buffers::BLOCKS.take(len + PAGE_BYTES);
+    let pad = (phase + PAGE_BYTES - buffer.as_ptr() as usize % PAGE_BYTES) % PAGE_BYTES;
+    (buffer, pad)
+}
+
 pub(crate) struct BodyReader {
     stream: ByteStream,
     /// The block being assembled (a pooled buffer, see [`crate::buffers`]).
@@ -159,12 +168,9 @@ impl BodyReader {
             if self.pending.capacity() == 0 {
                 let phase =
                     self.shard_stride.map_or(0, |stride| bulwark_storage::local::page_phase(self.blocks_out * stride));
-                // The phase in the page of the buffer's own start (an
-                // allocation is not page-aligned) is made up by the padding.
-                let mut pending = bulwark_storage::buffers::BLOCKS.take(size + PAGE_BYTES);
-                let pad = (phase + PAGE_BYTES - pending.as_ptr() as usize % PAGE_BYTES) % PAGE_BYTES;
-                pending.resize(if self.shard_stride.is_some() { pad } else { 0 }, 0);
-                self.pad = pending.len();
+                let (mut pending, pad) = take_at_phase(size, phase);
+                pending.resize(pad, 0);
+                self.pad = pad;
                 self.pending = pending;
             }
             let fits = (size - (self.pending.len() - self.pad)).min(chunk.len());
@@ -341,10 +347,10 @@ impl BlobWrite {
         // Parity pieces at their shard offset's place in a page, as the body's
         // blocks are (see BodyReader::lay_out_for_shards).
         let block_index = self.block_index;
-        let parity =
-            bulwark_storage::buffers::BLOCKS.take(geometry.piece_len(block.len()) * geometry.parity() + PAGE_BYTES);
-        let phase = bulwark_storage::local::page_phase(geometry.shard_offset(block_index));
-        let offset = (phase + PAGE_BYTES - parity.as_ptr() as usize % PAGE_BYTES) % PAGE_BYTES;
+        let (parity, offset) = take_at_phase(
+            geometry.piece_len(block.len()) * geometry.parity(),
+            bulwark_storage::local::page_phase(geometry.shard_offset(block_index)),
+        );
         let pieces = self
             .encoder
             .encode_into_at(block, parity, offset, |parity| bulwark_storage::buffers::BLOCKS.freeze(parity))
