@@ -93,6 +93,14 @@ async fn heal_removes_an_old_failed_write_that_no_drive_can_complete() {
 }
 
 /// Every file under `dir` (a drive's blobs for one bucket).
+/// Puts `data` (large enough to be a blob) at `key`.
+async fn put_blob(store: &bulwark_object::ObjectStore, key: &str, data: &[u8]) {
+    store
+        .put_object(BUCKET, key, body(data.to_vec()), Some(data.len() as u64), PutOptions::default())
+        .await
+        .expect("put");
+}
+
 fn files_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
     let mut out = Vec::new();
     for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
@@ -205,10 +213,7 @@ async fn while_a_drive_is_away_the_scanner_sets_aside_what_only_it_lacks_and_que
     store.make_bucket(BUCKET).await.expect("bucket");
     let data = vec![3u8; 3 * 1024 * 1024];
     for key in ["whole", "damaged"] {
-        store
-            .put_object(BUCKET, key, body(data.clone()), Some(data.len() as u64), PutOptions::default())
-            .await
-            .expect("put");
+        put_blob(&store, key, &data).await;
     }
     bulwark_object::testing::set_drive_online(dir.path(), &drives[5], 5, false).await;
     // An online drive loses the record of one of them.
@@ -236,12 +241,9 @@ async fn a_drive_back_from_an_absence_gets_what_it_missed_without_every_object_b
     let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
     store.make_bucket(BUCKET).await.expect("bucket");
     let data = vec![5u8; 3 * 1024 * 1024];
-    let put = |key: &'static str| {
-        store.put_object(BUCKET, key, body(data.clone()), Some(data.len() as u64), PutOptions::default())
-    };
-    put("before").await.expect("put before");
+    put_blob(&store, "before", &data).await;
     bulwark_object::testing::set_drive_online(dir.path(), &drives[5], 5, false).await;
-    put("during").await.expect("put during the absence");
+    put_blob(&store, "during", &data).await;
     let pass = store.scan_pass(false, 0, Some(BUCKET)).await;
     assert_eq!(pass.problems_found, 2, "both lack drive 5");
     // Bit rot in drive 0's shard of the object written before the absence.

@@ -35,6 +35,16 @@ async fn date_forward(drives: &[std::sync::Arc<dyn bulwark_storage::Drive>], key
 }
 
 /// Large enough to live in blobs, not inline under its uid.
+/// A store on six local drives with `BUCKET` created and versioning enabled.
+async fn versioned_store(
+    dir: &std::path::Path,
+) -> (bulwark_object::ObjectStore, Vec<std::sync::Arc<dyn bulwark_storage::Drive>>) {
+    let (store, drives) = bulwark_object::testing::local_store(dir).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    store.put_bucket_versioning(BUCKET, Versioning::Enabled).await.expect("versioning");
+    (store, drives)
+}
+
 fn data(seed: u8) -> Vec<u8> {
     (0..1024 * 1024u32).map(|i| (i as u8).wrapping_mul(17).wrapping_add(seed)).collect()
 }
@@ -63,9 +73,7 @@ async fn an_overwrite_while_the_clock_is_behind_is_what_get_returns() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_new_version_while_the_clock_is_behind_lists_first_and_keeps_its_own_id() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
-    store.make_bucket(BUCKET).await.expect("bucket");
-    store.put_bucket_versioning(BUCKET, Versioning::Enabled).await.expect("versioning");
+    let (store, drives) = versioned_store(dir.path()).await;
     let (old, new) = (data(3), data(4));
     store
         .put_object(BUCKET, "key", body(old.clone()), Some(old.len() as u64), PutOptions::default())
@@ -97,9 +105,7 @@ const LONG_HISTORY: u8 = 80;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_key_with_a_long_history_reads_its_latest_and_its_oldest_version() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, _drives) = bulwark_object::testing::local_store(dir.path()).await;
-    store.make_bucket(BUCKET).await.expect("bucket");
-    store.put_bucket_versioning(BUCKET, Versioning::Enabled).await.expect("versioning");
+    let (store, _drives) = versioned_store(dir.path()).await;
     let mut ids = Vec::new();
     for seed in 0..LONG_HISTORY {
         // Small bodies: inline objects, so the history is cheap to write.
@@ -164,9 +170,7 @@ async fn a_version_listing_resumed_after_the_null_version_does_not_list_a_second
     // asynchronous purge removes it. A listing shows only the newest null
     // version; one resumed page by page must not show the older one as well.
     let dir = tempfile::tempdir().expect("tempdir");
-    let (store, drives) = bulwark_object::testing::local_store(dir.path()).await;
-    store.make_bucket(BUCKET).await.expect("bucket");
-    store.put_bucket_versioning(BUCKET, Versioning::Enabled).await.expect("enable versioning");
+    let (store, drives) = versioned_store(dir.path()).await;
     let small = || body(b"versioned".to_vec());
     store.put_object(BUCKET, "k", small(), Some(9), PutOptions::default()).await.expect("put v1");
     store.put_bucket_versioning(BUCKET, Versioning::Suspended).await.expect("suspend versioning");
