@@ -47,6 +47,7 @@ pub mod cse;
 pub mod iam;
 pub mod kms;
 pub mod raw_http;
+pub mod rclone;
 pub mod tls;
 
 /// Access key of the root user every test server is started with.

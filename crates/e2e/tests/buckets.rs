@@ -1,8 +1,10 @@
 //! A user creates, inspects, lists and deletes buckets, and gets the S3 error that
 //! names the problem when a bucket is missing, taken, misnamed or not empty.
 
+use aws_sdk_s3::error::ProvideErrorMetadata as _;
+use aws_sdk_s3::operation::RequestId as _;
 use aws_sdk_s3::types::BucketLocationConstraint;
-use bulwark_e2e::{TestServer, assert_http_status, assert_s3_error, create_bucket, payload, put_bytes};
+use bulwark_e2e::{TestServer, assert_http_status, assert_s3_error, create_bucket, payload, put_bytes, raw_http};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_bucket_answers_head_and_appears_in_list_buckets() {
@@ -43,10 +45,45 @@ async fn invalid_bucket_names_are_refused_with_invalid_bucket_name() {
         &"x".repeat(64),
     ] {
         let result = client.create_bucket().bucket(name).send().await;
+        let message = result.as_ref().err().and_then(|e| e.message()).unwrap_or_default().to_owned();
         assert_s3_error(result, 400, "InvalidBucketName");
+        assert!(!message.is_empty(), "{name:?}: the error says why in a <Message>");
     }
     let listed = client.list_buckets().send().await.expect("ListBuckets");
     assert!(listed.buckets().is_empty(), "no invalid bucket was created");
+}
+
+/// S3's form of a request id: 16 upper-case hex digits.
+fn is_request_id(id: &str) -> bool {
+    id.len() == 16 && id.bytes().all(|b| b.is_ascii_digit() || (b'A'..=b'F').contains(&b))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_response_has_a_request_id_that_its_error_document_and_log_lines_repeat() {
+    let (server, client) = TestServer::start_with_bucket("ids").await;
+    let put = client.put_object().bucket("ids").key("k").body(payload(1, 100).into()).send().await.expect("PutObject");
+    let put_id = put.request_id().expect("a PUT has x-amz-request-id").to_owned();
+    assert!(is_request_id(&put_id), "{put_id:?}");
+    let missing = client.get_object().bucket("ids").key("absent").send().await.expect_err("no such key");
+    let get_id = missing.request_id().expect("an error has x-amz-request-id").to_owned();
+    assert!(is_request_id(&get_id) && get_id != put_id, "{get_id:?} is fresh");
+    let body = missing.raw_response().and_then(|r| r.body().bytes()).expect("the error document");
+    let body = String::from_utf8_lossy(body);
+    assert!(body.contains(&format!("<RequestId>{get_id}</RequestId>")), "the document repeats the header: {body}");
+    assert!(body.contains("<Code>NoSuchKey</Code>"), "{body}");
+
+    // Refused before any S3 handler runs (no signature): the same.
+    let refused = raw_http::send("GET", &format!("{}/ids/k", server.endpoint()), &[], b"").await;
+    assert_eq!(refused.status, 403);
+    let id = refused.header("x-amz-request-id").expect("a refusal has x-amz-request-id").to_owned();
+    assert!(is_request_id(&id), "{id:?}");
+    assert!(refused.text().contains(&format!("<RequestId>{id}</RequestId>")), "{}", refused.text());
+
+    // A client's report leads to the server's log: the request's lines carry its id.
+    let log = server.log();
+    let line = log.lines().find(|l| l.contains(&put_id)).unwrap_or_else(|| panic!("no log line has {put_id}"));
+    assert!(line.contains("s3:PutObject"), "the PUT's line: {line}");
+    assert!(!log.contains('\u{1b}'), "a log file gets no terminal colours");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

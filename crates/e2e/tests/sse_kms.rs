@@ -12,6 +12,7 @@
 use std::path::Path;
 
 use aws_sdk_s3::Client;
+use aws_sdk_s3::operation::RequestId as _;
 use aws_sdk_s3::primitives::ByteStream;
 use aws_sdk_s3::types::{
     CompletedMultipartUpload, CompletedPart, ServerSideEncryption, ServerSideEncryptionByDefault,
@@ -146,7 +147,20 @@ async fn sse_kms_uses_the_named_key_an_alias_or_the_aws_s3_default_and_echoes_it
         .await
         .expect("put with context");
     assert_eq!(put.ssekms_encryption_context(), Some(context.as_str()));
-    assert_eq!(get_bytes(&client, BUCKET, "with-context").await, body);
+    let got = client.get_object().bucket(BUCKET).key("with-context").send().await.expect("get with context");
+    let get_id = got.request_id().expect("x-amz-request-id").to_owned();
+    assert_eq!(got.body.collect().await.expect("body").into_bytes().as_ref(), body.as_slice());
+    // The KMS audit records of an S3 request carry that request's id.
+    let audit = std::fs::read_to_string(server.kms_audit_log_path()).expect("the KMS audit log");
+    let records: Vec<serde_json::Value> =
+        audit.lines().map(|l| serde_json::from_str(l).expect("an audit record")).collect();
+    for (id, operation) in [(put.request_id().expect("x-amz-request-id"), "GenerateDataKey"), (&get_id, "Decrypt")] {
+        let record = records
+            .iter()
+            .find(|r| r["request_id"] == id)
+            .unwrap_or_else(|| panic!("no audit record of request {id}: {audit}"));
+        assert_eq!((record["operation"].as_str(), record["source"].as_str()), (Some(operation), Some("sse-kms")));
+    }
     assert!(server.drive_files_containing(MARKER).is_empty(), "plaintext on a drive");
 
     // Unknown keys and malformed combinations are refused, and store nothing.

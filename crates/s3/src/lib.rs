@@ -44,6 +44,36 @@ pub struct Transport {
     pub peer: Option<std::net::SocketAddr>,
 }
 
+/// The id of one S3 request: the listener makes it, puts it in the request's
+/// extensions and sends it back as `x-amz-request-id` (and as an error's
+/// `<RequestId>`); the request's log lines carry it, and so do the KMS audit
+/// records the request causes, so a client's report leads to both.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RequestId(String);
+
+impl RequestId {
+    /// A fresh id: 16 upper-case hex digits, like S3's.
+    pub fn new() -> RequestId {
+        RequestId(format!("{:016X}", uuid::Uuid::new_v4().as_u64_pair().0))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl Default for RequestId {
+    fn default() -> RequestId {
+        RequestId::new()
+    }
+}
+
+impl std::fmt::Display for RequestId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
 /// Keys of one DeleteObjects request deleted concurrently.
 const DELETE_CONCURRENCY_MAX: usize = 16;
 
@@ -77,7 +107,7 @@ impl Bulwark {
     }
 
     fn unwrapper(&self, extensions: &http::Extensions) -> Option<bulwark_object::Unwrapper> {
-        managed::unwrapper(self.kms.as_ref(), &Self::caller(extensions), &request_id())
+        managed::unwrapper(self.kms.as_ref(), &Self::caller(extensions), &request_id(extensions))
     }
 
     /// The encryption of a write: SSE-C from its customer-key headers, else
@@ -130,8 +160,16 @@ impl Bulwark {
         extensions: &http::Extensions,
     ) -> S3Result<Option<bulwark_object::Encryption>> {
         let record = self.store.bucket_config(bucket).map_err(to_s3)?;
-        managed::for_write(self.kms.as_ref(), bucket, key, &record, &headers, &Self::caller(extensions), &request_id())
-            .await
+        managed::for_write(
+            self.kms.as_ref(),
+            bucket,
+            key,
+            &record,
+            &headers,
+            &Self::caller(extensions),
+            &request_id(extensions),
+        )
+        .await
     }
 
     fn owner(&self) -> s3s::dto::Owner {
@@ -153,9 +191,10 @@ fn refuse_sse_on_read(headers: &http::HeaderMap) -> S3Result<()> {
     Ok(())
 }
 
-/// An id tying the KMS audit records of one S3 request together.
-fn request_id() -> String {
-    uuid::Uuid::new_v4().simple().to_string()
+/// The id tying the KMS audit records of one S3 request to it: the listener's
+/// (see [`RequestId`]), or a fresh one for work no request caused.
+fn request_id(extensions: &http::Extensions) -> String {
+    extensions.get::<RequestId>().cloned().unwrap_or_default().0
 }
 
 fn timestamp(ns: i64) -> Timestamp {

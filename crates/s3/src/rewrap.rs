@@ -153,7 +153,7 @@ impl Rewrapper {
                 return;
             }
         };
-        let request_id = crate::request_id();
+        let request_id = crate::RequestId::new().to_string();
         match self.kms.rewrap(&version.wrapped, &context, &request_id).await {
             Ok(None) => self.update(|p| p.already_current += 1),
             Ok(Some(new)) => {

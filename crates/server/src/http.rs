@@ -173,7 +173,89 @@ pub async fn serve(
     graceful.shutdown().await;
 }
 
+/// One S3 (or metrics) request under its [`bulwark_s3::RequestId`]: the id is
+/// in the request's extensions, on every log line the request causes, and in
+/// the response (`x-amz-request-id`, and an error's `<RequestId>`).
 async fn handle(
+    service: &S3Service,
+    store: &ObjectStore,
+    metrics_token: Option<&MetricsToken>,
+    mut request: http::Request<Incoming>,
+) -> Response<Body> {
+    use tracing::Instrument as _;
+    let request_id = bulwark_s3::RequestId::new();
+    request.extensions_mut().insert(request_id.clone());
+    let span = tracing::info_span!("request", id = %request_id);
+    let response = respond(service, store, metrics_token, request).instrument(span).await;
+    with_request_id(response, &request_id).await
+}
+
+/// Largest error document completed with its request id (S3's are a few
+/// hundred bytes; anything larger goes out as it is).
+const ERROR_BODY_BYTES_MAX: u64 = 64 * 1024;
+
+/// The response with `x-amz-request-id`, and an S3 error document completed
+/// as S3 sends it: with its `<RequestId>`, and with a `<Message>` when the
+/// protocol layer gave none.
+async fn with_request_id(response: Response<Body>, request_id: &bulwark_s3::RequestId) -> Response<Body> {
+    use http_body::Body as _;
+    let (mut parts, body) = response.into_parts();
+    if let Ok(value) = http::HeaderValue::from_str(request_id.as_str()) {
+        parts.headers.insert("x-amz-request-id", value);
+    }
+    let is_xml = parts.headers.get(http::header::CONTENT_TYPE).is_some_and(|v| v.as_bytes() == b"application/xml");
+    let small = body.size_hint().exact().is_some_and(|n| n > 0 && n <= ERROR_BODY_BYTES_MAX);
+    if !(parts.status.is_client_error() || parts.status.is_server_error()) || !is_xml || !small {
+        return Response::from_parts(parts, body);
+    }
+    let bytes = match http_body_util::BodyExt::collect(body).await {
+        Ok(collected) => collected.to_bytes(),
+        Err(e) => {
+            tracing::warn!(error = %e, "error document could not be read");
+            return Response::from_parts(parts, Body::empty());
+        }
+    };
+    let completed = complete_error_document(&bytes, request_id.as_str()).map_or(bytes, Bytes::from);
+    parts.headers.insert(http::header::CONTENT_LENGTH, http::HeaderValue::from(completed.len()));
+    Response::from_parts(parts, Body::from(completed))
+}
+
+/// `document` with `<Message>` (if missing, for codes S3 words) and
+/// `<RequestId>` added before `</Error>`; `None` if it is not an S3 error
+/// document or already has both.
+fn complete_error_document(document: &[u8], request_id: &str) -> Option<String> {
+    let text = std::str::from_utf8(document).ok()?;
+    let end = text.trim_end().strip_suffix("</Error>")?;
+    let code = text.split_once("<Code>")?.1.split_once("</Code>")?.0;
+    let mut added = String::new();
+    if !text.contains("<Message>")
+        && let Some(message) = default_error_message(code)
+    {
+        added.push_str(&format!("<Message>{message}</Message>"));
+    }
+    if !text.contains("<RequestId>") {
+        added.push_str(&format!("<RequestId>{request_id}</RequestId>"));
+    }
+    (!added.is_empty()).then(|| format!("{end}{added}</Error>"))
+}
+
+/// S3's words for the errors the protocol layer raises without a message
+/// (a request it could not route or parse).
+fn default_error_message(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "InvalidBucketName" => "The specified bucket is not valid.",
+        "KeyTooLongError" => "Your key is too long.",
+        "InvalidURI" => "Couldn't parse the specified URI.",
+        "MethodNotAllowed" => "The specified method is not allowed against this resource.",
+        "IncompleteBody" => "You did not provide the number of bytes specified by the Content-Length HTTP header.",
+        "MissingContentLength" => "You must provide the Content-Length HTTP header.",
+        "NotImplemented" => "A header you provided implies functionality that is not implemented.",
+        "MalformedXML" => "The XML you provided was not well-formed or did not validate against our published schema.",
+        _ => return None,
+    })
+}
+
+async fn respond(
     service: &S3Service,
     store: &ObjectStore,
     metrics_token: Option<&MetricsToken>,
@@ -527,6 +609,45 @@ fn error_response(status: StatusCode, code: &str, message: &str) -> Response<Bod
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_documents_get_their_request_id_and_a_message_where_s3_words_one() {
+        let head = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>";
+        let bare = format!("{head}<Error><Code>InvalidBucketName</Code></Error>");
+        assert_eq!(
+            complete_error_document(bare.as_bytes(), "0123456789ABCDEF").as_deref(),
+            Some(
+                format!(
+                    "{head}<Error><Code>InvalidBucketName</Code><Message>The specified bucket is not valid.</Message>\
+                     <RequestId>0123456789ABCDEF</RequestId></Error>"
+                )
+                .as_str()
+            )
+        );
+        // A message of its own is kept; only the id is added, before the end
+        // even when the document ends with a newline.
+        let worded = format!("{head}\n<Error><Code>NoSuchKey</Code><Message>The key.</Message></Error>\n");
+        assert_eq!(
+            complete_error_document(worded.as_bytes(), "X").as_deref(),
+            Some(
+                format!(
+                    "{head}\n<Error><Code>NoSuchKey</Code><Message>The key.</Message><RequestId>X</RequestId></Error>"
+                )
+                .as_str()
+            )
+        );
+        // A code S3 has no fixed words for gets no invented message.
+        let unknown = "<Error><Code>SomethingElse</Code></Error>";
+        assert_eq!(
+            complete_error_document(unknown.as_bytes(), "X").as_deref(),
+            Some("<Error><Code>SomethingElse</Code><RequestId>X</RequestId></Error>")
+        );
+        // Complete documents, and anything that is not an S3 error, stay as they are.
+        let complete = "<Error><Code>NoSuchKey</Code><Message>m</Message><RequestId>Y</RequestId></Error>";
+        assert_eq!(complete_error_document(complete.as_bytes(), "X"), None);
+        assert_eq!(complete_error_document(b"<ListBucketResult></ListBucketResult>", "X"), None);
+        assert_eq!(complete_error_document(&[0xff, 0xfe], "X"), None);
+    }
 
     #[test]
     fn only_documents_are_buffered_never_object_data() {
