@@ -40,6 +40,11 @@ enum Command {
         /// PEM private key for --tls-cert.
         #[arg(long, requires = "tls_cert")]
         tls_key: Option<PathBuf>,
+        /// Domain for virtual-hosted-style requests (`<bucket>.<domain>`), repeatable
+        /// (or comma-separated in BULWARK_DOMAINS); replaces the configured ones
+        /// (default: localhost).
+        #[arg(long = "domain", env = "BULWARK_DOMAINS", value_delimiter = ',')]
+        domains: Vec<String>,
     },
     /// Certificates for development.
     Cert {
@@ -148,9 +153,9 @@ fn main() -> ExitCode {
         }
     };
     match cli.command {
-        Command::Server { data, address, config, tls_cert, tls_key } => {
+        Command::Server { data, address, config, tls_cert, tls_key, domains } => {
             let tls = tls_cert.zip(tls_key).map(|(cert, key)| bulwark_server::tls::TlsFiles { cert, key });
-            runtime.block_on(server(data, address, config, tls))
+            runtime.block_on(server(data, address, config, tls, domains))
         }
         Command::Cert { command: CertCommand::SelfSigned { out, names } } => {
             match bulwark_server::tls::write_self_signed(&out, &names) {
@@ -222,6 +227,7 @@ async fn server(
     address: Option<SocketAddr>,
     config_file: Option<PathBuf>,
     tls: Option<bulwark_server::tls::TlsFiles>,
+    domains: Vec<String>,
 ) -> ExitCode {
     let mut config = match &config_file {
         Some(path) => match Config::from_file(path) {
@@ -238,6 +244,13 @@ async fn server(
     }
     if tls.is_some() {
         config.tls = tls;
+    }
+    if !domains.is_empty() {
+        config.domains = domains;
+        if let Err(e) = config.validate() {
+            eprintln!("error: {e}");
+            return ExitCode::FAILURE;
+        }
     }
     let (credentials, source) = match Credentials::load(&config.state_dir) {
         Ok(loaded) => loaded,

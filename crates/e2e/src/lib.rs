@@ -105,6 +105,12 @@ impl TestServer {
         TestServer::start_configured(false, env).await
     }
 
+    /// [`TestServer::start_tls`] with the environment variables `env`.
+    pub async fn start_tls_with_env(env: &[(&str, &str)]) -> TestServer {
+        let env = env.iter().map(|(n, v)| ((*n).to_owned(), (*v).to_owned())).collect();
+        TestServer::start_configured(true, env).await
+    }
+
     async fn start_with_transport(tls: bool) -> TestServer {
         TestServer::start_configured(tls, Vec::new()).await
     }
@@ -199,7 +205,9 @@ impl TestServer {
     /// a new self-signed pair (`bulwark cert self-signed`); a running server keeps
     /// serving the old one until [`TestServer::signal_hangup`].
     pub fn regenerate_certificate(&self) {
-        write_self_signed_certificate(&self.tls_dir(), &["localhost", "127.0.0.1"]);
+        // `*.s3.localhost`: virtual-hosted style over TLS under the domain
+        // `s3.localhost` (TLS clients accept no wildcard right under `localhost`).
+        write_self_signed_certificate(&self.tls_dir(), &["localhost", "*.s3.localhost", "127.0.0.1"]);
     }
 
     /// The process id of the running server.
@@ -267,6 +275,40 @@ impl TestServer {
             secret_key: secret_key.to_owned(),
             ..ClientOptions::default()
         })
+    }
+
+    /// A client with the SDK's default addressing, virtual-hosted style: it
+    /// sends `<bucket>.localhost:PORT` as the host (the server's default
+    /// domain), resolving every `*.localhost` name to the loopback address.
+    pub fn virtual_hosted_client(&self) -> Client {
+        self.virtual_hosted_client_at("localhost")
+    }
+
+    /// [`TestServer::virtual_hosted_client`] under `domain`, which must end in
+    /// `localhost` (`<bucket>.<domain>` resolves to the loopback address).
+    pub fn virtual_hosted_client_at(&self, domain: &str) -> Client {
+        use aws_smithy_http_client::tls::{self, TlsContext, TrustStore, rustls_provider::CryptoMode};
+        let mut trust = TrustStore::empty().with_native_roots(false);
+        if self.tls {
+            let pem = fs::read(self.tls_cert_path())
+                .unwrap_or_else(|e| panic!("read {}: {e}", self.tls_cert_path().display()));
+            trust = trust.with_pem_certificate(pem);
+        }
+        let http_client = aws_smithy_http_client::Builder::new()
+            .tls_provider(tls::Provider::Rustls(CryptoMode::AwsLc))
+            .tls_context(TlsContext::builder().with_trust_store(trust).build().expect("a valid TLS context"))
+            .build_with_resolver(LoopbackNames);
+        let scheme = if self.tls { "https" } else { "http" };
+        let config = aws_sdk_s3::Config::builder()
+            .behavior_version(BehaviorVersion::latest())
+            .credentials_provider(Credentials::new(ACCESS_KEY, SECRET_KEY, None, None, "bulwark-e2e"))
+            .region(Region::new(REGION))
+            .endpoint_url(format!("{scheme}://{domain}:{}", self.port))
+            .force_path_style(false)
+            .retry_config(RetryConfig::disabled())
+            .http_client(http_client)
+            .build();
+        Client::from_conf(config)
     }
 
     pub fn client_with(&self, options: ClientOptions) -> Client {
@@ -475,6 +517,24 @@ pub fn write_self_signed_certificate(dir: &Path, names: &[&str]) {
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
     );
+}
+
+/// Resolves `localhost` and every `*.localhost` name to 127.0.0.1 (as
+/// systemd-resolved and browsers do; glibc with `hosts: files dns` does not),
+/// and nothing else.
+#[derive(Debug, Clone)]
+struct LoopbackNames;
+
+impl aws_smithy_runtime_api::client::dns::ResolveDns for LoopbackNames {
+    fn resolve_dns<'a>(&'a self, name: &'a str) -> aws_smithy_runtime_api::client::dns::DnsFuture<'a> {
+        use aws_smithy_runtime_api::client::dns::{DnsFuture, ResolveDnsError};
+        let result = if name == "localhost" || name.ends_with(".localhost") {
+            Ok(vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)])
+        } else {
+            Err(ResolveDnsError::new(format!("{name} is not a loopback name")))
+        };
+        DnsFuture::ready(result)
+    }
 }
 
 fn free_port() -> u16 {

@@ -4,7 +4,9 @@
 use aws_sdk_s3::error::ProvideErrorMetadata as _;
 use aws_sdk_s3::operation::RequestId as _;
 use aws_sdk_s3::types::BucketLocationConstraint;
-use bulwark_e2e::{TestServer, assert_http_status, assert_s3_error, create_bucket, payload, put_bytes, raw_http};
+use bulwark_e2e::{
+    TestServer, assert_http_status, assert_s3_error, create_bucket, get_bytes, payload, put_bytes, raw_http,
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_created_bucket_answers_head_and_appears_in_list_buckets() {
@@ -162,4 +164,88 @@ async fn get_bucket_location_names_us_east_1() {
     assert!(matches!(constraint, None | Some("") | Some("us-east-1")), "unexpected location constraint {constraint:?}");
     let missing = client.get_bucket_location().bucket("nowhere").send().await;
     assert_s3_error(missing, 404, "NoSuchBucket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style_requests_name_the_bucket_in_the_host() {
+    let server = TestServer::start().await;
+    let hosted = server.virtual_hosted_client();
+    let path_style = server.client();
+    let bucket = "hosted";
+
+    hosted.create_bucket().bucket(bucket).send().await.expect("CreateBucket as hosted.localhost");
+    path_style.head_bucket().bucket(bucket).send().await.expect("the bucket exists for path-style requests");
+    let body = payload(5, 300 * 1024);
+    hosted
+        .put_object()
+        .bucket(bucket)
+        .key("dir/object.bin")
+        .body(body.clone().into())
+        .send()
+        .await
+        .expect("PutObject virtual-hosted");
+    assert_eq!(get_bytes(&path_style, bucket, "dir/object.bin").await, body, "one object, either addressing");
+    assert_eq!(get_bytes(&hosted, bucket, "dir/object.bin").await, body);
+    let listed = hosted.list_objects_v2().bucket(bucket).prefix("dir/").send().await.expect("ListObjectsV2");
+    let keys: Vec<&str> = listed.contents().iter().filter_map(|o| o.key()).collect();
+    assert_eq!(keys, ["dir/object.bin"]);
+
+    // A key named like the server's own endpoints is the bucket's object.
+    put_bytes(&hosted, bucket, "metrics", b"my metrics".to_vec()).await;
+    assert_eq!(get_bytes(&hosted, bucket, "metrics").await, b"my metrics");
+
+    // Bucket subresources, including the ones served beside the S3 protocol layer.
+    hosted
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutBucketVersioning virtual-hosted");
+    let versioning = path_style.get_bucket_versioning().bucket(bucket).send().await.expect("GetBucketVersioning");
+    assert_eq!(versioning.status(), Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled));
+    let rule = aws_sdk_s3::types::ServerSideEncryptionRule::builder()
+        .apply_server_side_encryption_by_default(
+            aws_sdk_s3::types::ServerSideEncryptionByDefault::builder()
+                .sse_algorithm(aws_sdk_s3::types::ServerSideEncryption::Aes256)
+                .build()
+                .expect("a default"),
+        )
+        .build();
+    hosted
+        .put_bucket_encryption()
+        .bucket(bucket)
+        .server_side_encryption_configuration(
+            aws_sdk_s3::types::ServerSideEncryptionConfiguration::builder().rules(rule).build().expect("a rule"),
+        )
+        .send()
+        .await
+        .expect("PutBucketEncryption virtual-hosted");
+    let encryption = path_style.get_bucket_encryption().bucket(bucket).send().await.expect("GetBucketEncryption");
+    let algorithm = encryption
+        .server_side_encryption_configuration()
+        .and_then(|c| c.rules().first())
+        .and_then(|r| r.apply_server_side_encryption_by_default())
+        .map(|d| d.sse_algorithm().clone());
+    assert_eq!(algorithm, Some(aws_sdk_s3::types::ServerSideEncryption::Aes256));
+    let got = hosted.get_bucket_encryption().bucket(bucket).send().await.expect("GetBucketEncryption virtual-hosted");
+    assert!(got.server_side_encryption_configuration().is_some());
+
+    // A bucket that does not exist, addressed by its host, is NoSuchBucket.
+    let missing = hosted.get_object().bucket("nowhere").key("k").send().await;
+    assert_s3_error(missing, 404, "NoSuchBucket");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn virtual_hosted_style_works_over_tls_under_a_configured_domain_with_a_wildcard_certificate() {
+    // The domain comes from BULWARK_DOMAINS; the certificate names `*.s3.localhost`.
+    let server = TestServer::start_tls_with_env(&[("BULWARK_DOMAINS", "s3.localhost")]).await;
+    let hosted = server.virtual_hosted_client_at("s3.localhost");
+    hosted.create_bucket().bucket("secure").send().await.expect("CreateBucket as secure.s3.localhost over TLS");
+    put_bytes(&hosted, "secure", "k", b"over tls".to_vec()).await;
+    assert_eq!(get_bytes(&server.client(), "secure", "k").await, b"over tls");
 }

@@ -24,6 +24,7 @@ pub mod admin;
 pub mod auth;
 pub mod checksums;
 pub mod errors;
+pub mod hosts;
 pub mod managed;
 pub mod rewrap;
 pub mod routes;

@@ -19,6 +19,7 @@ use crate::Transport;
 use crate::access::PolicyAccess;
 use crate::admin::AdminRoute;
 use crate::errors::to_s3;
+use crate::hosts::VirtualHosts;
 
 /// Largest encryption configuration accepted.
 const CONFIGURATION_BYTES_MAX: usize = 64 * 1024;
@@ -27,18 +28,33 @@ const CONFIGURATION_BYTES_MAX: usize = 64 * 1024;
 pub struct Routes {
     admin: AdminRoute,
     encryption: BucketEncryptionRoute,
+    hosts: VirtualHosts,
 }
 
 impl Routes {
-    pub fn new(admin: AdminRoute, encryption: BucketEncryptionRoute) -> Routes {
-        Routes { admin, encryption }
+    /// `hosts`: the domains under which the `Host` names the bucket (the
+    /// same as the S3 service's).
+    pub fn new(admin: AdminRoute, encryption: BucketEncryptionRoute, hosts: VirtualHosts) -> Routes {
+        Routes { admin, encryption, hosts }
     }
 }
+
+/// The bucket a request addresses, by its `Host` (virtual-hosted style) or
+/// else by its path, set by `is_match` for the routes that need it.
+#[derive(Clone)]
+struct AddressedBucket(Option<String>);
 
 #[async_trait::async_trait]
 impl S3Route for Routes {
     fn is_match(&self, method: &Method, uri: &Uri, headers: &HeaderMap, extensions: &mut Extensions) -> bool {
-        let admin = self.admin.is_match(method, uri, headers, extensions);
+        let virtual_bucket = self.hosts.bucket_of_headers(headers);
+        // The admin API lives at the service's root, never inside a bucket.
+        let admin = virtual_bucket.is_none() && self.admin.is_match(method, uri, headers, extensions);
+        let bucket = match virtual_bucket {
+            Some(bucket) => (uri.path() == "/").then_some(bucket),
+            None => bucket_of(uri),
+        };
+        extensions.insert(AddressedBucket(bucket));
         let encryption = !admin && self.encryption.is_match(method, uri, headers, extensions);
         extensions.insert(RouteChoice { admin });
         admin || encryption
@@ -78,10 +94,16 @@ impl BucketEncryptionRoute {
     }
 }
 
+/// The bucket of a path-style bucket request (`/{bucket}` or `/{bucket}/`).
 fn bucket_of(uri: &Uri) -> Option<String> {
     let path = uri.path().strip_prefix('/')?;
     let path = path.strip_suffix('/').unwrap_or(path);
     (!path.is_empty() && !path.contains('/')).then(|| path.to_owned())
+}
+
+/// The bucket `Routes::is_match` found the request addressed to.
+fn addressed_bucket(extensions: &Extensions) -> Option<String> {
+    extensions.get::<AddressedBucket>().and_then(|b| b.0.clone())
 }
 
 fn has_encryption_query(uri: &Uri) -> bool {
@@ -233,12 +255,14 @@ fn configuration_xml(rule: &DefaultEncryption) -> String {
 
 #[async_trait::async_trait]
 impl S3Route for BucketEncryptionRoute {
-    fn is_match(&self, method: &Method, uri: &Uri, _headers: &HeaderMap, _extensions: &mut Extensions) -> bool {
-        (*method == Method::PUT || *method == Method::GET) && has_encryption_query(uri) && bucket_of(uri).is_some()
+    fn is_match(&self, method: &Method, uri: &Uri, _headers: &HeaderMap, extensions: &mut Extensions) -> bool {
+        (*method == Method::PUT || *method == Method::GET)
+            && has_encryption_query(uri)
+            && addressed_bucket(extensions).is_some()
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {
-        let bucket = bucket_of(&req.uri).ok_or_else(malformed)?;
+        let bucket = addressed_bucket(&req.extensions).ok_or_else(malformed)?;
         let path = S3Path::Bucket { bucket: bucket.into() };
         let transport = req.extensions.get::<Transport>().copied();
         let op = if req.method == Method::GET { "GetBucketEncryption" } else { "PutBucketEncryption" };
@@ -256,7 +280,7 @@ impl S3Route for BucketEncryptionRoute {
     }
 
     async fn call(&self, mut req: S3Request<Body>) -> S3Result<S3Response<Body>> {
-        let bucket = bucket_of(&req.uri).ok_or_else(malformed)?;
+        let bucket = addressed_bucket(&req.extensions).ok_or_else(malformed)?;
         self.store.head_bucket(&bucket).map_err(to_s3)?;
         if req.method == Method::GET {
             let record = self.store.bucket_config(&bucket).map_err(to_s3)?;

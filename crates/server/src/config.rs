@@ -7,6 +7,10 @@ use serde::Deserialize;
 
 pub const DEFAULT_ADDRESS: &str = "127.0.0.1:9000";
 pub const DEFAULT_REGION: &str = "us-east-1";
+/// Domains under which `Host: <bucket>.<domain>` names the bucket when none
+/// are configured: `localhost`, so SDKs that address buckets as
+/// `http://<bucket>.localhost:9000` work against the embedded default.
+pub const DEFAULT_DOMAINS: &[&str] = &["localhost"];
 
 /// One drive of the topology.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
@@ -38,6 +42,10 @@ pub struct FileConfig {
     pub address: Option<SocketAddr>,
     #[serde(default)]
     pub region: Option<String>,
+    /// Domains for virtual-hosted-style requests (`<bucket>.<domain>`);
+    /// default `["localhost"]`, `[]` for path-style only.
+    #[serde(default)]
+    pub domains: Option<Vec<String>>,
     /// Directory for server state such as the generated root credentials.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
@@ -63,6 +71,8 @@ pub const DRIVE_TIMEOUT_SECS_DEFAULT: u64 = 30;
 pub struct Config {
     pub address: SocketAddr,
     pub region: String,
+    /// Domains for virtual-hosted-style requests.
+    pub domains: Vec<String>,
     pub state_dir: PathBuf,
     pub erasure: ErasureConfig,
     pub drives: Vec<DriveConfig>,
@@ -120,6 +130,10 @@ pub enum ConfigError {
     Invalid(String),
 }
 
+fn default_domains() -> Vec<String> {
+    DEFAULT_DOMAINS.iter().map(|d| (*d).to_owned()).collect()
+}
+
 impl Config {
     /// The embedded default: six drives in three facilities under `data_dir`,
     /// one 4+2 set, write quorum 5.
@@ -133,6 +147,7 @@ impl Config {
         Config {
             address: DEFAULT_ADDRESS.parse().expect("constant address parses"),
             region: DEFAULT_REGION.to_owned(),
+            domains: default_domains(),
             state_dir: data_dir.to_path_buf(),
             erasure: ErasureConfig { data: 4, parity: 2, write_quorum: None, strict_facility: false },
             drives,
@@ -155,6 +170,7 @@ impl Config {
         let config = Config {
             address: file.address.unwrap_or_else(|| DEFAULT_ADDRESS.parse().expect("constant address parses")),
             region: file.region.unwrap_or_else(|| DEFAULT_REGION.to_owned()),
+            domains: file.domains.unwrap_or_else(default_domains),
             state_dir: file.state_dir.unwrap_or_else(|| PathBuf::from("data")),
             erasure: file.erasure,
             drives: file.drives,
@@ -188,6 +204,8 @@ impl Config {
                 self.erasure.data + 1
             )));
         }
+        bulwark_s3::hosts::VirtualHosts::new(&self.domains)
+            .map_err(|e| ConfigError::Invalid(format!("domains: {e}")))?;
         if self.drive_timeout.is_zero() {
             return Err(ConfigError::Invalid("drive_timeout_secs must be at least 1".into()));
         }
@@ -218,6 +236,19 @@ mod tests {
     }
 
     #[test]
+    fn domains_for_virtual_hosted_style_are_configured_and_checked() {
+        let drives = "[erasure]\ndata = 1\nparity = 1\n[[drives]]\npath = \"/a\"\nfacility = \"f1\"\n\
+                      [[drives]]\npath = \"/b\"\nfacility = \"f2\"\n";
+        let config = Config::from_toml(&format!("domains = [\"s3.example.com\"]\n{drives}"), Path::new("x.toml"))
+            .expect("parses");
+        assert_eq!(config.domains, ["s3.example.com"]);
+        let config = Config::from_toml(&format!("domains = []\n{drives}"), Path::new("x.toml")).expect("parses");
+        assert!(config.domains.is_empty(), "path-style only");
+        let refused = Config::from_toml(&format!("domains = [\"s3.example.com:9000\"]\n{drives}"), Path::new("x.toml"));
+        assert!(matches!(refused, Err(ConfigError::Invalid(m)) if m.contains("s3.example.com:9000")));
+    }
+
+    #[test]
     fn toml_config_lists_drives_and_geometry() {
         let text = r#"
             address = "0.0.0.0:9100"
@@ -241,6 +272,7 @@ mod tests {
         assert_eq!(config.address.port(), 9100);
         assert!(!config.create_drives);
         assert_eq!(config.drive_timeout.as_secs(), DRIVE_TIMEOUT_SECS_DEFAULT);
+        assert_eq!(config.domains, ["localhost"], "virtual-hosted style under localhost by default");
         let timed = format!("drive_timeout_secs = 5\n{text}");
         let config = Config::from_toml(&timed, Path::new("x.toml")).expect("parses");
         assert_eq!(config.drive_timeout.as_secs(), 5);

@@ -85,6 +85,9 @@ pub struct Endpoints {
     pub kms: Option<Arc<KmsEndpoint>>,
     /// The token `GET /metrics` needs, if any.
     pub metrics_token: Option<MetricsToken>,
+    /// Domains of virtual-hosted-style requests: `GET /metrics` on a
+    /// bucket's host is that bucket's object, not the metrics.
+    pub hosts: bulwark_s3::hosts::VirtualHosts,
 }
 
 pub async fn serve(
@@ -120,11 +123,13 @@ pub async fn serve(
         let store = store.clone();
         let kms = endpoints.kms.clone();
         let metrics_token = endpoints.metrics_token.clone();
+        let hosts = Arc::new(endpoints.hosts.clone());
         let handler = hyper::service::service_fn(move |mut request: http::Request<Incoming>| {
             let service = service.clone();
             let store = store.clone();
             let kms = kms.clone();
             let metrics_token = metrics_token.clone();
+            let hosts = hosts.clone();
             request.extensions_mut().insert(bulwark_s3::Transport { secure, peer: Some(peer) });
             async move {
                 if let Some(kms) = kms.as_deref()
@@ -132,7 +137,7 @@ pub async fn serve(
                 {
                     return Ok::<_, Infallible>(handle_kms(kms, operation, request).await);
                 }
-                Ok::<_, Infallible>(handle(&service, &store, metrics_token.as_ref(), request).await)
+                Ok::<_, Infallible>(handle(&service, &store, metrics_token.as_ref(), &hosts, request).await)
             }
         });
         match &tls {
@@ -180,13 +185,14 @@ async fn handle(
     service: &S3Service,
     store: &ObjectStore,
     metrics_token: Option<&MetricsToken>,
+    hosts: &bulwark_s3::hosts::VirtualHosts,
     mut request: http::Request<Incoming>,
 ) -> Response<Body> {
     use tracing::Instrument as _;
     let request_id = bulwark_s3::RequestId::new();
     request.extensions_mut().insert(request_id.clone());
     let span = tracing::info_span!("request", id = %request_id);
-    let response = respond(service, store, metrics_token, request).instrument(span).await;
+    let response = respond(service, store, metrics_token, hosts, request).instrument(span).await;
     with_request_id(response, &request_id).await
 }
 
@@ -259,11 +265,12 @@ async fn respond(
     service: &S3Service,
     store: &ObjectStore,
     metrics_token: Option<&MetricsToken>,
+    hosts: &bulwark_s3::hosts::VirtualHosts,
     request: http::Request<Incoming>,
 ) -> Response<Body> {
     // The scrub slows down while clients are served.
     let _foreground = store.foreground_request();
-    if is_metrics_request(&request) {
+    if is_metrics_request(&request) && hosts.bucket_of_headers(request.headers()).is_none() {
         if metrics_token.is_some_and(|token| !token.admits(&request)) {
             let mut response = Response::new(Body::from("a bearer token is needed for /metrics\n".to_owned()));
             *response.status_mut() = StatusCode::UNAUTHORIZED;

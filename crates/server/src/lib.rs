@@ -93,6 +93,7 @@ pub struct Server {
     kms_endpoint: Arc<http::KmsEndpoint>,
     tls: Option<Arc<tls::TlsReloader>>,
     metrics_token: Option<http::MetricsToken>,
+    hosts: bulwark_s3::hosts::VirtualHosts,
 }
 
 /// The bearer token `GET /metrics` then needs (`Authorization: Bearer …`, as
@@ -172,7 +173,10 @@ impl Server {
         let encryption =
             bulwark_s3::routes::BucketEncryptionRoute::new(store.clone(), Some(kms.clone()), access.clone());
         builder.set_access(access);
-        builder.set_route(bulwark_s3::routes::Routes::new(admin, encryption));
+        let hosts = bulwark_s3::hosts::VirtualHosts::new(&config.domains)
+            .map_err(|e| ServerError::Config(crate::config::ConfigError::Invalid(format!("domains: {e}"))))?;
+        builder.set_host(hosts.clone());
+        builder.set_route(bulwark_s3::routes::Routes::new(admin, encryption, hosts.clone()));
         store.start_background(config.healer.clone());
         let service = builder.build();
         let tls = match &config.tls {
@@ -184,7 +188,7 @@ impl Server {
             .map_err(|source| ServerError::Listen { address: config.address, source })?;
         let metrics_token =
             std::env::var(ENV_METRICS_TOKEN).ok().filter(|t| !t.is_empty()).map(http::MetricsToken::new);
-        Ok(Server { listener, service, store, kms, kms_endpoint, tls, metrics_token })
+        Ok(Server { listener, service, store, kms, kms_endpoint, tls, metrics_token, hosts })
     }
 
     pub fn local_addr(&self) -> Option<SocketAddr> {
@@ -210,7 +214,8 @@ impl Server {
         if let Some(reloader) = &self.tls {
             spawn_reload_on_sighup(reloader.clone());
         }
-        let endpoints = http::Endpoints { kms: Some(self.kms_endpoint), metrics_token: self.metrics_token };
+        let endpoints =
+            http::Endpoints { kms: Some(self.kms_endpoint), metrics_token: self.metrics_token, hosts: self.hosts };
         http::serve(self.listener, self.service, self.store, endpoints, self.tls, shutdown).await;
     }
 }
