@@ -157,6 +157,7 @@ fn print_status(status: &Value) {
         "Healed: {} versions, {} shards rebuilt, {} records restored",
         status["healed"], status["shards_rebuilt"], status["records_restored"]
     );
+    println!("Orphan blobs removed: {}", status["orphan_blobs_removed"]);
     let unrepairable = status["unrepairable"].as_array().cloned().unwrap_or_default();
     println!("Unrepairable: {}", unrepairable.len());
     for name in unrepairable {
@@ -222,6 +223,7 @@ pub async fn run_pass(target: &Target, command: &str, bucket: Option<&str>, wait
     println!("  versions checked:   {}", pass["versions_checked"]);
     println!("  bytes checked:      {}", pass["bytes_checked"]);
     println!("  problems found:     {}", pass["problems_found"]);
+    println!("  orphan blobs gone:  {}", pass["orphans_removed"]);
     println!("  healed (total):     {}", status["healed"]);
     println!("  shards rebuilt:     {}", status["shards_rebuilt"]);
     let unrepairable = status["unrepairable"].as_array().map_or(0, Vec::len);

@@ -212,6 +212,9 @@ pub struct PassReport {
     pub versions_checked: u64,
     pub bytes_checked: u64,
     pub problems_found: u64,
+    /// Blob files no record named, removed by this pass (scanner only; see
+    /// `reclaim`).
+    pub orphans_removed: u64,
 }
 
 /// Counters for status and metrics.
@@ -221,6 +224,10 @@ pub struct HealStats {
     pub shards_rebuilt: AtomicU64,
     pub records_restored: AtomicU64,
     pub removed: AtomicU64,
+    /// Blob files no record named, removed by orphan reclamation.
+    pub orphans_removed: AtomicU64,
+    /// When the scanner last looked for orphan blobs.
+    pub last_reclaim: Mutex<Option<Instant>>,
     pub unrepairable: Mutex<Vec<String>>,
     pub last_scan: Mutex<Option<PassReport>>,
     pub last_scrub: Mutex<Option<PassReport>>,
@@ -361,6 +368,7 @@ pub struct Status {
     pub shards_rebuilt: u64,
     pub records_restored: u64,
     pub garbage_removed: u64,
+    pub orphan_blobs_removed: u64,
     pub unrepairable: Vec<String>,
     pub scan_running: bool,
     pub scrub_running: bool,
@@ -458,6 +466,7 @@ impl ObjectStore {
             shards_rebuilt: self.stats.shards_rebuilt.load(Ordering::Relaxed),
             records_restored: self.stats.records_restored.load(Ordering::Relaxed),
             garbage_removed: self.stats.removed.load(Ordering::Relaxed),
+            orphan_blobs_removed: self.stats.orphans_removed.load(Ordering::Relaxed),
             unrepairable: self.stats.unrepairable.lock().unwrap_or_else(|e| e.into_inner()).clone(),
             scan_running: self.stats.scan_running.load(Ordering::Relaxed),
             scrub_running: self.stats.scrub_running.load(Ordering::Relaxed),
@@ -623,6 +632,12 @@ impl ObjectStore {
                 self.scan_set(&set, bucket, verify, &mut pacer, &mut report).await;
             }
         }
+        // Blob files left by interrupted writes go once they are old. Finding
+        // them walks every blob directory, so the scanner does it at most
+        // every RECLAIM_INTERVAL.
+        if !verify && self.reclaim_due() {
+            report.orphans_removed = self.reclaim_orphans(crate::reclaim::ORPHAN_GRACE, only_bucket).await.removed;
+        }
         report.finished_ns = Some(now_ns());
         let slot = if verify { &self.stats.last_scrub } else { &self.stats.last_scan };
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
@@ -632,9 +647,21 @@ impl ObjectStore {
             versions = report.versions_checked,
             bytes = report.bytes_checked,
             problems = report.problems_found,
+            orphans_removed = report.orphans_removed,
             "scan pass finished"
         );
         report
+    }
+
+    /// Whether the scanner should look for orphan blobs now (and, if so,
+    /// records that it does).
+    fn reclaim_due(&self) -> bool {
+        let mut last = self.stats.last_reclaim.lock().unwrap_or_else(|e| e.into_inner());
+        let due = last.is_none_or(|at| at.elapsed() >= crate::reclaim::RECLAIM_INTERVAL);
+        if due {
+            *last = Some(Instant::now());
+        }
+        due
     }
 
     async fn scan_set(

@@ -148,6 +148,14 @@ impl Drive for FaultyDrive {
         self.answer().await;
         self.inner.delete_blobs(bucket, blobs).await
     }
+    async fn blob_buckets(&self) -> StorageResult<Vec<String>> {
+        self.answer().await;
+        self.inner.blob_buckets().await
+    }
+    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> StorageResult<Vec<BlobId>> {
+        self.answer().await;
+        self.inner.blobs_modified_before(bucket, before).await
+    }
     async fn commit(&self, ops: Vec<MetaOp>) -> StorageResult<()> {
         self.answer().await;
         if self.failing_commits.load(Ordering::SeqCst) {

@@ -61,6 +61,12 @@ pub fn render(store: &ObjectStore) -> String {
         single(status.shards_rebuilt as f64),
     );
     gauge(
+        "bulwark_orphan_blobs_removed_total",
+        "Blob files no record named (left by interrupted writes), removed by the scanner.",
+        "counter",
+        single(status.orphan_blobs_removed as f64),
+    );
+    gauge(
         "bulwark_unrepairable_objects",
         "Object versions with fewer than K good shards.",
         "gauge",

@@ -161,6 +161,20 @@ pub trait Drive: Send + Sync + fmt::Debug {
     /// Deletes blobs durably; missing blobs are not an error.
     async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> Result<()>;
 
+    /// The buckets this drive holds blob files for (buckets since deleted
+    /// included). A drive that keeps no blob files of its own lists none.
+    async fn blob_buckets(&self) -> Result<Vec<String>> {
+        Ok(Vec::new())
+    }
+
+    /// The committed blobs of `bucket` last modified before `before`: the
+    /// candidates of orphan reclamation (see `bulwark_object`'s `reclaim`).
+    /// A drive that keeps no blob files of its own lists none.
+    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> Result<Vec<BlobId>> {
+        let _ = (bucket, before);
+        Ok(Vec::new())
+    }
+
     /// Applies all `ops` atomically and durably (fsynced before `Ok`).
     async fn commit(&self, ops: Vec<MetaOp>) -> Result<()>;
 

@@ -586,6 +586,43 @@ impl Drive for LocalDrive {
         Ok(Box::new(self.open_reader(bucket, blob).await?))
     }
 
+    async fn blob_buckets(&self) -> Result<Vec<String>> {
+        self.ensure_online()?;
+        let data = self.root.join("data");
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || -> io::Result<Vec<String>> {
+            let entries = match fs::read_dir(&data) {
+                Ok(entries) => entries,
+                Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+                Err(e) => return Err(e),
+            };
+            let mut buckets = Vec::new();
+            for entry in entries {
+                let entry = entry?;
+                if entry.file_type()?.is_dir()
+                    && let Ok(name) = entry.file_name().into_string()
+                {
+                    buckets.push(name);
+                }
+            }
+            buckets.sort();
+            Ok(buckets)
+        })
+        .await
+        .map_err(|e| io_error(&root, io::Error::other(e)))?
+        .map_err(|e| io_error(&self.root, e))
+    }
+
+    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> Result<Vec<BlobId>> {
+        self.ensure_online()?;
+        let dir = self.root.join("data").join(bucket);
+        let root = self.root.clone();
+        tokio::task::spawn_blocking(move || old_blobs_in(&dir, before))
+            .await
+            .map_err(|e| io_error(&root, io::Error::other(e)))?
+            .map_err(|e| io_error(&self.root, e))
+    }
+
     async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> Result<()> {
         self.ensure_online()?;
         let paths: Vec<PathBuf> = blobs.iter().map(|b| self.blob_path(bucket, b)).collect();
@@ -1292,6 +1329,40 @@ fn open_direct(path: &Path) -> Option<File> {
     rustix::fs::open(path, flags, Mode::empty()).ok().map(File::from)
 }
 
+/// The blobs under one bucket's directory (`<xx>/<32 hex digits>`, `xx` the
+/// id's first byte) last modified before `before`. Anything else there
+/// (another name, a directory where a blob would be) is not a blob and is
+/// left alone.
+fn old_blobs_in(bucket_dir: &Path, before: std::time::SystemTime) -> io::Result<Vec<BlobId>> {
+    let fan = match fs::read_dir(bucket_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let mut blobs = Vec::new();
+    for sub in fan {
+        let sub = sub?;
+        let Ok(prefix) = sub.file_name().into_string() else { continue };
+        if prefix.len() != 2 || !sub.file_type()?.is_dir() {
+            continue;
+        }
+        for entry in fs::read_dir(sub.path())? {
+            let entry = entry?;
+            let Ok(name) = entry.file_name().into_string() else { continue };
+            let Some(id) = hex::decode(&name).ok().and_then(|b| BlobId::try_from(b).ok()) else { continue };
+            if !name.starts_with(&prefix) || name != hex::encode(id) {
+                continue; // not where this id's blob lives, or not in our spelling
+            }
+            let metadata = entry.metadata()?;
+            if metadata.is_file() && metadata.modified()? < before {
+                blobs.push(id);
+            }
+        }
+    }
+    blobs.sort();
+    Ok(blobs)
+}
+
 /// Reads exactly `len` bytes at `offset` of a file opened with `O_DIRECT`:
 /// the disk copies the aligned pages around the range straight into a
 /// buffer of [`crate::buffers::DIRECT`] (unless `pooled` is false: then into
@@ -1666,6 +1737,43 @@ mod tests {
             assert_eq!(on_disk.len(), len, "cut back to its length (extra {extra})");
             assert!(on_disk == content, "every byte where it was written (extra {extra})");
         }
+    }
+
+    #[tokio::test]
+    async fn listings_name_committed_blobs_by_age_and_nothing_that_is_not_a_blob() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let drive = open(dir.path());
+        for (bucket, id) in [("b", [1u8; 16]), ("b", [2; 16]), ("c", [3; 16])] {
+            let mut writer = drive.create_blob(bucket, id).await.expect("create");
+            writer.write(vec![Bytes::from_static(b"data")]).await.expect("write");
+            writer.commit().await.expect("commit");
+        }
+        // Being written: under tmp/, never listed.
+        let mut open_writer = drive.create_blob("b", [4; 16]).await.expect("create");
+        open_writer.write(vec![Bytes::from_static(b"data")]).await.expect("write");
+        // Not blobs: a wrong fan-out directory, a bad name, upper-case hex, a directory.
+        let bucket_dir = dir.path().join("data").join("b");
+        let strays = [
+            bucket_dir.join("02").join(hex::encode([1u8; 16])),
+            bucket_dir.join("01").join("notes.txt"),
+            bucket_dir.join("01").join(hex::encode([1u8; 16]).to_uppercase()),
+        ];
+        fs::create_dir_all(bucket_dir.join("02")).expect("a fan-out directory");
+        for stray in &strays {
+            fs::write(stray, b"x").expect("write a stray file");
+        }
+        fs::create_dir_all(bucket_dir.join("01").join(hex::encode([9u8; 16]))).expect("a directory named like a blob");
+        let old = std::time::SystemTime::now() - std::time::Duration::from_secs(7200);
+        let file = fs::File::options().write(true).open(drive.blob_path("b", &[1; 16])).expect("open");
+        file.set_modified(old).expect("age one blob");
+
+        assert_eq!(drive.blob_buckets().await.expect("buckets"), ["b", "c"]);
+        let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
+        assert_eq!(drive.blobs_modified_before("b", an_hour_ago).await.expect("old"), [[1u8; 16]]);
+        let now = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
+        assert_eq!(drive.blobs_modified_before("b", now).await.expect("all"), [[1u8; 16], [2; 16]]);
+        assert!(drive.blobs_modified_before("nothing-here", now).await.expect("none").is_empty());
+        open_writer.abort().await;
     }
 
     #[tokio::test]

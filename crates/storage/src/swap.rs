@@ -58,6 +58,12 @@ impl Drive for SwappableDrive {
     async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> Result<()> {
         self.current().delete_blobs(bucket, blobs).await
     }
+    async fn blob_buckets(&self) -> Result<Vec<String>> {
+        self.current().blob_buckets().await
+    }
+    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> Result<Vec<BlobId>> {
+        self.current().blobs_modified_before(bucket, before).await
+    }
     async fn commit(&self, ops: Vec<MetaOp>) -> Result<()> {
         self.current().commit(ops).await
     }

@@ -26,6 +26,9 @@ use crate::{
 /// How long a drive that timed out is held offline before a health check may
 /// let it back in.
 pub const SUSPECT_COOLDOWN: Duration = Duration::from_secs(30);
+/// Bound of one blob directory listing (orphan reclamation), far above what
+/// a healthy disk needs even for a million blobs.
+pub const LISTING_TIMEOUT: Duration = Duration::from_secs(600);
 
 /// When the drive last timed out; shared with the blobs it opened.
 #[derive(Debug)]
@@ -82,6 +85,15 @@ pub struct TimedDrive {
 }
 
 impl TimedDrive {
+    async fn listing<T>(&self, call: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+        match tokio::time::timeout(LISTING_TIMEOUT, call).await {
+            Ok(result) => result,
+            Err(_) => Err(Error::TimedOut { drive: self.inner.info().label.clone(), secs: LISTING_TIMEOUT.as_secs() }),
+        }
+    }
+}
+
+impl TimedDrive {
     pub fn new(inner: Arc<dyn Drive>, limit: Duration) -> TimedDrive {
         TimedDrive::with_cooldown(inner, limit, SUSPECT_COOLDOWN)
     }
@@ -128,6 +140,14 @@ impl Drive for TimedDrive {
     }
     async fn delete_blobs(&self, bucket: &str, blobs: Vec<BlobId>) -> Result<()> {
         self.deadline.run(self.inner.delete_blobs(bucket, blobs)).await
+    }
+    // Listings walk whole directories, so they get a bound of their own and
+    // do not mark the drive: only the background pass that asked fails.
+    async fn blob_buckets(&self) -> Result<Vec<String>> {
+        self.listing(self.inner.blob_buckets()).await
+    }
+    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> Result<Vec<BlobId>> {
+        self.listing(self.inner.blobs_modified_before(bucket, before)).await
     }
     async fn commit(&self, ops: Vec<MetaOp>) -> Result<()> {
         self.deadline.run(self.inner.commit(ops)).await
