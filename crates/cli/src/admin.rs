@@ -223,7 +223,6 @@ pub async fn run_pass(target: &Target, command: &str, bucket: Option<&str>, wait
     println!("  versions checked:   {}", pass["versions_checked"]);
     println!("  bytes checked:      {}", pass["bytes_checked"]);
     println!("  problems found:     {}", pass["problems_found"]);
-    println!("  orphan blobs gone:  {}", pass["orphans_removed"]);
     println!("  healed (total):     {}", status["healed"]);
     println!("  shards rebuilt:     {}", status["shards_rebuilt"]);
     let unrepairable = status["unrepairable"].as_array().map_or(0, Vec::len);

@@ -551,3 +551,38 @@ async fn a_105_mib_object_in_21_parts_reads_back_whole_and_across_part_boundarie
     let got = read_all(last_part.body).await;
     assert_eq!(md5_hex(&got), hex::encode(part_md5s[PARTS - 1]));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deleting_a_bucket_discards_its_uploads_and_a_bucket_made_again_never_sees_them() {
+    let (server, client) = TestServer::start_with_bucket(BUCKET).await;
+    let upload_id = create_upload(&client, "unfinished").await;
+    upload_part(&client, "unfinished", &upload_id, 1, payload(3, 2 * MIB)).await;
+    let drive_files = || server.drive_files_containing(&payload(3, 2 * MIB)[..4096]).len();
+    assert!(drive_files() >= 1, "the part's first data shard is on a drive");
+
+    // Only objects keep a bucket (as S3 general-purpose buckets do): uploads in progress go with it.
+    client.delete_bucket().bucket(BUCKET).send().await.expect("DeleteBucket with an upload in progress");
+    client.create_bucket().bucket(BUCKET).send().await.expect("the name is free again");
+    let listed = client.list_multipart_uploads().bucket(BUCKET).send().await.expect("ListMultipartUploads");
+    assert!(listed.uploads().is_empty(), "the new bucket lists the old upload: {:?}", listed.uploads());
+    let refused = client
+        .upload_part()
+        .bucket(BUCKET)
+        .key("unfinished")
+        .upload_id(&upload_id)
+        .part_number(2)
+        .body(ByteStream::from(payload(4, MIB)))
+        .send()
+        .await;
+    assert_s3_error(refused, 404, "NoSuchUpload");
+    let completed = client
+        .complete_multipart_upload()
+        .bucket(BUCKET)
+        .key("unfinished")
+        .upload_id(&upload_id)
+        .multipart_upload(completion(Vec::new()))
+        .send()
+        .await;
+    assert!(completed.is_err(), "the old upload cannot be completed into the new bucket");
+    assert_eq!(drive_files(), 0, "its part's shards were removed from the drives");
+}

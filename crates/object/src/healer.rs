@@ -212,9 +212,6 @@ pub struct PassReport {
     pub versions_checked: u64,
     pub bytes_checked: u64,
     pub problems_found: u64,
-    /// Blob files no record named, removed by this pass (scanner only; see
-    /// `reclaim`).
-    pub orphans_removed: u64,
 }
 
 /// Counters for status and metrics.
@@ -228,6 +225,8 @@ pub struct HealStats {
     pub orphans_removed: AtomicU64,
     /// When the scanner last looked for orphan blobs.
     pub last_reclaim: Mutex<Option<Instant>>,
+    /// Orphan blobs found and not yet removed (see `reclaim`).
+    pub(crate) orphan_suspects: Mutex<crate::reclaim::Suspects>,
     pub unrepairable: Mutex<Vec<String>>,
     pub last_scan: Mutex<Option<PassReport>>,
     pub last_scrub: Mutex<Option<PassReport>>,
@@ -265,7 +264,7 @@ impl Foreground {
     /// Whether a request is in progress or one began within [`BUSY_AFTER_REQUEST`]
     /// (a GET's body is still being sent after its handler returns, and a
     /// client's next request follows closely).
-    fn busy(&self) -> bool {
+    pub(crate) fn busy(&self) -> bool {
         let last = self.last_started_ns.load(Ordering::Acquire);
         self.in_flight.load(Ordering::Acquire) > 0
             || (last > 0
@@ -417,6 +416,9 @@ impl ObjectStore {
         tokio::spawn(async move {
             loop {
                 store.scan_pass(false, SCAN_PACE_BYTES, None).await;
+                // Blob files left by interrupted writes (every few hours: it
+                // lists every blob file of every drive).
+                store.reclaim_if_due().await;
                 tokio::time::sleep(interval).await;
             }
         });
@@ -632,12 +634,6 @@ impl ObjectStore {
                 self.scan_set(&set, bucket, verify, &mut pacer, &mut report).await;
             }
         }
-        // Blob files left by interrupted writes go once they are old. Finding
-        // them walks every blob directory, so the scanner does it at most
-        // every RECLAIM_INTERVAL.
-        if !verify && self.reclaim_due() {
-            report.orphans_removed = self.reclaim_orphans(crate::reclaim::ORPHAN_GRACE, only_bucket).await.removed;
-        }
         report.finished_ns = Some(now_ns());
         let slot = if verify { &self.stats.last_scrub } else { &self.stats.last_scan };
         *slot.lock().unwrap_or_else(|e| e.into_inner()) = Some(report.clone());
@@ -647,21 +643,9 @@ impl ObjectStore {
             versions = report.versions_checked,
             bytes = report.bytes_checked,
             problems = report.problems_found,
-            orphans_removed = report.orphans_removed,
             "scan pass finished"
         );
         report
-    }
-
-    /// Whether the scanner should look for orphan blobs now (and, if so,
-    /// records that it does).
-    fn reclaim_due(&self) -> bool {
-        let mut last = self.stats.last_reclaim.lock().unwrap_or_else(|e| e.into_inner());
-        let due = last.is_none_or(|at| at.elapsed() >= crate::reclaim::RECLAIM_INTERVAL);
-        if due {
-            *last = Some(Instant::now());
-        }
-        due
     }
 
     async fn scan_set(

@@ -5,7 +5,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use bulwark_crypto::Md5;
 use bulwark_erasure::Geometry;
-use bulwark_storage::{MetaOp, ScanFrom, StoredVersion, VersionUid};
+use bulwark_storage::{Drive, MetaOp, ScanFrom, StoredVersion, VersionUid};
 use bytes::Bytes;
 use futures::future::join_all;
 
@@ -346,8 +346,32 @@ impl ObjectStore {
         for set in &self.sets {
             let positions = set.usable_positions().await;
             set.require_writable(&positions)?;
-            let ok = commit_on(set, &positions, |_| vec![MetaOp::DeleteBucket { bucket: bucket.to_owned() }]).await;
+            // Uploads in progress go with the bucket, as S3 discards them: a
+            // bucket of the same name made later must never see them.
+            let uploads = join_all((0..set.total()).map(|p| uploads_on(set.drives[p].as_ref(), bucket))).await;
+            let ok = commit_on(set, &positions, |position| {
+                let mut ops: Vec<MetaOp> = uploads[position]
+                    .iter()
+                    .map(|(key, upload_id, _)| MetaOp::DeleteUpload {
+                        bucket: bucket.to_owned(),
+                        key: key.clone(),
+                        upload_id: upload_id.clone(),
+                    })
+                    .collect();
+                ops.push(MetaOp::DeleteBucket { bucket: bucket.to_owned() });
+                ops
+            })
+            .await;
             set.require_writable(&ok)?;
+            // Their parts' blobs are garbage now (orphan reclamation would
+            // find them too, a day later).
+            for &position in &ok {
+                let blobs: Vec<[u8; 16]> =
+                    uploads[position].iter().flat_map(|(_, _, blobs)| blobs.iter().copied()).collect();
+                if !blobs.is_empty() {
+                    let _ = set.drives[position].delete_blobs(bucket, blobs).await;
+                }
+            }
         }
         self.buckets.write().unwrap_or_else(|e| e.into_inner()).remove(bucket);
         Ok(())
@@ -675,7 +699,7 @@ impl ObjectStore {
             tags: opts.tags,
         };
         let (uid, committed) =
-            self.commit_version(&set, bucket, key, uid, record, data, &opts.condition, Vec::new()).await?;
+            self.commit_version(&set, bucket, key, uid, record, data, &opts.condition, Extra::default()).await?;
         let version_id = version_id.map(|_| hex::encode(uid));
         let durable = committed.len();
         Ok(PutOutcome {
@@ -762,7 +786,7 @@ impl ObjectStore {
         record: VersionRecord,
         data: WrittenData,
         condition: &WriteCondition,
-        extra: Vec<MetaOp>,
+        extra: Extra,
     ) -> Result<(VersionUid, Vec<usize>)> {
         let guard = self.locks.lock(bucket, key).await;
         // Every version is read when the write condition needs the current
@@ -814,15 +838,19 @@ impl ObjectStore {
                 record: raw.clone(),
                 inline,
             }];
-            ops.extend(extra.iter().cloned());
+            ops.extend(extra.ops.iter().cloned());
             ops
         })
         .await;
         if !set.write_satisfied(&committed) {
             // Undo where it landed: a minority record is invisible anyway, but
-            // leave nothing behind that a later quorum could resurrect.
-            commit_on(set, &committed, |_| {
-                vec![MetaOp::DeleteVersion { bucket: bucket.to_owned(), key: key.to_owned(), uid }]
+            // leave nothing behind that a later quorum could resurrect, and put
+            // back what the batch's other ops changed there (a completed
+            // upload's record and parts, so the client can complete it again).
+            commit_on(set, &committed, |position| {
+                let mut ops = vec![MetaOp::DeleteVersion { bucket: bucket.to_owned(), key: key.to_owned(), uid }];
+                ops.extend(extra.undo.get(position).into_iter().flatten().cloned());
+                ops
             })
             .await;
             drop(guard);
@@ -900,7 +928,7 @@ impl ObjectStore {
                 };
                 let data = WrittenData { durable: positions, inline: None, blob: None, stored_len: 0 };
                 let (uid, _) = self
-                    .commit_version(&set, bucket, key, uid, marker, data, &WriteCondition::None, Vec::new())
+                    .commit_version(&set, bucket, key, uid, marker, data, &WriteCondition::None, Extra::default())
                     .await?;
                 let version_id = version_id.map(|_| hex::encode(uid));
                 Ok(DeleteOutcome { delete_marker: true, version_id: Some(version_id.unwrap_or_else(|| "null".into())) })
@@ -1646,11 +1674,36 @@ impl ObjectStore {
         let complete: Vec<usize> = positions.iter().copied().filter(|&p| holders_all[p]).collect();
         set.require_writable(&complete)?;
         let data = WrittenData { durable: positions.clone(), inline: None, blob: None, stored_len: 0 };
-        let extra = vec![MetaOp::DeleteUpload {
-            bucket: bucket.to_owned(),
-            key: key.to_owned(),
-            upload_id: upload_id.to_owned(),
-        }];
+        // The upload goes with the version's commit; where the commit has to
+        // be undone, each drive gets back its own upload record and parts.
+        let upload_raws = join_all(set.drives.iter().map(|drive| drive.get_upload(bucket, key, upload_id))).await;
+        let undo = upload_raws
+            .into_iter()
+            .zip(&per_drive)
+            .map(|(raw, parts)| {
+                let Ok(Some(raw)) = raw else { return Vec::new() };
+                let mut ops = vec![MetaOp::PutUpload {
+                    bucket: bucket.to_owned(),
+                    key: key.to_owned(),
+                    upload_id: upload_id.to_owned(),
+                    record: raw,
+                }];
+                ops.extend(parts.iter().flatten().map(|(&number, (raw, _))| MetaOp::PutPart {
+                    upload_id: upload_id.to_owned(),
+                    number,
+                    record: raw.clone(),
+                }));
+                ops
+            })
+            .collect();
+        let extra = Extra {
+            ops: vec![MetaOp::DeleteUpload {
+                bucket: bucket.to_owned(),
+                key: key.to_owned(),
+                upload_id: upload_id.to_owned(),
+            }],
+            undo,
+        };
         let (uid, committed) = self.commit_version(&set, bucket, key, uid, record, data, condition, extra).await?;
         let version_id = version_id.map(|_| hex::encode(uid));
         // Parts uploaded but not used are garbage now.
@@ -1807,6 +1860,40 @@ impl ObjectStore {
 }
 
 /// Where a write's data landed.
+/// Every multipart upload of `bucket` on `drive` as `(key, upload id, part
+/// blobs)`; none where the drive does not answer (it keeps its own, invisible
+/// without a quorum).
+async fn uploads_on(drive: &dyn Drive, bucket: &str) -> Vec<(String, String, Vec<[u8; 16]>)> {
+    const PAGE: usize = 1000;
+    let mut uploads = Vec::new();
+    let mut after = None;
+    loop {
+        let Ok(page) = drive.list_uploads(bucket, "", after.clone(), PAGE).await else { return uploads };
+        for (key, upload_id, _) in &page {
+            let parts = drive.list_parts(upload_id).await.unwrap_or_default();
+            let blobs = parts
+                .iter()
+                .filter_map(|(_, raw)| meta::decode::<PartRecord>("part", raw).ok())
+                .filter_map(|record| read::parse_blob_id(&record.blob))
+                .collect();
+            uploads.push((key.clone(), upload_id.clone(), blobs));
+        }
+        match page.last() {
+            Some((key, upload_id, _)) if page.len() == PAGE => after = Some((key.clone(), upload_id.clone())),
+            _ => return uploads,
+        }
+    }
+}
+
+/// Ops committed with a version in the same per-drive batch, and per drive
+/// position the ops that put back what they changed there, for a version
+/// that has to be rolled back.
+#[derive(Default)]
+struct Extra {
+    ops: Vec<MetaOp>,
+    undo: Vec<Vec<MetaOp>>,
+}
+
 struct WrittenData {
     durable: Vec<usize>,
     /// Framed shards by shard index, for inline objects.

@@ -152,9 +152,14 @@ impl Drive for FaultyDrive {
         self.answer().await;
         self.inner.blob_buckets().await
     }
-    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> StorageResult<Vec<BlobId>> {
+    async fn blobs_modified_before(
+        &self,
+        bucket: &str,
+        fan_out: u8,
+        before: std::time::SystemTime,
+    ) -> StorageResult<Vec<BlobId>> {
         self.answer().await;
-        self.inner.blobs_modified_before(bucket, before).await
+        self.inner.blobs_modified_before(bucket, fan_out, before).await
     }
     async fn commit(&self, ops: Vec<MetaOp>) -> StorageResult<()> {
         self.answer().await;

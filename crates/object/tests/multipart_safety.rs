@@ -143,3 +143,31 @@ async fn a_part_whose_record_misses_the_write_quorum_is_listed_nowhere() {
     let (_, parts, _) = store.list_parts(BUCKET, "key", &upload_id).await.expect("list parts");
     assert!(parts.is_empty(), "the failed part is rolled back on every drive, not listed: {parts:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_complete_that_misses_the_write_quorum_leaves_the_upload_to_complete_again() {
+    use bulwark_object::testing::{FaultyDrive, local_store_with};
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives) = local_store_with(dir.path(), FaultyDrive::wrap).await;
+    store.make_bucket(BUCKET).await.expect("bucket");
+    let (upload_id, parts, data) = upload_with_a_part(&store, "key", 3).await;
+
+    // Two drives refuse the Complete's commit: four are below W = 5, so the
+    // version is taken back where it landed, and so must the upload's removal be.
+    drives[4].fail_commits(true);
+    drives[5].fail_commits(true);
+    let refused = store.complete_multipart_upload(BUCKET, "key", &upload_id, &parts, None, &WriteCondition::None).await;
+    assert!(matches!(refused, Err(bulwark_object::Error::InsufficientDrives { .. })), "{refused:?}");
+    drives[4].fail_commits(false);
+    drives[5].fail_commits(false);
+    assert!(read_object(&store, BUCKET, "key", None).await.is_err(), "a refused Complete makes no object");
+
+    let (_, listed, _) = store.list_parts(BUCKET, "key", &upload_id).await.expect("the upload is still there");
+    assert_eq!(listed.len(), 1, "with its part");
+    let done = store
+        .complete_multipart_upload(BUCKET, "key", &upload_id, &parts, None, &WriteCondition::None)
+        .await
+        .expect("the retried Complete succeeds");
+    assert_eq!((done.redundancy.durable, done.redundancy.total), (6, 6));
+    assert_eq!(read_object(&store, BUCKET, "key", None).await.expect("the object reads"), data);
+}

@@ -4,16 +4,21 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
 use bulwark_object::testing::{body, local_store, read_object, set_drive_online};
 use bulwark_object::{
-    CompletedPart, ORPHAN_GRACE, ObjectStore, PutOptions, VersionListParams, Versioning, WriteCondition,
+    CompletedPart, ORPHAN_GRACE, ObjectStore, PutOptions, ReclaimReport, VersionListParams, Versioning, WriteCondition,
 };
 use bulwark_storage::{Drive, MetaOp};
 
 const BUCKET: &str = "bucket";
 const MIB: usize = 1024 * 1024;
+
+/// One pass that confirms at once what an earlier pass found.
+async fn pass(store: &ObjectStore) -> ReclaimReport {
+    store.reclaim_orphans(ORPHAN_GRACE, Duration::ZERO, None).await
+}
 
 /// Every blob file of every drive under `dir`.
 fn blob_files(dir: &Path) -> Vec<PathBuf> {
@@ -132,7 +137,7 @@ async fn assert_everything_reads_back(store: &ObjectStore, pending: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn old_blobs_no_record_names_are_removed_and_every_referenced_blob_stays() {
+async fn old_blobs_no_record_names_are_removed_on_a_second_sighting_and_every_referenced_blob_stays() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, drives, pending) = populated_store(dir.path()).await;
     let a = orphan(&drives[0], BUCKET, 0xa1).await;
@@ -143,20 +148,37 @@ async fn old_blobs_no_record_names_are_removed_and_every_referenced_blob_stays()
     let referenced = blob_files(dir.path()).len() - 3;
 
     // Young orphans wait: they may be a write whose records are being committed.
-    let pass = store.reclaim_orphans(ORPHAN_GRACE, None).await;
-    assert_eq!((pass.removed, pass.skipped), (0, 0));
+    for _ in 0..2 {
+        assert_eq!(pass(&store).await, ReclaimReport::default());
+    }
     assert_eq!(blob_files(dir.path()).len(), referenced + 3);
 
     age_all_blobs(dir.path());
-    let pass = store.reclaim_orphans(ORPHAN_GRACE, None).await;
-    assert_eq!((pass.removed, pass.skipped), (3, 0), "exactly the three orphans");
+    let first = pass(&store).await;
+    assert_eq!((first.removed, first.suspected, first.skipped), (0, 3, 0), "a first sighting only suspects");
+    let second = pass(&store).await;
+    assert_eq!((second.removed, second.suspected, second.skipped), (3, 0, 0), "exactly the three orphans");
     for (position, bucket, id) in [(0, BUCKET, a), (3, BUCKET, b), (5, "gone", c)] {
         assert!(!blob_path(dir.path(), position, bucket, id).exists(), "orphan {} left", hex::encode(id));
     }
     assert_eq!(blob_files(dir.path()).len(), referenced, "every referenced blob stays");
     assert_everything_reads_back(&store, &pending).await;
-    assert_eq!(store.reclaim_orphans(ORPHAN_GRACE, None).await.removed, 0, "a second pass finds nothing");
+    assert_eq!(pass(&store).await, ReclaimReport::default(), "a third pass finds nothing");
     assert_eq!(store.status().orphan_blobs_removed, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_orphan_is_removed_only_once_its_first_sighting_is_old_enough() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives, _) = populated_store(dir.path()).await;
+    let stray = orphan(&drives[2], BUCKET, 0x3c).await;
+    age_all_blobs(dir.path());
+    for _ in 0..3 {
+        let report = store.reclaim_orphans(ORPHAN_GRACE, Duration::from_secs(3600), None).await;
+        assert_eq!((report.removed, report.suspected), (0, 1), "seen again too soon");
+    }
+    assert!(blob_path(dir.path(), 2, BUCKET, stray).exists());
+    assert_eq!(pass(&store).await.removed, 1, "confirmed once the delay has passed");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -166,11 +188,12 @@ async fn nothing_is_removed_while_a_drive_is_offline_or_a_record_cannot_be_read(
     let stray = orphan(&drives[1], BUCKET, 0x5e).await;
     age_all_blobs(dir.path());
     let files = blob_files(dir.path()).len();
+    assert_eq!(pass(&store).await.suspected, 1);
 
     // An offline drive may hold the only record naming a blob elsewhere.
     set_drive_online(dir.path(), &drives[4], 4, false).await;
-    let pass = store.reclaim_orphans(ORPHAN_GRACE, None).await;
-    assert_eq!((pass.removed, pass.skipped), (0, 1));
+    let report = pass(&store).await;
+    assert_eq!((report.removed, report.skipped), (0, 1));
     set_drive_online(dir.path(), &drives[4], 4, true).await;
 
     // A record that cannot be decoded might name any blob.
@@ -182,34 +205,61 @@ async fn nothing_is_removed_while_a_drive_is_offline_or_a_record_cannot_be_read(
         inline: None,
     };
     drives[2].commit(vec![unreadable]).await.expect("plant a record");
-    let pass = store.reclaim_orphans(ORPHAN_GRACE, None).await;
-    assert_eq!((pass.removed, pass.skipped), (0, 1));
+    let report = pass(&store).await;
+    assert_eq!((report.removed, report.skipped), (0, 1));
     assert_eq!(blob_files(dir.path()).len(), files, "not one file removed");
     assert!(blob_path(dir.path(), 1, BUCKET, stray).exists());
 
     let delete = MetaOp::DeleteVersion { bucket: BUCKET.into(), key: "mangled".into(), uid: [7; 16] };
     drives[2].commit(vec![delete]).await.expect("remove the planted record");
-    let pass = store.reclaim_orphans(ORPHAN_GRACE, None).await;
-    assert_eq!((pass.removed, pass.skipped), (1, 0), "with every reference visible the orphan goes");
+    let report = pass(&store).await;
+    assert_eq!((report.removed, report.skipped), (1, 0), "with every reference visible the orphan goes");
     assert!(!blob_path(dir.path(), 1, BUCKET, stray).exists());
     assert_everything_reads_back(&store, &pending).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_scanner_pass_reclaims_and_reports_orphans() {
+async fn an_orphan_named_again_before_its_confirmation_is_kept() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (store, drives, _) = populated_store(dir.path()).await;
+    // A blob and, committed only after the first sighting, the record naming
+    // it: what a write caught by a step of the wall clock looks like.
+    let data = vec![4u8; 2 * MIB];
+    store
+        .put_object(BUCKET, "late", body(data.clone()), Some(2 * MIB as u64), PutOptions::default())
+        .await
+        .expect("put");
+    let records: Vec<_> = futures::future::join_all(drives.iter().map(|d| d.get_versions(BUCKET, "late"))).await;
+    for (drive, versions) in drives.iter().zip(&records) {
+        let uid = versions.as_ref().expect("versions")[0].uid;
+        let delete = MetaOp::DeleteVersion { bucket: BUCKET.into(), key: "late".into(), uid };
+        drive.commit(vec![delete]).await.expect("hide the record");
+    }
+    age_all_blobs(dir.path());
+    assert_eq!(pass(&store).await.suspected, 6, "one blob per drive, no record yet");
+    for (drive, versions) in drives.iter().zip(records) {
+        let stored = versions.expect("versions").remove(0);
+        let put = MetaOp::PutVersion {
+            bucket: BUCKET.into(),
+            key: "late".into(),
+            uid: stored.uid,
+            record: stored.record,
+            inline: None,
+        };
+        drive.commit(vec![put]).await.expect("the record lands");
+    }
+    assert_eq!(pass(&store).await, ReclaimReport::default(), "named now: nothing removed, nothing suspected");
+    assert_eq!(read_object(&store, BUCKET, "late", None).await.expect("late"), data);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_scanner_reclaims_at_most_every_few_hours() {
     let dir = tempfile::tempdir().expect("tempdir");
     let (store, drives, pending) = populated_store(dir.path()).await;
     orphan(&drives[2], BUCKET, 0x77).await;
     age_all_blobs(dir.path());
-    let scrub = store.scan_pass(true, 0, Some(BUCKET)).await;
-    assert_eq!(scrub.orphans_removed, 0, "the scrub reads; only the scanner reclaims");
-    let scan = store.scan_pass(false, 0, Some(BUCKET)).await;
-    assert_eq!(scan.orphans_removed, 1);
-    // Every blob directory is walked at most every few hours, not every pass.
-    orphan(&drives[4], BUCKET, 0x78).await;
-    age_all_blobs(dir.path());
-    let soon_after = store.scan_pass(false, 0, Some(BUCKET)).await;
-    assert_eq!(soon_after.orphans_removed, 0);
-    assert_eq!(store.reclaim_orphans(ORPHAN_GRACE, Some(BUCKET)).await.removed, 1, "a direct pass still finds it");
+    let first = store.reclaim_if_due().await.expect("the first pass is due");
+    assert_eq!(first.suspected, 1);
+    assert!(store.reclaim_if_due().await.is_none(), "the next one waits for RECLAIM_INTERVAL");
     assert_everything_reads_back(&store, &pending).await;
 }

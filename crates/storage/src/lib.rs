@@ -167,11 +167,18 @@ pub trait Drive: Send + Sync + fmt::Debug {
         Ok(Vec::new())
     }
 
-    /// The committed blobs of `bucket` last modified before `before`: the
-    /// candidates of orphan reclamation (see `bulwark_object`'s `reclaim`).
-    /// A drive that keeps no blob files of its own lists none.
-    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> Result<Vec<BlobId>> {
-        let _ = (bucket, before);
+    /// The committed blobs of `bucket` whose id starts with the byte
+    /// `fan_out`, last modified before `before`: the candidates of orphan
+    /// reclamation (see `bulwark_object`'s `reclaim`), a 256th at a time so
+    /// that no listing holds a whole drive. A drive that keeps no blob files
+    /// of its own lists none.
+    async fn blobs_modified_before(
+        &self,
+        bucket: &str,
+        fan_out: u8,
+        before: std::time::SystemTime,
+    ) -> Result<Vec<BlobId>> {
+        let _ = (bucket, fan_out, before);
         Ok(Vec::new())
     }
 

@@ -613,9 +613,14 @@ impl Drive for LocalDrive {
         .map_err(|e| io_error(&self.root, e))
     }
 
-    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> Result<Vec<BlobId>> {
+    async fn blobs_modified_before(
+        &self,
+        bucket: &str,
+        fan_out: u8,
+        before: std::time::SystemTime,
+    ) -> Result<Vec<BlobId>> {
         self.ensure_online()?;
-        let dir = self.root.join("data").join(bucket);
+        let dir = self.root.join("data").join(bucket).join(hex::encode([fan_out]));
         let root = self.root.clone();
         tokio::task::spawn_blocking(move || old_blobs_in(&dir, before))
             .await
@@ -1329,34 +1334,34 @@ fn open_direct(path: &Path) -> Option<File> {
     rustix::fs::open(path, flags, Mode::empty()).ok().map(File::from)
 }
 
-/// The blobs under one bucket's directory (`<xx>/<32 hex digits>`, `xx` the
-/// id's first byte) last modified before `before`. Anything else there
-/// (another name, a directory where a blob would be) is not a blob and is
-/// left alone.
-fn old_blobs_in(bucket_dir: &Path, before: std::time::SystemTime) -> io::Result<Vec<BlobId>> {
-    let fan = match fs::read_dir(bucket_dir) {
+/// The blobs in one fan-out directory of a bucket (`<xx>/`, named by 32 hex
+/// digits that start with `xx`) last modified before `before`. Anything else
+/// there (another name, a directory) is not a blob and is left alone; a file
+/// removed while the directory is read is simply not listed.
+fn old_blobs_in(fan_out_dir: &Path, before: std::time::SystemTime) -> io::Result<Vec<BlobId>> {
+    let Some(prefix) = fan_out_dir.file_name().and_then(|n| n.to_str()).map(str::to_owned) else {
+        return Ok(Vec::new());
+    };
+    let entries = match fs::read_dir(fan_out_dir) {
         Ok(entries) => entries,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(Vec::new()),
         Err(e) => return Err(e),
     };
     let mut blobs = Vec::new();
-    for sub in fan {
-        let sub = sub?;
-        let Ok(prefix) = sub.file_name().into_string() else { continue };
-        if prefix.len() != 2 || !sub.file_type()?.is_dir() {
-            continue;
+    for entry in entries {
+        let entry = entry?;
+        let Ok(name) = entry.file_name().into_string() else { continue };
+        let Some(id) = hex::decode(&name).ok().and_then(|b| BlobId::try_from(b).ok()) else { continue };
+        if !name.starts_with(&prefix) || name != hex::encode(id) {
+            continue; // not where this id's blob lives, or not in our spelling
         }
-        for entry in fs::read_dir(sub.path())? {
-            let entry = entry?;
-            let Ok(name) = entry.file_name().into_string() else { continue };
-            let Some(id) = hex::decode(&name).ok().and_then(|b| BlobId::try_from(b).ok()) else { continue };
-            if !name.starts_with(&prefix) || name != hex::encode(id) {
-                continue; // not where this id's blob lives, or not in our spelling
-            }
-            let metadata = entry.metadata()?;
-            if metadata.is_file() && metadata.modified()? < before {
-                blobs.push(id);
-            }
+        let metadata = match entry.metadata() {
+            Ok(metadata) => metadata,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => continue, // deleted meanwhile
+            Err(e) => return Err(e),
+        };
+        if metadata.is_file() && metadata.modified()? < before {
+            blobs.push(id);
         }
     }
     blobs.sort();
@@ -1769,10 +1774,12 @@ mod tests {
 
         assert_eq!(drive.blob_buckets().await.expect("buckets"), ["b", "c"]);
         let an_hour_ago = std::time::SystemTime::now() - std::time::Duration::from_secs(3600);
-        assert_eq!(drive.blobs_modified_before("b", an_hour_ago).await.expect("old"), [[1u8; 16]]);
+        assert_eq!(drive.blobs_modified_before("b", 1, an_hour_ago).await.expect("old"), [[1u8; 16]]);
         let now = std::time::SystemTime::now() + std::time::Duration::from_secs(1);
-        assert_eq!(drive.blobs_modified_before("b", now).await.expect("all"), [[1u8; 16], [2; 16]]);
-        assert!(drive.blobs_modified_before("nothing-here", now).await.expect("none").is_empty());
+        assert_eq!(drive.blobs_modified_before("b", 1, now).await.expect("all of 01/"), [[1u8; 16]]);
+        assert_eq!(drive.blobs_modified_before("b", 2, now).await.expect("all of 02/"), [[2u8; 16]]);
+        assert!(drive.blobs_modified_before("b", 3, now).await.expect("no 03/").is_empty());
+        assert!(drive.blobs_modified_before("nothing-here", 1, now).await.expect("none").is_empty());
         open_writer.abort().await;
     }
 

@@ -61,8 +61,13 @@ impl Drive for SwappableDrive {
     async fn blob_buckets(&self) -> Result<Vec<String>> {
         self.current().blob_buckets().await
     }
-    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> Result<Vec<BlobId>> {
-        self.current().blobs_modified_before(bucket, before).await
+    async fn blobs_modified_before(
+        &self,
+        bucket: &str,
+        fan_out: u8,
+        before: std::time::SystemTime,
+    ) -> Result<Vec<BlobId>> {
+        self.current().blobs_modified_before(bucket, fan_out, before).await
     }
     async fn commit(&self, ops: Vec<MetaOp>) -> Result<()> {
         self.current().commit(ops).await

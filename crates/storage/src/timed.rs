@@ -146,8 +146,13 @@ impl Drive for TimedDrive {
     async fn blob_buckets(&self) -> Result<Vec<String>> {
         self.listing(self.inner.blob_buckets()).await
     }
-    async fn blobs_modified_before(&self, bucket: &str, before: std::time::SystemTime) -> Result<Vec<BlobId>> {
-        self.listing(self.inner.blobs_modified_before(bucket, before)).await
+    async fn blobs_modified_before(
+        &self,
+        bucket: &str,
+        fan_out: u8,
+        before: std::time::SystemTime,
+    ) -> Result<Vec<BlobId>> {
+        self.listing(self.inner.blobs_modified_before(bucket, fan_out, before)).await
     }
     async fn commit(&self, ops: Vec<MetaOp>) -> Result<()> {
         self.deadline.run(self.inner.commit(ops)).await
