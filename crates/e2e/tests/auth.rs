@@ -353,3 +353,36 @@ async fn metrics_need_the_bearer_token_when_one_is_set() {
     let listed = client.list_objects_v2().bucket("metrics").send().await.expect("list bucket metrics");
     assert_eq!(listed.contents().len(), 1);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_signature_that_does_not_cover_the_host_is_refused() {
+    // The host names the bucket of a virtual-hosted request: unsigned, it could
+    // be changed to send the request on to another bucket.
+    let (server, client) = TestServer::start_with_bucket(BUCKET).await;
+    put_bytes(&client, BUCKET, "k", payload(7, 100)).await;
+    let presigned = client
+        .get_object()
+        .bucket(BUCKET)
+        .key("k")
+        .presigned(presigning(Duration::from_secs(600)))
+        .await
+        .expect("presign GetObject");
+    let url = presigned.uri().to_owned();
+    assert_eq!(fetch("GET", &url, &[], b"").await.status, 200, "the URL as signed works");
+    assert!(url.contains("X-Amz-SignedHeaders=host"), "{url}");
+    let without_host = url.replacen("X-Amz-SignedHeaders=host", "X-Amz-SignedHeaders=x-amz-date", 1);
+    assert_refused(&fetch("GET", &without_host, &[], b"").await, 400, "AuthorizationQueryParametersError");
+
+    let signature = "0".repeat(64);
+    let authorization = format!(
+        "AWS4-HMAC-SHA256 Credential={ACCESS_KEY}/20261128/us-east-1/s3/aws4_request, \
+         SignedHeaders=x-amz-content-sha256;x-amz-date, Signature={signature}"
+    );
+    let headers = [
+        ("authorization", authorization.as_str()),
+        ("x-amz-date", "20261128T000000Z"),
+        ("x-amz-content-sha256", "UNSIGNED-PAYLOAD"),
+    ];
+    let response = fetch("GET", &format!("{}/{BUCKET}/k", server.endpoint()), &headers, b"").await;
+    assert_refused(&response, 400, "AuthorizationHeaderMalformed");
+}

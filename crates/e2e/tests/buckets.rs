@@ -81,6 +81,28 @@ async fn every_response_has_a_request_id_that_its_error_document_and_log_lines_r
     assert!(is_request_id(&id), "{id:?}");
     assert!(refused.text().contains(&format!("<RequestId>{id}</RequestId>")), "{}", refused.text());
 
+    // An error with headers of its own (a delete marker's) keeps its document and id.
+    client
+        .put_bucket_versioning()
+        .bucket("ids")
+        .versioning_configuration(
+            aws_sdk_s3::types::VersioningConfiguration::builder()
+                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                .build(),
+        )
+        .send()
+        .await
+        .expect("PutBucketVersioning");
+    client.delete_object().bucket("ids").key("k").send().await.expect("a delete marker");
+    let marked = raw_http::send("GET", &format!("{}/ids/k", server.endpoint()), &[], b"").await;
+    let signed = client.get_object().bucket("ids").key("k").send().await.expect_err("a delete marker");
+    let raw = signed.raw_response().expect("a response");
+    assert_eq!(raw.headers().get("x-amz-delete-marker"), Some("true"));
+    let id = signed.request_id().expect("x-amz-request-id").to_owned();
+    let body = String::from_utf8_lossy(raw.body().bytes().expect("a document")).into_owned();
+    assert!(body.contains(&format!("<RequestId>{id}</RequestId>")), "{body}");
+    assert_eq!(marked.status, 403, "unsigned: refused before the marker is seen");
+
     // A client's report leads to the server's log: the request's lines carry its id.
     let log = server.log();
     let line = log.lines().find(|l| l.contains(&put_id)).unwrap_or_else(|| panic!("no log line has {put_id}"));

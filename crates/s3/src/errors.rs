@@ -52,7 +52,9 @@ pub fn to_s3(error: Error) -> S3Error {
             } else {
                 s3_error!(NoSuchKey, "The specified key does not exist.")
             };
+            // These headers replace the error's own: the document keeps its type.
             let mut headers = http::HeaderMap::new();
+            headers.insert(http::header::CONTENT_TYPE, http::HeaderValue::from_static("application/xml"));
             headers.insert("x-amz-delete-marker", http::HeaderValue::from_static("true"));
             let id = version_id.unwrap_or_else(|| "null".to_owned());
             if let Ok(value) = http::HeaderValue::from_str(&id) {

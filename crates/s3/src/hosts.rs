@@ -37,7 +37,9 @@ impl VirtualHosts {
                         && !label.starts_with('-')
                         && !label.ends_with('-')
                 });
-            if !valid {
+            // A last label of digits only is an IP address, never a domain.
+            let numeric = domain.rsplit('.').next().is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit()));
+            if !valid || numeric {
                 return Err(InvalidDomain { domain });
             }
             if !checked.contains(&domain) {
@@ -123,7 +125,8 @@ mod tests {
 
     #[test]
     fn domains_that_are_not_domain_names_are_refused() {
-        for bad in ["", "localhost:9000", "-bad.example", "a..b", "under_score.example", "bad-.example"] {
+        for bad in ["", "localhost:9000", "-bad.example", "a..b", "under_score.example", "bad-.example", "0.0.1", "10"]
+        {
             assert!(VirtualHosts::new([bad]).is_err(), "{bad:?} accepted");
         }
         assert!(VirtualHosts::new(Vec::<String>::new()).is_ok(), "no domain: path-style only");

@@ -55,7 +55,10 @@ pub struct RequestId(String);
 impl RequestId {
     /// A fresh id: 16 upper-case hex digits, like S3's.
     pub fn new() -> RequestId {
-        RequestId(format!("{:016X}", uuid::Uuid::new_v4().as_u64_pair().0))
+        // The halves of a v4 uuid XORed: 64 random bits (each half's fixed
+        // version or variant bits meet random ones of the other).
+        let (high, low) = uuid::Uuid::new_v4().as_u64_pair();
+        RequestId(format!("{:016X}", high ^ low))
     }
 
     pub fn as_str(&self) -> &str {

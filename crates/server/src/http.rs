@@ -270,7 +270,9 @@ async fn respond(
 ) -> Response<Body> {
     // The scrub slows down while clients are served.
     let _foreground = store.foreground_request();
-    if is_metrics_request(&request) && hosts.bucket_of_headers(request.headers()).is_none() {
+    let on_bucket_host = hosts.bucket_of_headers(request.headers()).is_some()
+        || request.uri().authority().is_some_and(|authority| hosts.bucket_of_host(authority.as_str()).is_some());
+    if is_metrics_request(&request) && !on_bucket_host {
         if metrics_token.is_some_and(|token| !token.admits(&request)) {
             let mut response = Response::new(Body::from("a bearer token is needed for /metrics\n".to_owned()));
             *response.status_mut() = StatusCode::UNAUTHORIZED;
@@ -416,7 +418,34 @@ fn precheck(request: &http::Request<Incoming>) -> Option<Response<Body>> {
             }
         }
     }
+    // The host is what names the bucket of a virtual-hosted request: a
+    // signature that does not cover it could be sent on to another bucket.
+    // S3 requires it signed, and so does this server.
+    if let Some(signed) = signed_headers(request)
+        && !signed.split(';').any(|name| name.eq_ignore_ascii_case("host"))
+    {
+        let (code, what) = if query.contains("X-Amz-SignedHeaders=") {
+            ("AuthorizationQueryParametersError", "X-Amz-SignedHeaders")
+        } else {
+            ("AuthorizationHeaderMalformed", "SignedHeaders")
+        };
+        return Some(error_response(StatusCode::BAD_REQUEST, code, &format!("{what} must include host.")));
+    }
     None
+}
+
+/// The SigV4 signed header names of a request (`a;b;c`), from its
+/// Authorization header or its presigned query; `None` if it has neither.
+fn signed_headers(request: &http::Request<Incoming>) -> Option<String> {
+    if let Some(value) = request.headers().get(http::header::AUTHORIZATION).and_then(|v| v.to_str().ok())
+        && value.starts_with("AWS4-HMAC-SHA256")
+    {
+        let list = value.split_once("SignedHeaders=")?.1;
+        return Some(list.split(',').next().unwrap_or_default().trim().to_owned());
+    }
+    let query = request.uri().query()?;
+    let value = query.split('&').find_map(|pair| pair.strip_prefix("X-Amz-SignedHeaders="))?;
+    Some(percent_encoding::percent_decode_str(value).decode_utf8_lossy().into_owned())
 }
 
 /// Largest configuration or command body (DeleteObjects, bucket settings)
