@@ -30,13 +30,13 @@
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::time::{Duration, Instant, SystemTime};
 
-use bulwark_storage::{BlobId, Drive, ScanFrom};
+use bulwark_storage::{BlobId, ScanFrom};
 use futures::future::join_all;
 
 use crate::meta::{self, PartRecord, VersionRecord};
 use crate::read::parse_blob_id;
 use crate::set::ErasureSet;
-use crate::store::ObjectStore;
+use crate::store::{ObjectStore, all_uploads_on};
 
 /// How old an unreferenced blob must be before it is removed.
 pub const ORPHAN_GRACE: Duration = Duration::from_secs(24 * 3600);
@@ -209,7 +209,8 @@ impl ObjectStore {
     async fn references(&self, set: &ErasureSet, bucket: &str) -> Result<Vec<BlobId>, Incomplete> {
         let mut uploads = BTreeSet::new();
         for drive in set.drives() {
-            uploads.extend(upload_ids(drive.as_ref(), bucket).await?);
+            let listed = all_uploads_on(drive.as_ref(), bucket).await.map_err(|_| Incomplete)?;
+            uploads.extend(listed.into_iter().map(|(_, upload_id)| upload_id));
             self.pause_if_busy().await;
         }
         let mut referenced = Vec::new();
@@ -260,20 +261,4 @@ async fn blob_buckets(set: &ErasureSet) -> Option<BTreeSet<String>> {
         buckets.extend(answer.ok()?);
     }
     Some(buckets)
-}
-
-/// The ids of every multipart upload of `bucket` on `drive`.
-async fn upload_ids(drive: &dyn Drive, bucket: &str) -> Result<Vec<String>, Incomplete> {
-    let mut ids = Vec::new();
-    let mut after = None;
-    loop {
-        let uploads = drive.list_uploads(bucket, "", after.clone(), LISTING_BATCH).await.map_err(|_| Incomplete)?;
-        ids.extend(uploads.iter().map(|(_, upload_id, _)| upload_id.clone()));
-        match uploads.last() {
-            Some((key, upload_id, _)) if uploads.len() == LISTING_BATCH => {
-                after = Some((key.clone(), upload_id.clone()));
-            }
-            _ => return Ok(ids),
-        }
-    }
 }

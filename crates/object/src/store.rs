@@ -1860,29 +1860,36 @@ impl ObjectStore {
 }
 
 /// Where a write's data landed.
-/// Every multipart upload of `bucket` on `drive` as `(key, upload id, part
-/// blobs)`; none where the drive does not answer (it keeps its own, invisible
-/// without a quorum).
-async fn uploads_on(drive: &dyn Drive, bucket: &str) -> Vec<(String, String, Vec<[u8; 16]>)> {
+/// Every multipart upload of `bucket` on `drive`, as `(key, upload id)`.
+pub(crate) async fn all_uploads_on(drive: &dyn Drive, bucket: &str) -> bulwark_storage::Result<Vec<(String, String)>> {
     const PAGE: usize = 1000;
     let mut uploads = Vec::new();
     let mut after = None;
     loop {
-        let Ok(page) = drive.list_uploads(bucket, "", after.clone(), PAGE).await else { return uploads };
-        for (key, upload_id, _) in &page {
-            let parts = drive.list_parts(upload_id).await.unwrap_or_default();
-            let blobs = parts
-                .iter()
-                .filter_map(|(_, raw)| meta::decode::<PartRecord>("part", raw).ok())
-                .filter_map(|record| read::parse_blob_id(&record.blob))
-                .collect();
-            uploads.push((key.clone(), upload_id.clone(), blobs));
-        }
-        match page.last() {
-            Some((key, upload_id, _)) if page.len() == PAGE => after = Some((key.clone(), upload_id.clone())),
-            _ => return uploads,
+        let page = drive.list_uploads(bucket, "", after.clone(), PAGE).await?;
+        let full = page.len() == PAGE;
+        uploads.extend(page.into_iter().map(|(key, upload_id, _)| (key, upload_id)));
+        match uploads.last() {
+            Some(last) if full => after = Some(last.clone()),
+            _ => return Ok(uploads),
         }
     }
+}
+
+/// [`all_uploads_on`] with the blobs of each upload's parts; what the drive
+/// cannot list is left out (it keeps it, invisible without a quorum).
+async fn uploads_on(drive: &dyn Drive, bucket: &str) -> Vec<(String, String, Vec<[u8; 16]>)> {
+    let mut uploads = Vec::new();
+    for (key, upload_id) in all_uploads_on(drive, bucket).await.unwrap_or_default() {
+        let parts = drive.list_parts(&upload_id).await.unwrap_or_default();
+        let blobs = parts
+            .iter()
+            .filter_map(|(_, raw)| meta::decode::<PartRecord>("part", raw).ok())
+            .filter_map(|record| read::parse_blob_id(&record.blob))
+            .collect();
+        uploads.push((key, upload_id, blobs));
+    }
+    uploads
 }
 
 /// Ops committed with a version in the same per-drive batch, and per drive

@@ -47,9 +47,14 @@ struct AddressedBucket(Option<String>);
 #[async_trait::async_trait]
 impl S3Route for Routes {
     fn is_match(&self, method: &Method, uri: &Uri, headers: &HeaderMap, extensions: &mut Extensions) -> bool {
+        // Most requests are neither (checked on the query alone).
+        let admin_shaped = self.admin.is_match(method, uri, headers, extensions);
+        if !admin_shaped && !BucketEncryptionRoute::is_shaped(method, uri) {
+            return false;
+        }
         let virtual_bucket = self.hosts.bucket_of_headers(headers);
         // The admin API lives at the service's root, never inside a bucket.
-        let admin = virtual_bucket.is_none() && self.admin.is_match(method, uri, headers, extensions);
+        let admin = admin_shaped && virtual_bucket.is_none();
         let bucket = match virtual_bucket {
             Some(bucket) => (uri.path() == "/").then_some(bucket),
             None => bucket_of(uri),
@@ -89,6 +94,11 @@ pub struct BucketEncryptionRoute {
 }
 
 impl BucketEncryptionRoute {
+    /// `PUT|GET ?encryption`, whatever the bucket.
+    fn is_shaped(method: &Method, uri: &Uri) -> bool {
+        (*method == Method::PUT || *method == Method::GET) && has_encryption_query(uri)
+    }
+
     pub fn new(store: Arc<ObjectStore>, kms: Option<Arc<bulwark_kms::Kms>>, access: PolicyAccess) -> Self {
         BucketEncryptionRoute { store, kms, access }
     }
@@ -256,9 +266,7 @@ fn configuration_xml(rule: &DefaultEncryption) -> String {
 #[async_trait::async_trait]
 impl S3Route for BucketEncryptionRoute {
     fn is_match(&self, method: &Method, uri: &Uri, _headers: &HeaderMap, extensions: &mut Extensions) -> bool {
-        (*method == Method::PUT || *method == Method::GET)
-            && has_encryption_query(uri)
-            && addressed_bucket(extensions).is_some()
+        Self::is_shaped(method, uri) && addressed_bucket(extensions).is_some()
     }
 
     async fn check_access(&self, req: &mut S3Request<Body>) -> S3Result<()> {

@@ -270,9 +270,11 @@ async fn respond(
 ) -> Response<Body> {
     // The scrub slows down while clients are served.
     let _foreground = store.foreground_request();
-    let on_bucket_host = hosts.bucket_of_headers(request.headers()).is_some()
-        || request.uri().authority().is_some_and(|authority| hosts.bucket_of_host(authority.as_str()).is_some());
-    if is_metrics_request(&request) && !on_bucket_host {
+    let on_bucket_host = |request: &http::Request<Incoming>| {
+        hosts.bucket_of_headers(request.headers()).is_some()
+            || request.uri().authority().is_some_and(|authority| hosts.bucket_of_host(authority.as_str()).is_some())
+    };
+    if is_metrics_request(&request) && !on_bucket_host(&request) {
         if metrics_token.is_some_and(|token| !token.admits(&request)) {
             let mut response = Response::new(Body::from("a bearer token is needed for /metrics\n".to_owned()));
             *response.status_mut() = StatusCode::UNAUTHORIZED;
