@@ -309,3 +309,23 @@ async fn the_admin_cli_administers_a_tls_only_server_when_it_trusts_its_certific
     let heal = server.admin(&["heal", "--wait"]).await;
     assert!(heal.success, "admin heal --wait over https: {}", heal.stderr);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn over_http2_a_bucket_host_in_the_authority_addresses_the_bucket_not_the_metrics() {
+    // HTTP/2 carries the host in `:authority`, with no Host header.
+    let server = TestServer::start_tls_with_env(&[("BULWARK_DOMAINS", "s3.localhost")]).await;
+    let cert = server.tls_cert_path();
+    let mut service = connect(&server, &[&cert], Protocol::Http2).await;
+    assert_eq!(get_metrics(&mut service).await, 200, "on the service's own host: the metrics");
+    let mut bucket = TlsConnection::open(server.address(), "photos.s3.localhost", &[&cert], Protocol::Http2)
+        .await
+        .unwrap_or_else(|e| panic!("open an h2 connection to photos.s3.localhost: {e}"));
+    let response = bucket.send("GET", "/metrics", &[], Vec::new()).await.expect("GET /metrics on a bucket host");
+    assert_eq!(response.version, http::Version::HTTP_2);
+    assert!(
+        response.status == 403 && response.text().contains("<Code>AccessDenied</Code>"),
+        "an anonymous GetObject of the key `metrics` in bucket `photos`: {} {}",
+        response.status,
+        response.text()
+    );
+}
