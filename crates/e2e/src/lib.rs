@@ -624,6 +624,33 @@ pub async fn put_bytes(client: &Client, bucket: &str, key: &str, bytes: Vec<u8>)
     output.e_tag.expect("PutObject returns an ETag")
 }
 
+/// Sets a bucket's versioning state, panicking with the server's answer on failure.
+pub async fn set_versioning(client: &Client, bucket: &str, status: aws_sdk_s3::types::BucketVersioningStatus) {
+    client
+        .put_bucket_versioning()
+        .bucket(bucket)
+        .versioning_configuration(aws_sdk_s3::types::VersioningConfiguration::builder().status(status.clone()).build())
+        .send()
+        .await
+        .unwrap_or_else(|e| panic!("PutBucketVersioning {status:?}: {}", DisplayErrorContext(&e)));
+}
+
+// ---------------------------------------------------------------------------
+// Local files (what the command-line clients copy)
+
+/// Writes `bytes` to `path`, creating its directory.
+pub fn write_file(path: &Path, bytes: &[u8]) {
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).unwrap_or_else(|e| panic!("create {}: {e}", parent.display()));
+    }
+    fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
+}
+
+/// The bytes of the file at `path`.
+pub fn read_file(path: &Path) -> Vec<u8> {
+    fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
+}
+
 /// Creates a bucket, panicking with the server's answer on failure.
 pub async fn create_bucket(client: &Client, bucket: &str) {
     client

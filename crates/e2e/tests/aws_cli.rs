@@ -4,10 +4,8 @@
 //!
 //! The CLI must be installed (`pip install awscli`); without it this test fails.
 
-use std::path::Path;
-
 use bulwark_e2e::aws_cli::AwsCli;
-use bulwark_e2e::{TestServer, etag_of, md5_bytes, md5_hex, multipart_etag, payload};
+use bulwark_e2e::{TestServer, etag_of, md5_bytes, md5_hex, multipart_etag, payload, read_file, write_file};
 
 const BUCKET: &str = "cli-bucket";
 const MIB: usize = 1024 * 1024;
@@ -30,17 +28,6 @@ fn listed_objects(stdout: &str) -> Vec<(u64, String)> {
         .collect();
     objects.sort_by(|a, b| a.1.cmp(&b.1));
     objects
-}
-
-fn write_file(path: &Path, bytes: &[u8]) {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).expect("create a directory");
-    }
-    std::fs::write(path, bytes).expect("write a file");
-}
-
-fn read_file(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -6,6 +6,7 @@ use aws_sdk_s3::operation::RequestId as _;
 use aws_sdk_s3::types::BucketLocationConstraint;
 use bulwark_e2e::{
     TestServer, assert_http_status, assert_s3_error, create_bucket, get_bytes, payload, put_bytes, raw_http,
+    set_versioning,
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -82,17 +83,7 @@ async fn every_response_has_a_request_id_that_its_error_document_and_log_lines_r
     assert!(refused.text().contains(&format!("<RequestId>{id}</RequestId>")), "{}", refused.text());
 
     // An error with headers of its own (a delete marker's) keeps its document and id.
-    client
-        .put_bucket_versioning()
-        .bucket("ids")
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("PutBucketVersioning");
+    set_versioning(&client, "ids", aws_sdk_s3::types::BucketVersioningStatus::Enabled).await;
     client.delete_object().bucket("ids").key("k").send().await.expect("a delete marker");
     let marked = raw_http::send("GET", &format!("{}/ids/k", server.endpoint()), &[], b"").await;
     let signed = client.get_object().bucket("ids").key("k").send().await.expect_err("a delete marker");
@@ -217,17 +208,7 @@ async fn virtual_hosted_style_requests_name_the_bucket_in_the_host() {
     assert_eq!(get_bytes(&hosted, bucket, "metrics").await, b"my metrics");
 
     // Bucket subresources, including the ones served beside the S3 protocol layer.
-    hosted
-        .put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(
-            aws_sdk_s3::types::VersioningConfiguration::builder()
-                .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
-                .build(),
-        )
-        .send()
-        .await
-        .expect("PutBucketVersioning virtual-hosted");
+    set_versioning(&hosted, bucket, aws_sdk_s3::types::BucketVersioningStatus::Enabled).await;
     let versioning = path_style.get_bucket_versioning().bucket(bucket).send().await.expect("GetBucketVersioning");
     assert_eq!(versioning.status(), Some(&aws_sdk_s3::types::BucketVersioningStatus::Enabled));
     let rule = aws_sdk_s3::types::ServerSideEncryptionRule::builder()

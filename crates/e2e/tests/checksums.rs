@@ -7,8 +7,6 @@
 //! The expected checksums are computed here, independently of the server and the
 //! SDK, and checked against the published check values first.
 
-use std::path::Path;
-
 use aws_sdk_s3::Client;
 use aws_sdk_s3::error::DisplayErrorContext;
 use aws_sdk_s3::primitives::ByteStream;
@@ -22,7 +20,7 @@ use bulwark_e2e::aws_cli::AwsCli;
 use bulwark_e2e::raw_http::Response;
 use bulwark_e2e::{
     ClientOptions, PART_SIZE_MIN_BYTES, TestServer, assert_s3_error, create_bucket, get_bytes, http_status, md5_bytes,
-    payload, put_bytes, read_all, send_signed, send_signed_by_hand,
+    payload, put_bytes, read_all, send_signed, send_signed_by_hand, write_file,
 };
 use md5::Digest;
 
@@ -940,10 +938,6 @@ async fn a_range_get_with_checksum_mode_returns_no_whole_object_checksum() {
         assert_eq!(checksums_present!(output), [], "a range GET of {key} carries no checksum");
         assert!(read_all(output.body).await == data[10..=99], "range GET {key} serves the range");
     }
-}
-
-fn write_file(path: &Path, bytes: &[u8]) {
-    std::fs::write(path, bytes).unwrap_or_else(|e| panic!("write {}: {e}", path.display()));
 }
 
 /// The string field `name` of a CLI JSON output.

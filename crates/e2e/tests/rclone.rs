@@ -7,29 +7,17 @@
 //! rclone must be installed (`apt-get install rclone`, as `.ci/run` does);
 //! without it these tests fail.
 
-use std::path::Path;
 use std::time::{Duration, SystemTime};
 
 use base64::Engine as _;
 use bulwark_e2e::rclone::Rclone;
-use bulwark_e2e::{TestServer, etag_of, get_bytes, md5_bytes, md5_hex, multipart_etag, payload};
+use bulwark_e2e::{TestServer, etag_of, get_bytes, md5_bytes, md5_hex, multipart_etag, payload, read_file, write_file};
 
 const MIB: usize = 1024 * 1024;
 /// rclone's part size and multipart threshold in these tests (its defaults, 5
 /// MiB parts above 200 MiB, would need far larger files).
 const PART_BYTES: usize = 5 * MIB;
 const BIG_BYTES: usize = 12 * MIB;
-
-fn write_file(path: &Path, bytes: &[u8]) {
-    if let Some(parent) = path.parent() {
-        std::fs::create_dir_all(parent).expect("create a directory");
-    }
-    std::fs::write(path, bytes).expect("write a file");
-}
-
-fn read_file(path: &Path) -> Vec<u8> {
-    std::fs::read(path).unwrap_or_else(|e| panic!("read {}: {e}", path.display()))
-}
 
 /// `(path, size, md5)` of every file `lsjson -R --hash` printed, sorted by path.
 fn listed_files(listing: &serde_json::Value) -> Vec<(String, u64, String)> {

@@ -14,7 +14,7 @@ use aws_sdk_s3::types::{
 };
 use bulwark_e2e::{
     PART_SIZE_MIN_BYTES, TestServer, assert_http_status, assert_s3_error, get_bytes, http_status, payload, put_bytes,
-    read_all, send_signed, unplug_drive, wipe_drive,
+    read_all, send_signed, set_versioning, unplug_drive, wipe_drive,
 };
 use futures::StreamExt;
 
@@ -29,16 +29,6 @@ const MIB: usize = 1024 * 1024;
 
 // ---------------------------------------------------------------------------
 // Helpers
-
-async fn set_versioning(client: &Client, bucket: &str, status: BucketVersioningStatus) {
-    client
-        .put_bucket_versioning()
-        .bucket(bucket)
-        .versioning_configuration(VersioningConfiguration::builder().status(status.clone()).build())
-        .send()
-        .await
-        .unwrap_or_else(|e| panic!("PutBucketVersioning {status:?}: {}", DisplayErrorContext(&e)));
-}
 
 /// A server with [`BUCKET`] created and versioning enabled.
 async fn enabled_bucket() -> (TestServer, Client) {
